@@ -1,14 +1,78 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The render plan: what `rekindle render` would do for a loaded project — modules in render
+//! order, each functionality with its acceptance tests and where it is written. Pure: built from
+//! a [`Project`] without I/O. (Staleness joins the plan once rendering records what it did.)
+
+use rekindle_spec::diag::position;
+use rekindle_spec::project::Project;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub modules: Vec<PlanModule>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Debug, Serialize)]
+pub struct PlanModule {
+    pub name: String,
+    pub file: String,
+    pub requires: Vec<String>,
+    pub definitions: usize,
+    pub implementation_reqs: usize,
+    pub test_reqs: usize,
+    pub functionalities: Vec<PlanFunctionality>,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+#[derive(Debug, Serialize)]
+pub struct PlanFunctionality {
+    /// 1-based position in the module, as the reference numbers them.
+    pub id: usize,
+    pub text: String,
+    pub acceptance_tests: Vec<String>,
+    pub file: String,
+    pub line: usize,
+    pub end_line: usize,
+}
+
+pub fn plan(project: &Project) -> Plan {
+    let modules = project
+        .render_order
+        .iter()
+        .map(|rm| {
+            let m = project.module(rm.module);
+            let s = &rm.sections;
+            PlanModule {
+                name: m.name.clone(),
+                file: project.sources.get(m.file).path.display().to_string(),
+                requires: rm
+                    .requires
+                    .iter()
+                    .map(|&r| project.module(r).name.clone())
+                    .collect(),
+                definitions: s.definitions.len(),
+                implementation_reqs: s.implementation_reqs.len(),
+                test_reqs: s.test_reqs.len(),
+                functionalities: s
+                    .functional_specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let pos = position(&project.sources, f.span);
+                        PlanFunctionality {
+                            id: i + 1,
+                            text: f.text.clone(),
+                            acceptance_tests: f
+                                .acceptance_tests
+                                .iter()
+                                .map(|t| t.text.clone())
+                                .collect(),
+                            file: pos.file,
+                            line: pos.line,
+                            end_line: pos.end_line,
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Plan { modules }
 }

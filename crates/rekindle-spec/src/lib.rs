@@ -3,9 +3,14 @@
 //! Pure over data: the only I/O goes through [`loader::Fs`], so the whole front end runs in tests
 //! and fuzzers without touching the disk.
 
-pub mod diag;
+pub use rekindle_diag::{diag, source};
 pub mod front_matter;
-pub mod source;
 pub mod template;
 pub mod model;
 pub mod syntax;
+pub mod concepts;
+pub mod library;
+pub mod loader;
+pub mod project;
+mod resources;
+pub mod expand;

@@ -1,0 +1,108 @@
+//! Linked resources: relative links from spec items to text files that go into the prompts.
+//! A link may not leave the project, so a spec can never send a file from elsewhere on disk
+//! (a key, a credential store) to a model.
+
+use crate::diag::Diagnostic;
+use crate::library;
+use crate::loader::Fs;
+use crate::model::Link;
+use crate::source::decode;
+use std::path::{Path, PathBuf};
+
+fn has_scheme(target: &str) -> bool {
+    let Some(colon) = target.find(':') else {
+        return false;
+    };
+    let scheme = &target[..colon];
+    !scheme.is_empty()
+        && scheme.as_bytes()[0].is_ascii_alphabetic()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Checks one link found in the file at `from`; `roots` are canonical project folders.
+pub fn check(
+    fs: &dyn Fs,
+    link: &Link,
+    from: &Path,
+    roots: &[PathBuf],
+    max_bytes: u64,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let target = link.target.split(['#', '?']).next().unwrap_or("");
+    let err = |code, msg: String| Diagnostic::error(code, msg).at(link.span, "linked here");
+    if has_scheme(&link.target) || target.starts_with('/') || target.starts_with('\\') {
+        diags.push(
+            err("E0601", format!("only relative links to files in the project are allowed, not `{}`", link.target))
+                .help("link to a file beside the spec, for example `[api](api.yaml)`; to mention a URL, write it as text or in backticks"),
+        );
+        return;
+    }
+    if target.is_empty() {
+        diags.push(err("E0602", "the link has no target file".into()).help("write it as `[name](relative/path.ext)`"));
+        return;
+    }
+    if link.text.trim().is_empty() {
+        diags.push(err("E0607", format!("the link to `{target}` has no text")).help("name the resource: `[name](path)`"));
+        return;
+    }
+    if from.starts_with(library::PREFIX) {
+        diags.push(err("E0601", "built-in templates cannot link resources".into()));
+        return;
+    }
+    if target.ends_with(".plain") {
+        diags.push(
+            err("E0604", format!("`{target}` is a spec, not a resource"))
+                .help("to use another module, name it under `import` or `requires` in the front matter"),
+        );
+        return;
+    }
+    let dir = from.parent().unwrap_or(Path::new("."));
+    let path = dir.join(target);
+    let Ok(real) = fs.canonicalize(&path) else {
+        diags.push(
+            err("E0602", format!("linked resource `{target}` does not exist"))
+                .note(format!("looked for {}", path.display()))
+                .help(format!("links are relative to the folder of the file that contains them ({})", dir.display())),
+        );
+        return;
+    };
+    if !roots.iter().any(|r| real.starts_with(r)) {
+        diags.push(
+            err("E0603", format!("linked resource `{target}` is outside the project"))
+                .note(format!("it resolves to {}", real.display()))
+                .help("move the file into the project folder, or list its folder under `roots` in rekindle.toml"),
+        );
+        return;
+    }
+    if !fs.is_file(&real) {
+        diags.push(err("E0602", format!("linked resource `{target}` is not a file")));
+        return;
+    }
+    match fs.len(&real) {
+        Ok(n) if n > max_bytes => {
+            diags.push(
+                err("E0605", format!("linked resource `{target}` is {n} bytes, over the limit of {max_bytes}"))
+                    .help("link a smaller excerpt, or raise `max-resource-bytes` in rekindle.toml"),
+            );
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            diags.push(err("E0602", format!("cannot read linked resource `{target}`: {e}")));
+            return;
+        }
+    }
+    match fs.read(&real) {
+        Ok(bytes) => {
+            if decode(&bytes).is_err() {
+                diags.push(
+                    err("E0606", format!("linked resource `{target}` is not a text file"))
+                        .help("resources go into prompts as text: link UTF-8 text files only"),
+                );
+            }
+        }
+        Err(e) => diags.push(err("E0602", format!("cannot read linked resource `{target}`: {e}"))),
+    }
+}
