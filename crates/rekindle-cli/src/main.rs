@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rekindle", version, about = "A spec compiler for AI-generated code: renders ***plain specs into tested code.")]
+#[command(
+    name = "rekindle",
+    version,
+    about = "A spec compiler for AI-generated code: renders ***plain specs into tested code."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -142,7 +146,10 @@ fn precheck(file: &Path) -> Option<String> {
         return Some(format!("`{}` does not exist", file.display()));
     }
     if file.is_dir() {
-        return Some(format!("`{}` is a folder; name a .plain file", file.display()));
+        return Some(format!(
+            "`{}` is a folder; name a .plain file",
+            file.display()
+        ));
     }
     None
 }
@@ -167,7 +174,12 @@ fn check(files: &[PathBuf], args: &SpecArgs) -> u8 {
         }
         let l = load(file, args);
         let config_failed = l.config_diags.iter().any(Diagnostic::is_error);
-        let errors = l.project.diagnostics.iter().filter(|d| d.is_error()).count();
+        let errors = l
+            .project
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
         let warnings = l.project.diagnostics.len() - errors;
         match args.format {
             Format::Json => {
@@ -195,10 +207,18 @@ fn check(files: &[PathBuf], args: &SpecArgs) -> u8 {
                         "ok: {} ({} module{}, {} functionalit{}{})",
                         file.display(),
                         l.project.render_order.len(),
-                        if l.project.render_order.len() == 1 { "" } else { "s" },
+                        if l.project.render_order.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
                         n,
                         if n == 1 { "y" } else { "ies" },
-                        if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+                        if warnings > 0 {
+                            format!(", {warnings} warning(s)")
+                        } else {
+                            String::new()
+                        }
                     );
                 } else if errors > 0 {
                     eprintln!(
@@ -244,8 +264,17 @@ fn load_valid(file: &Path, args: &SpecArgs) -> Result<Project, u8> {
     }
     if failed {
         if args.format == Format::Text {
-            let n = l.project.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!("error: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+            let n = l
+                .project
+                .diagnostics
+                .iter()
+                .filter(|d| d.is_error())
+                .count();
+            eprintln!(
+                "error: {} has {n} error{}",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
         }
         return Err(1);
     }
@@ -261,7 +290,11 @@ fn plan(file: &Path, args: &SpecArgs) -> u8 {
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
         }
         Format::Text => {
             let _ = write!(out, "{}", report::plan_text(&plan));
@@ -284,7 +317,10 @@ fn expand(file: &Path, module: Option<&str>, args: &SpecArgs) -> u8 {
     };
     let Some(rm) = rm else {
         return usage_error(
-            &format!("`{}` is not one of the modules this spec renders", module.unwrap_or("")),
+            &format!(
+                "`{}` is not one of the modules this spec renders",
+                module.unwrap_or("")
+            ),
             args.format,
         );
     };

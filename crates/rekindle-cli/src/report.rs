@@ -50,7 +50,14 @@ pub fn plan_text(plan: &Plan) -> String {
             m.definitions, m.implementation_reqs, m.test_reqs
         );
         for f in &m.functionalities {
-            let _ = writeln!(out, "   {:>3}. {}  [{}:{}]", f.id, first_line(&f.text, 90), f.file, f.line);
+            let _ = writeln!(
+                out,
+                "   {:>3}. {}  [{}:{}]",
+                f.id,
+                first_line(&f.text, 90),
+                f.file,
+                f.line
+            );
             for t in &f.acceptance_tests {
                 let _ = writeln!(out, "        acceptance: {}", first_line(t, 80));
             }

@@ -105,18 +105,31 @@ fn agrees_with_the_reference_on_every_corpus_file() {
         let ours = entry["functionalities"].as_array().unwrap();
         let theirs = e["functionalities"].as_array().unwrap();
         if ours.len() != theirs.len() {
-            failures.push(format!("{rel}: {} functionalities, reference {}", ours.len(), theirs.len()));
+            failures.push(format!(
+                "{rel}: {} functionalities, reference {}",
+                ours.len(),
+                theirs.len()
+            ));
             continue;
         }
         for (o, t) in ours.iter().zip(theirs) {
-            let first = format!("- {}", o["text"].as_str().unwrap().lines().next().unwrap_or(""));
+            let first = format!(
+                "- {}",
+                o["text"].as_str().unwrap().lines().next().unwrap_or("")
+            );
             let want = t["first_line"].as_str().unwrap();
             if unlink(&first) != unlink(want) {
-                failures.push(format!("{rel} #{}: first line {first:?}, reference {want:?}", t["id"]));
+                failures.push(format!(
+                    "{rel} #{}: first line {first:?}, reference {want:?}",
+                    t["id"]
+                ));
             }
             let n = o["acceptance_tests"].as_array().unwrap().len() as u64;
             if Some(n) != t["acceptance_tests"].as_u64() {
-                failures.push(format!("{rel} #{}: {n} acceptance tests, reference {}", t["id"], t["acceptance_tests"]));
+                failures.push(format!(
+                    "{rel} #{}: {n} acceptance tests, reference {}",
+                    t["id"], t["acceptance_tests"]
+                ));
             }
         }
     }

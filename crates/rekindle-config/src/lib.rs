@@ -83,9 +83,12 @@ pub fn load(
         .as_deref()
         .map(|p| reference::read(p, db, diags))
         .unwrap_or_default();
-    let toml_path = [spec_dir.join("rekindle.toml"), PathBuf::from("rekindle.toml")]
-        .into_iter()
-        .find(|p| p.is_file());
+    let toml_path = [
+        spec_dir.join("rekindle.toml"),
+        PathBuf::from("rekindle.toml"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
     let toml = toml_path
         .as_deref()
         .map(|p| rekindle_toml::read(p, db, diags))

@@ -83,12 +83,33 @@ struct Raw {
 }
 
 pub const KEYS: &[&str] = &[
-    "verbose", "base-folder", "build-folder", "log-to-file", "log-file-name", "config-name",
-    "render-range", "render-from", "force-render", "unittests-script", "conformance-tests-folder",
-    "conformance-tests-script", "prepare-environment-script", "test-script-timeout", "api",
-    "api-key", "full-plain", "dry-run", "replay-with", "template-dir", "copy-build", "build-dest",
-    "copy-conformance-tests", "conformance-tests-dest", "render-machine-graph",
-    "logging-config-path", "headless",
+    "verbose",
+    "base-folder",
+    "build-folder",
+    "log-to-file",
+    "log-file-name",
+    "config-name",
+    "render-range",
+    "render-from",
+    "force-render",
+    "unittests-script",
+    "conformance-tests-folder",
+    "conformance-tests-script",
+    "prepare-environment-script",
+    "test-script-timeout",
+    "api",
+    "api-key",
+    "full-plain",
+    "dry-run",
+    "replay-with",
+    "template-dir",
+    "copy-build",
+    "build-dest",
+    "copy-conformance-tests",
+    "conformance-tests-dest",
+    "render-machine-graph",
+    "logging-config-path",
+    "headless",
 ];
 
 /// Span of a 1-based YAML line and column in `text`.
@@ -97,7 +118,11 @@ pub(crate) fn span_at(db: &SourceDb, file: rekindle_diag::FileId, line: u64, col
     let l = (line.max(1) as usize - 1).min(src.line_count().saturating_sub(1));
     let start = src.line_start(l);
     let text = src.line_text(l);
-    let c: usize = text.chars().take(col.max(1) as usize - 1).map(char::len_utf8).sum();
+    let c: usize = text
+        .chars()
+        .take(col.max(1) as usize - 1)
+        .map(char::len_utf8)
+        .sum();
     Span::new(file, start + c, start + text.len().max(c + 1))
 }
 
@@ -105,11 +130,17 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
     let text = match std::fs::read(path).map(|b| String::from_utf8(b)) {
         Ok(Ok(t)) => t,
         Ok(Err(_)) => {
-            diags.push(Diagnostic::error("E0803", format!("`{}` is not UTF-8 text", path.display())));
+            diags.push(Diagnostic::error(
+                "E0803",
+                format!("`{}` is not UTF-8 text", path.display()),
+            ));
             return ReferenceConfig::default();
         }
         Err(e) => {
-            diags.push(Diagnostic::error("E0803", format!("cannot read `{}`: {e}", path.display())));
+            diags.push(Diagnostic::error(
+                "E0803",
+                format!("cannot read `{}`: {e}", path.display()),
+            ));
             return ReferenceConfig::default();
         }
     };
@@ -128,7 +159,8 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
                 .filter(|l| l.line() > 0)
                 .map(|l| span_at(db, file, l.line(), l.column()))
                 .unwrap_or(Span::new(file, 0, 0));
-            let mut d = Diagnostic::error("E0804", format!("invalid config.yaml: {msg}")).at(span, "here");
+            let mut d =
+                Diagnostic::error("E0804", format!("invalid config.yaml: {msg}")).at(span, "here");
             if msg.contains("unknown field") {
                 d = d.help(format!("the keys are: {}", KEYS.join(", ")));
             }
@@ -136,18 +168,37 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
             return ReferenceConfig::default();
         }
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let resolve = |v: &S<String>| v.as_ref().map(|s| dir.join(&s.value));
     if let Some(k) = &raw.api_key {
         diags.push(
             Diagnostic::warning("W0801", "`api-key` in config.yaml is ignored")
-                .at(span_at(db, file, k.referenced.line(), 1), "a key in a file can leak")
+                .at(
+                    span_at(db, file, k.referenced.line(), 1),
+                    "a key in a file can leak",
+                )
                 .help("set the key in an environment variable instead, such as OPENAI_API_KEY"),
         );
     }
-    let _ = (&raw.base_folder, &raw.log_to_file, &raw.log_file_name, &raw.config_name, &raw.render_range,
-        &raw.render_from, &raw.force_render, &raw.api, &raw.full_plain, &raw.dry_run, &raw.replay_with,
-        &raw.render_machine_graph, &raw.logging_config_path, &raw.headless);
+    let _ = (
+        &raw.base_folder,
+        &raw.log_to_file,
+        &raw.log_file_name,
+        &raw.config_name,
+        &raw.render_range,
+        &raw.render_from,
+        &raw.force_render,
+        &raw.api,
+        &raw.full_plain,
+        &raw.dry_run,
+        &raw.replay_with,
+        &raw.render_machine_graph,
+        &raw.logging_config_path,
+        &raw.headless,
+    );
     ReferenceConfig {
         template_dir: resolve(&raw.template_dir),
         build_folder: resolve(&raw.build_folder),

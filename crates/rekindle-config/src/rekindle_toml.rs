@@ -53,15 +53,26 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Reki
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic::error("E0811", format!("cannot read `{}`: {e}", path.display())));
+            diags.push(Diagnostic::error(
+                "E0811",
+                format!("cannot read `{}`: {e}", path.display()),
+            ));
             return RekindleToml::default();
         }
     };
     let file = db.add(path.to_path_buf(), text.clone());
     match toml::from_str::<RekindleToml>(&text) {
         Ok(mut t) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            for p in t.spec.template_dirs.iter_mut().chain(t.spec.roots.iter_mut()) {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            for p in t
+                .spec
+                .template_dirs
+                .iter_mut()
+                .chain(t.spec.roots.iter_mut())
+            {
                 *p = dir.join(&*p);
             }
             t

@@ -1,6 +1,6 @@
 //! Diagnostics: what went wrong, where, and how to fix it; rendered like rustc's or as JSON.
 
-use crate::source::{SourceDb, Span};
+use crate::source::{floor_char_boundary, SourceDb, Span};
 use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
 use serde::Serialize;
 
@@ -156,7 +156,8 @@ pub fn render(db: &SourceDb, d: &Diagnostic, color: bool) -> String {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
     };
-    let mut group = annotate_snippets::Group::with_title(level.primary_title(d.message.as_str()).id(d.code));
+    let mut group =
+        annotate_snippets::Group::with_title(level.primary_title(d.message.as_str()).id(d.code));
     // Labels on the same file share one snippet; others get their own.
     let mut labels: Vec<(&Label, bool)> = Vec::new();
     if let Some(p) = &d.primary {
@@ -175,7 +176,8 @@ pub fn render(db: &SourceDb, d: &Diagnostic, color: bool) -> String {
         let src = db.get(file);
         paths.push(src.path.display().to_string());
         // Show only the lines the labels touch (with a line of context), so huge files stay cheap.
-        let mine: Vec<&(&Label, bool)> = labels.iter().filter(|(l, _)| l.span.file == file).collect();
+        let mine: Vec<&(&Label, bool)> =
+            labels.iter().filter(|(l, _)| l.span.file == file).collect();
         let first = mine
             .iter()
             .map(|(l, _)| src.line_col(l.span.start).0)
@@ -201,8 +203,11 @@ pub fn render(db: &SourceDb, d: &Diagnostic, color: bool) -> String {
             .path(paths[i].as_str())
             .fold(true);
         for (l, primary) in labels.iter().filter(|(l, _)| l.span.file == *file) {
-            let s = (l.span.start as usize).clamp(*start, *end) - start;
-            let e = (l.span.end as usize).clamp(*start, *end) - start;
+            // Spans from damaged input may not sit on character boundaries; widen them.
+            let excerpt = &src.text[*start..*end];
+            let s =
+                floor_char_boundary(excerpt, (l.span.start as usize).clamp(*start, *end) - start);
+            let e = ceil_char_boundary(excerpt, (l.span.end as usize).clamp(*start, *end) - start);
             let kind = if *primary {
                 AnnotationKind::Primary
             } else {
@@ -224,4 +229,11 @@ pub fn render(db: &SourceDb, d: &Diagnostic, color: bool) -> String {
         Renderer::plain()
     };
     renderer.render(&[group])
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(s.len())
 }

@@ -94,7 +94,7 @@ fn memchr_newlines(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
         .filter_map(|(i, &b)| (b == b'\n').then_some(i))
 }
 
-pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+pub fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     if i >= s.len() {
         return s.len();
     }
@@ -139,7 +139,11 @@ impl SourceDb {
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {
     /// Not UTF-8: the offset of the first bad byte.
-    InvalidUtf8 { offset: usize, line: usize, column: usize },
+    InvalidUtf8 {
+        offset: usize,
+        line: usize,
+        column: usize,
+    },
     /// A NUL byte: almost certainly a binary file.
     Binary { offset: usize },
 }
@@ -161,7 +165,10 @@ pub fn decode(bytes: &[u8]) -> Result<String, DecodeError> {
                 .iter()
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |p| p + 1);
-            let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
             return Err(DecodeError::InvalidUtf8 {
                 offset,
                 line,

@@ -82,7 +82,9 @@ pub fn defines(text: &str) -> Defines {
         i = end + 1;
         // `, :Next:` continues the list.
         let rest = &text[i..];
-        let after_comma = rest.strip_prefix(',').map(|r| r.trim_start_matches([' ', '\t']));
+        let after_comma = rest
+            .strip_prefix(',')
+            .map(|r| r.trim_start_matches([' ', '\t']));
         match after_comma {
             Some(r) if r.starts_with(':') => i = text.len() - r.len(),
             _ => break,
@@ -118,8 +120,14 @@ pub fn defined_by(
             if let Some(d) = diags {
                 d.push(
                     Diagnostic::error("E0507", format!("invalid concept name `{}`", &text[s..e]))
-                        .at(exp.span(base + s, base + e), "concept names use only letters, digits, `+`, `-`, `.` and `_`")
-                        .help(format!("write it without spaces, for example `:{}:`", text[s + 1..e - 1].split_whitespace().collect::<String>())),
+                        .at(
+                            exp.span(base + s, base + e),
+                            "concept names use only letters, digits, `+`, `-`, `.` and `_`",
+                        )
+                        .help(format!(
+                            "write it without spaces, for example `:{}:`",
+                            text[s + 1..e - 1].split_whitespace().collect::<String>()
+                        )),
                 );
             }
             Vec::new()
@@ -128,9 +136,15 @@ pub fn defined_by(
             if let Some(d) = diags {
                 let first = item.text.lines().next().unwrap_or("");
                 d.push(
-                    Diagnostic::error("E0501", "a definition must start with the concept it defines")
-                        .at(item.span, "no `:Concept:` at the start of this definition")
-                        .help(format!("start it with the concept's name, for example `- :Name: {}`", first.chars().take(40).collect::<String>())),
+                    Diagnostic::error(
+                        "E0501",
+                        "a definition must start with the concept it defines",
+                    )
+                    .at(item.span, "no `:Concept:` at the start of this definition")
+                    .help(format!(
+                        "start it with the concept's name, for example `- :Name: {}`",
+                        first.chars().take(40).collect::<String>()
+                    )),
                 );
             }
             Vec::new()
@@ -139,7 +153,10 @@ pub fn defined_by(
 }
 
 /// Every concept reference in an item (its acceptance tests not included), with spans.
-pub fn used_in<'a>(bodies: &'a [Expanded], item: &'a Item) -> impl Iterator<Item = (&'a str, Span)> + 'a {
+pub fn used_in<'a>(
+    bodies: &'a [Expanded],
+    item: &'a Item,
+) -> impl Iterator<Item = (&'a str, Span)> + 'a {
     let exp = &bodies[item.body as usize];
     item.ranges.iter().flat_map(move |&(s, e)| {
         let text = &exp.text[s as usize..e as usize];
@@ -151,7 +168,10 @@ fn similar<'a>(name: &str, defined: impl Iterator<Item = &'a str>) -> Option<&'a
     let lower = name.to_lowercase();
     defined.into_iter().find(|d| {
         let dl = d.to_lowercase();
-        dl == lower || (lower.len() > 4 && (dl.starts_with(&lower[..lower.len() - 2]) || lower.starts_with(&dl[..dl.len().saturating_sub(2).max(1)])))
+        dl == lower
+            || (lower.len() > 4
+                && (dl.starts_with(&lower[..lower.len() - 2])
+                    || lower.starts_with(&dl[..dl.len().saturating_sub(2).max(1)])))
     })
 }
 
@@ -161,15 +181,22 @@ pub struct Table<'a> {
 }
 
 /// Checks the concept rules over a module's merged sections.
-pub fn validate<'a>(bodies: &[Expanded], s: &'a Sections, diags: &mut Vec<Diagnostic>) -> Table<'a> {
+pub fn validate<'a>(
+    bodies: &[Expanded],
+    s: &'a Sections,
+    diags: &mut Vec<Diagnostic>,
+) -> Table<'a> {
     let mut defs: HashMap<String, (Span, &'a Arc<Item>)> = HashMap::new();
     for item in &s.definitions {
         for (name, span) in defined_by(bodies, item, Some(diags)) {
             if is_reserved(&name) {
                 diags.push(
-                    Diagnostic::error("E0503", format!("`{name}` is reserved and cannot be redefined"))
-                        .at(span, "predefined by ***plain")
-                        .help("choose another name for your concept"),
+                    Diagnostic::error(
+                        "E0503",
+                        format!("`{name}` is reserved and cannot be redefined"),
+                    )
+                    .at(span, "predefined by ***plain")
+                    .help("choose another name for your concept"),
                 );
                 continue;
             }
@@ -220,10 +247,18 @@ pub fn validate<'a>(bodies: &[Expanded], s: &'a Sections, diags: &mut Vec<Diagno
 }
 
 /// Definitions that use each other in a ring have no order to be explained in.
-fn check_cycles(bodies: &[Expanded], defs: &HashMap<String, (Span, &Arc<Item>)>, diags: &mut Vec<Diagnostic>) {
+fn check_cycles(
+    bodies: &[Expanded],
+    defs: &HashMap<String, (Span, &Arc<Item>)>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut names: Vec<&String> = defs.keys().collect();
     names.sort_by_key(|n| (defs[*n].0.file, defs[*n].0.start));
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let edges: Vec<Vec<usize>> = names
         .iter()
         .map(|n| {
@@ -266,13 +301,18 @@ fn check_cycles(bodies: &[Expanded], defs: &HashMap<String, (Span, &Arc<Item>)>,
                                 .collect();
                             let mut d = Diagnostic::error(
                                 "E0508",
-                                format!("concepts are defined in terms of each other: {}", path.join(" → ")),
+                                format!(
+                                    "concepts are defined in terms of each other: {}",
+                                    path.join(" → ")
+                                ),
                             )
                             .at(defs[names[ring[0]]].0, "this definition starts the cycle");
                             for &i in &ring[1..] {
                                 d = d.also(defs[names[i]].0, "part of the cycle");
                             }
-                            diags.push(d.help("define one of them without referring back to the others"));
+                            diags.push(
+                                d.help("define one of them without referring back to the others"),
+                            );
                         }
                     }
                     _ => {}
@@ -291,7 +331,12 @@ pub fn sorted_definitions(bodies: &[Expanded], s: &Sections) -> Vec<Arc<Item>> {
     let defined: Vec<Vec<String>> = s
         .definitions
         .iter()
-        .map(|i| defined_by(bodies, i, None).into_iter().map(|(n, _)| n).collect())
+        .map(|i| {
+            defined_by(bodies, i, None)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        })
         .collect();
     let mut owner: HashMap<&str, usize> = HashMap::new();
     for (i, names) in defined.iter().enumerate() {
@@ -314,7 +359,8 @@ pub fn sorted_definitions(bodies: &[Expanded], s: &Sections) -> Vec<Arc<Item>> {
             indegree[i] += 1;
         }
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop_first() {
         order.push(i);
@@ -328,7 +374,10 @@ pub fn sorted_definitions(bodies: &[Expanded], s: &Sections) -> Vec<Arc<Item>> {
     // A cycle (already reported) leaves some behind: keep them in written order.
     let placed: std::collections::HashSet<usize> = order.iter().copied().collect();
     order.extend((0..n).filter(|i| !placed.contains(i)));
-    order.into_iter().map(|i| s.definitions[i].clone()).collect()
+    order
+        .into_iter()
+        .map(|i| s.definitions[i].clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -346,7 +395,10 @@ mod tests {
 
     #[test]
     fn definitions_start_with_concepts() {
-        assert_eq!(defines(":A:, :B: are"), Defines::Concepts(vec![(0, 3), (5, 8)]));
+        assert_eq!(
+            defines(":A:, :B: are"),
+            Defines::Concepts(vec![(0, 3), (5, 8)])
+        );
         assert_eq!(defines("This is"), Defines::Nothing);
         assert_eq!(defines(":My App: is"), Defines::BadName(0, 8));
         assert!(is_reserved(":plainFunctionality:"));

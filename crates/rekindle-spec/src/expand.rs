@@ -30,7 +30,11 @@ pub fn expanded_text(project: &Project, rm: &RenderModule) -> String {
     if module.front.description.is_some() || !requires.is_empty() {
         out.push_str("---\n");
         if let Some(d) = &module.front.description {
-            let _ = writeln!(out, "description: {}", serde_json::to_string(d).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "description: {}",
+                serde_json::to_string(d).unwrap_or_default()
+            );
         }
         if !requires.is_empty() {
             out.push_str("requires:\n");

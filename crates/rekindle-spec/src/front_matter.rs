@@ -177,8 +177,16 @@ fn parse_yaml(
         fm.requires = list.value.iter().map(at).collect();
     }
     for (key, list, out) in [
-        ("required_concepts", raw.required_concepts, &mut fm.required_concepts),
-        ("exported_concepts", raw.exported_concepts, &mut fm.exported_concepts),
+        (
+            "required_concepts",
+            raw.required_concepts,
+            &mut fm.required_concepts,
+        ),
+        (
+            "exported_concepts",
+            raw.exported_concepts,
+            &mut fm.exported_concepts,
+        ),
     ] {
         let Some(list) = list else { continue };
         for item in &list.value {
@@ -221,8 +229,18 @@ fn yaml_error(
         .filter(|l| l.line() > 0)
         .map(|l| location_span(file, id, yaml_start, l.line(), l.column()))
         .unwrap_or(whole);
-    let mut d = Diagnostic::error("E0202", format!("invalid front matter: {message}"))
-        .at(span, "here");
+    if message.contains("budget breached") {
+        return Diagnostic::error("E0203", "front matter is too large: its YAML expands past the safety limits")
+            .at(span, "expansion stopped here")
+            .help("front matter holds a few keys and lists; remove the anchors and aliases (`&x`, `*x`) that multiply it");
+    }
+    let message = message.trim_start_matches("error: ");
+    let message = match message.find(": ").filter(|_| message.starts_with("line ")) {
+        Some(i) => &message[i + 2..],
+        None => message,
+    };
+    let mut d =
+        Diagnostic::error("E0202", format!("invalid front matter: {message}")).at(span, "here");
     if message.contains("unknown field") {
         d = d.help(format!("the front matter keys are: {}", KEYS.join(", ")));
     } else if message.contains("invalid type") {

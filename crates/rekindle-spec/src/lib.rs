@@ -4,13 +4,13 @@
 //! and fuzzers without touching the disk.
 
 pub use rekindle_diag::{diag, source};
-pub mod front_matter;
-pub mod template;
-pub mod model;
-pub mod syntax;
 pub mod concepts;
+pub mod expand;
+pub mod front_matter;
 pub mod library;
 pub mod loader;
+pub mod model;
 pub mod project;
 mod resources;
-pub mod expand;
+pub mod syntax;
+pub mod template;

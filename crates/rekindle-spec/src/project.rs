@@ -56,6 +56,9 @@ pub struct Module {
     pub own: Sections,
     pub body: u32,
     pub code_vars: Vec<CodeVar>,
+    /// The body could not be read as Markdown at all; checks that would only repeat that are
+    /// skipped.
+    pub unreadable: bool,
 }
 
 /// A module to render, with everything its prompts will see.
@@ -183,10 +186,16 @@ impl Includes for IncludeCx<'_> {
             if self.fs.len(c).map_err(|e| e.to_string())? > self.max {
                 return Err(format!("{} is larger than {} bytes", c.display(), self.max));
             }
-            let bytes = self.fs.read(c).map_err(|e| format!("cannot read {}: {e}", c.display()))?;
+            let bytes = self
+                .fs
+                .read(c)
+                .map_err(|e| format!("cannot read {}: {e}", c.display()))?;
             let text = decode(&bytes).map_err(|e| match e {
                 DecodeError::InvalidUtf8 { line, column, .. } => {
-                    format!("{} is not UTF-8 (line {line}, column {column})", c.display())
+                    format!(
+                        "{} is not UTF-8 (line {line}, column {column})",
+                        c.display()
+                    )
                 }
                 DecodeError::Binary { .. } => format!("{} is a binary file", c.display()),
             })?;
@@ -225,15 +234,21 @@ impl Loader<'_> {
     fn run(&mut self, entry: &Path) {
         if entry.extension().and_then(|e| e.to_str()) != Some("plain") {
             self.p.diagnostics.push(
-                Diagnostic::error("E0105", format!("`{}` is not a .plain file", entry.display()))
-                    .help("***plain specs are files whose names end in .plain"),
+                Diagnostic::error(
+                    "E0105",
+                    format!("`{}` is not a .plain file", entry.display()),
+                )
+                .help("***plain specs are files whose names end in .plain"),
             );
             return;
         }
         if !self.fs.is_file(entry) {
             self.p.diagnostics.push(
-                Diagnostic::error("E0101", format!("cannot read `{}`: no such file", entry.display()))
-                    .help("check the path; it is relative to the current folder"),
+                Diagnostic::error(
+                    "E0101",
+                    format!("cannot read `{}`: no such file", entry.display()),
+                )
+                .help("check the path; it is relative to the current folder"),
             );
             return;
         }
@@ -255,7 +270,7 @@ impl Loader<'_> {
         if !name.is_empty() && !Path::new(name).is_absolute() {
             let file = format!("{name}.plain");
             for dir in std::iter::once(&self.entry_dir).chain(&self.opts.search_dirs) {
-                let p = dir.join(&file);
+                let p = normalize(&dir.join(&file));
                 if self.fs.is_file(&p) {
                     return Ok(Found::File(p));
                 }
@@ -278,7 +293,10 @@ impl Loader<'_> {
                 let mut d = Diagnostic::error("E0701", format!("module `{name}` not found"))
                     .at(site, format!("{what} here"));
                 if !looked.is_empty() {
-                    d = d.note(format!("looked for `{name}.plain` in: {}", looked.join(", ")));
+                    d = d.note(format!(
+                        "looked for `{name}.plain` in: {}",
+                        looked.join(", ")
+                    ));
                 }
                 self.p.diagnostics.push(d.help(
                     "check the name (without .plain), or add the folder that holds it with --template-dir or `template-dir` in config.yaml",
@@ -295,22 +313,35 @@ impl Loader<'_> {
                 if let Some(&id) = self.by_path.get(&key) {
                     return Some(id);
                 }
-                let too_big = self.fs.len(&p).map(|n| n > self.opts.max_spec_bytes).unwrap_or(false);
+                let too_big = self
+                    .fs
+                    .len(&p)
+                    .map(|n| n > self.opts.max_spec_bytes)
+                    .unwrap_or(false);
                 if too_big {
                     let mut d = Diagnostic::error(
                         "E0104",
-                        format!("`{}` is larger than {} MiB", p.display(), self.opts.max_spec_bytes >> 20),
+                        format!(
+                            "`{}` is larger than {} MiB",
+                            p.display(),
+                            self.opts.max_spec_bytes >> 20
+                        ),
                     );
                     if let Some(s) = site {
                         d = d.at(s, "needed here");
                     }
-                    self.p.diagnostics.push(d.help("split the spec into modules"));
+                    self.p
+                        .diagnostics
+                        .push(d.help("split the spec into modules"));
                     return None;
                 }
                 match self.fs.read(&p) {
                     Ok(b) => (p, key, b),
                     Err(e) => {
-                        let mut d = Diagnostic::error("E0101", format!("cannot read `{}`: {e}", p.display()));
+                        let mut d = Diagnostic::error(
+                            "E0101",
+                            format!("cannot read `{}`: {e}", p.display()),
+                        );
                         if let Some(s) = site {
                             d = d.at(s, "needed here");
                         }
@@ -335,23 +366,31 @@ impl Loader<'_> {
                 let src = self.p.sources.get(file);
                 let d = match e {
                     DecodeError::InvalidUtf8 { line, column, .. } => {
-                        let start = src.line_start(line - 1)
-                            + src.line_text(line - 1).chars().take(column - 1).map(char::len_utf8).sum::<usize>();
-                        Diagnostic::error("E0102", format!("`{}` is not valid UTF-8", path.display()))
-                            .at(Span::new(file, start, start + 1), "invalid byte here")
-                            .help("save the file as UTF-8")
+                        let line_text = src.line_text(line - 1);
+                        let col: usize =
+                            line_text.chars().take(column - 1).map(char::len_utf8).sum();
+                        let width = line_text[col..].chars().next().map_or(0, char::len_utf8);
+                        let start = src.line_start(line - 1) + col;
+                        Diagnostic::error(
+                            "E0102",
+                            format!("`{}` is not valid UTF-8", path.display()),
+                        )
+                        .at(Span::new(file, start, start + width), "invalid byte here")
+                        .help("save the file as UTF-8")
                     }
-                    DecodeError::Binary { offset } => {
-                        Diagnostic::error("E0103", format!("`{}` is a binary file, not a spec", path.display()))
-                            .at(Span::new(file, offset, offset + 1), "NUL byte here")
-                    }
+                    DecodeError::Binary { offset } => Diagnostic::error(
+                        "E0103",
+                        format!("`{}` is a binary file, not a spec", path.display()),
+                    )
+                    .at(Span::new(file, offset, offset + 1), "NUL byte here"),
                 };
                 self.p.diagnostics.push(d);
                 return None;
             }
         };
         let file = self.p.sources.add(path, text.clone());
-        let (front, body_start) = front_matter::split(self.p.sources.get(file), file, &mut self.p.diagnostics);
+        let (front, body_start) =
+            front_matter::split(self.p.sources.get(file), file, &mut self.p.diagnostics);
         let body_id = self.p.bodies.len() as u32;
         let mut inc = IncludeCx {
             fs: self.fs,
@@ -367,7 +406,11 @@ impl Loader<'_> {
             &mut inc,
             &mut self.p.diagnostics,
         );
+        let before = self.p.diagnostics.len();
         let parsed = syntax::parse(&expanded, body_id, &mut self.p.diagnostics);
+        let unreadable = self.p.diagnostics[before..]
+            .iter()
+            .any(|d| d.code == syntax::UNREADABLE);
         self.p.bodies.push(expanded);
         let id = self.p.modules.len();
         self.p.modules.push(Module {
@@ -377,6 +420,7 @@ impl Loader<'_> {
             own: Sections::from_parsed(parsed),
             body: body_id,
             code_vars,
+            unreadable,
         });
         self.by_path.insert(key, id);
         Some(id)
@@ -390,7 +434,12 @@ impl Loader<'_> {
     }
 
     /// The reference's rule: required modules form one chain, each building on the one before.
-    fn requires_chain(&mut self, m: ModuleId, trace: &mut Vec<ModuleId>, chain: &mut Vec<ModuleId>) {
+    fn requires_chain(
+        &mut self,
+        m: ModuleId,
+        trace: &mut Vec<ModuleId>,
+        chain: &mut Vec<ModuleId>,
+    ) {
         for entry in self.p.modules[m].front.requires.clone() {
             let Some(id) = self.resolve(&entry.text, entry.span, "required") else {
                 continue;
@@ -411,11 +460,14 @@ impl Loader<'_> {
             }
             if self.p.modules[id].front.requires.is_empty() {
                 if let Some(&last) = chain.last() {
-                    let (this, prev) = (self.p.modules[id].name.clone(), self.p.modules[last].name.clone());
+                    let (this, prev) = (
+                        self.p.modules[id].name.clone(),
+                        self.p.modules[last].name.clone(),
+                    );
                     self.p.diagnostics.push(
-                        Diagnostic::error("E0713", format!("required modules must form a single chain, but `{this}` does not build on `{prev}`"))
-                            .at(entry.span, format!("`{this}` requires nothing, yet `{prev}` is already rendered before it"))
-                            .help(format!("rekindle renders required modules one after another: make `{this}` require `{prev}`, or require only the last module of the chain")),
+                        Diagnostic::error("E0713", format!("required modules must form a single chain, but `{this}` would start a second one"))
+                            .at(entry.span, format!("`{this}` requires nothing, so it cannot come after `{prev}`"))
+                            .help("rekindle renders required modules one after another, each building on the one before: make each module require the one before it, and list only the last module of the chain under `requires`"),
                     );
                     continue;
                 }
@@ -457,10 +509,15 @@ impl Loader<'_> {
                 continue;
             }
             self.p.diagnostics.push(
-                Diagnostic::error("E0505", format!("required concept `{concept}` is not defined in `{name}`"))
-                    .at(site, format!("this import requires `{concept}`"))
-                    .also(at, "required here")
-                    .help(format!("define it under ***definitions*** in `{name}`: `- {concept} is …`")),
+                Diagnostic::error(
+                    "E0505",
+                    format!("required concept `{concept}` is not defined in `{name}`"),
+                )
+                .at(site, format!("this import requires `{concept}`"))
+                .also(at, "required here")
+                .help(format!(
+                    "define it under ***definitions*** in `{name}`: `- {concept} is …`"
+                )),
             );
         }
         let r = Rc::new(Merged { sections: out });
@@ -510,8 +567,10 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            out.definitions.extend(imported.own.definitions.iter().cloned());
-            out.implementation_reqs.extend(imported.own.implementation_reqs.iter().cloned());
+            out.definitions
+                .extend(imported.own.definitions.iter().cloned());
+            out.implementation_reqs
+                .extend(imported.own.implementation_reqs.iter().cloned());
             out.test_reqs.extend(imported.own.test_reqs.iter().cloned());
             for rc in imported.front.required_concepts.clone() {
                 match concepts::defines(&rc.text) {
@@ -520,7 +579,11 @@ impl Loader<'_> {
                             required.push((rc.text[s..e].to_string(), rc.span, top));
                         }
                     }
-                    _ => self.p.diagnostics.push(concept_entry_error("required_concepts", &rc.text, rc.span)),
+                    _ => self.p.diagnostics.push(concept_entry_error(
+                        "required_concepts",
+                        &rc.text,
+                        rc.span,
+                    )),
                 }
             }
         }
@@ -552,14 +615,21 @@ impl Loader<'_> {
         let defs = &merged.sections.definitions;
         let by_concept: Vec<Vec<String>> = defs
             .iter()
-            .map(|i| concepts::defined_by(bodies, i, None).into_iter().map(|(n, _)| n).collect())
+            .map(|i| {
+                concepts::defined_by(bodies, i, None)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect()
+            })
             .collect();
         let from_name = self.p.modules[from].name.clone();
         let mut diags = Vec::new();
         let mut picked: Vec<usize> = Vec::new();
         for ex in &self.p.modules[from].front.exported_concepts {
             let names: Vec<String> = match concepts::defines(&ex.text) {
-                concepts::Defines::Concepts(v) => v.iter().map(|&(s, e)| ex.text[s..e].to_string()).collect(),
+                concepts::Defines::Concepts(v) => {
+                    v.iter().map(|&(s, e)| ex.text[s..e].to_string()).collect()
+                }
                 _ => {
                     diags.push(concept_entry_error("exported_concepts", &ex.text, ex.span));
                     continue;
@@ -568,9 +638,12 @@ impl Loader<'_> {
             for name in names {
                 if concepts::is_reserved(&name) {
                     diags.push(
-                        Diagnostic::error("E0509", format!("`{name}` is predefined and cannot be exported"))
-                            .at(ex.span, "exported here")
-                            .help("only concepts the module defines itself can be exported"),
+                        Diagnostic::error(
+                            "E0509",
+                            format!("`{name}` is predefined and cannot be exported"),
+                        )
+                        .at(ex.span, "exported here")
+                        .help("only concepts the module defines itself can be exported"),
                     );
                     continue;
                 }
@@ -619,8 +692,11 @@ impl Loader<'_> {
         let name = module.name.clone();
         let file_start = Span::new(module.file, 0, 0);
         let fs_heading = s.heading(SectionKind::FunctionalSpecs);
+        let unreadable = module.unreadable;
         let diags = &mut self.p.diagnostics;
-        if s.functional_specs.is_empty() {
+        if unreadable {
+            // Already reported as unreadable; its sections are unknown.
+        } else if s.functional_specs.is_empty() {
             diags.push(match fs_heading {
                 Some(h) => Diagnostic::error("E0721", format!("module `{name}` has an empty ***functional specs*** section"))
                     .at(h, "no functionality under this heading")
@@ -638,7 +714,12 @@ impl Loader<'_> {
             );
         }
         concepts::validate(&self.p.bodies, s, &mut self.p.diagnostics);
-        let items = [&s.definitions, &s.implementation_reqs, &s.test_reqs, &s.functional_specs];
+        let items = [
+            &s.definitions,
+            &s.implementation_reqs,
+            &s.test_reqs,
+            &s.functional_specs,
+        ];
         for item in items.into_iter().flatten() {
             let tests = item.acceptance_tests.iter();
             for it in std::iter::once(item).chain(tests) {
@@ -647,7 +728,14 @@ impl Loader<'_> {
                         continue;
                     }
                     let from = self.p.sources.get(link.from).path.clone();
-                    resources::check(self.fs, link, &from, &self.roots, self.opts.max_resource_bytes, &mut self.p.diagnostics);
+                    resources::check(
+                        self.fs,
+                        link,
+                        &from,
+                        &self.roots,
+                        self.opts.max_resource_bytes,
+                        &mut self.p.diagnostics,
+                    );
                 }
             }
         }
@@ -655,7 +743,12 @@ impl Loader<'_> {
 }
 
 fn concept_entry_error(key: &str, text: &str, span: Span) -> Diagnostic {
-    Diagnostic::error("E0510", format!("`{key}` entry does not start with a concept"))
-        .at(span, format!("`{text}`"))
-        .help(format!("write entries of `{key}` as `- :Name:` or `- :Name: description`"))
+    Diagnostic::error(
+        "E0510",
+        format!("`{key}` entry does not start with a concept"),
+    )
+    .at(span, format!("`{text}`"))
+    .help(format!(
+        "write entries of `{key}` as `- :Name:` or `- :Name: description`"
+    ))
 }

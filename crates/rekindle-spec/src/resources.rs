@@ -40,21 +40,31 @@ pub fn check(
         return;
     }
     if target.is_empty() {
-        diags.push(err("E0602", "the link has no target file".into()).help("write it as `[name](relative/path.ext)`"));
+        diags.push(
+            err("E0602", "the link has no target file".into())
+                .help("write it as `[name](relative/path.ext)`"),
+        );
         return;
     }
     if link.text.trim().is_empty() {
-        diags.push(err("E0607", format!("the link to `{target}` has no text")).help("name the resource: `[name](path)`"));
+        diags.push(
+            err("E0607", format!("the link to `{target}` has no text"))
+                .help("name the resource: `[name](path)`"),
+        );
         return;
     }
     if from.starts_with(library::PREFIX) {
-        diags.push(err("E0601", "built-in templates cannot link resources".into()));
+        diags.push(err(
+            "E0601",
+            "built-in templates cannot link resources".into(),
+        ));
         return;
     }
     if target.ends_with(".plain") {
         diags.push(
-            err("E0604", format!("`{target}` is a spec, not a resource"))
-                .help("to use another module, name it under `import` or `requires` in the front matter"),
+            err("E0604", format!("`{target}` is a spec, not a resource")).help(
+                "to use another module, name it under `import` or `requires` in the front matter",
+            ),
         );
         return;
     }
@@ -62,9 +72,15 @@ pub fn check(
     let path = dir.join(target);
     let Ok(real) = fs.canonicalize(&path) else {
         diags.push(
-            err("E0602", format!("linked resource `{target}` does not exist"))
-                .note(format!("looked for {}", path.display()))
-                .help(format!("links are relative to the folder of the file that contains them ({})", dir.display())),
+            err(
+                "E0602",
+                format!("linked resource `{target}` does not exist"),
+            )
+            .note(format!("looked for {}", path.display()))
+            .help(format!(
+                "links are relative to the folder of the file that contains them ({})",
+                dir.display()
+            )),
         );
         return;
     };
@@ -77,20 +93,31 @@ pub fn check(
         return;
     }
     if !fs.is_file(&real) {
-        diags.push(err("E0602", format!("linked resource `{target}` is not a file")));
+        diags.push(err(
+            "E0602",
+            format!("linked resource `{target}` is not a file"),
+        ));
         return;
     }
     match fs.len(&real) {
         Ok(n) if n > max_bytes => {
             diags.push(
-                err("E0605", format!("linked resource `{target}` is {n} bytes, over the limit of {max_bytes}"))
-                    .help("link a smaller excerpt, or raise `max-resource-bytes` in rekindle.toml"),
+                err(
+                    "E0605",
+                    format!(
+                        "linked resource `{target}` is {n} bytes, over the limit of {max_bytes}"
+                    ),
+                )
+                .help("link a smaller excerpt, or raise `max-resource-bytes` in rekindle.toml"),
             );
             return;
         }
         Ok(_) => {}
         Err(e) => {
-            diags.push(err("E0602", format!("cannot read linked resource `{target}`: {e}")));
+            diags.push(err(
+                "E0602",
+                format!("cannot read linked resource `{target}`: {e}"),
+            ));
             return;
         }
     }
@@ -98,11 +125,17 @@ pub fn check(
         Ok(bytes) => {
             if decode(&bytes).is_err() {
                 diags.push(
-                    err("E0606", format!("linked resource `{target}` is not a text file"))
-                        .help("resources go into prompts as text: link UTF-8 text files only"),
+                    err(
+                        "E0606",
+                        format!("linked resource `{target}` is not a text file"),
+                    )
+                    .help("resources go into prompts as text: link UTF-8 text files only"),
                 );
             }
         }
-        Err(e) => diags.push(err("E0602", format!("cannot read linked resource `{target}`: {e}"))),
+        Err(e) => diags.push(err(
+            "E0602",
+            format!("cannot read linked resource `{target}`: {e}"),
+        )),
     }
 }

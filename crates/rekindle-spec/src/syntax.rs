@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 /// Markdown nested deeper than this is refused rather than walked.
 pub const MAX_NESTING: usize = 256;
+/// The code of the diagnostic that says a body could not be parsed at all.
+pub const UNREADABLE: &str = "E0411";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -297,11 +299,15 @@ fn trim_end(text: &str, r: &Range<usize>) -> usize {
 
 fn stray_text(src: &str, span: crate::source::Span) -> Diagnostic {
     let first = src.trim().lines().next().unwrap_or("");
-    let mut d = Diagnostic::error("E0401", "text outside a list item")
-        .at(span, "this paragraph is not a section heading or a list item");
+    let mut d = Diagnostic::error("E0401", "text outside a list item").at(
+        span,
+        "this paragraph is not a section heading or a list item",
+    );
     let bare = first.trim_matches('*').trim();
     if let Some(s) = near_section(bare).filter(|_| first.starts_with('*') || bare.len() < 24) {
-        d = d.help(format!("a section heading is written on a line of its own as ***{s}***"));
+        d = d.help(format!(
+            "a section heading is written on a line of its own as ***{s}***"
+        ));
     } else if first.starts_with("{%") || first.starts_with("{{") {
         d = d.help("an included file's text must itself be section headings and list items");
     } else {
@@ -316,7 +322,9 @@ impl Ctx<'_> {
             let mut d = if name == ACCEPTANCE {
                 Diagnostic::error("E0406", "***acceptance tests*** outside a functionality")
                     .at(span, "acceptance tests must belong to a functionality")
-                    .help("indent the heading and its list under the functional spec item they test")
+                    .help(
+                        "indent the heading and its list under the functional spec item they test",
+                    )
             } else {
                 Diagnostic::error("E0404", format!("unknown section heading `{name}`"))
                     .at(span, "not a ***plain section")
@@ -367,15 +375,20 @@ impl Ctx<'_> {
             let Some(name) = heading_name(&text[child.range.clone()]) else {
                 continue;
             };
-            let span = self.exp.span(child.range.start, trim_end(text, &child.range));
+            let span = self
+                .exp
+                .span(child.range.start, trim_end(text, &child.range));
             if name != ACCEPTANCE {
                 let d = if SectionKind::from_heading(name).is_some() {
                     Diagnostic::error("E0409", format!("***{name}*** inside a list item"))
                         .at(span, "sections cannot be nested in an item")
                         .help("move the heading to the start of its line, outside any list")
                 } else {
-                    let mut d = Diagnostic::error("E0404", format!("unknown heading `{name}` inside a list item"))
-                        .at(span, "not a ***plain heading");
+                    let mut d = Diagnostic::error(
+                        "E0404",
+                        format!("unknown heading `{name}` inside a list item"),
+                    )
+                    .at(span, "not a ***plain heading");
                     if let Some(s) = near_section(name) {
                         d = d.help(format!("did you mean ***{s}***?"));
                     }
@@ -394,10 +407,16 @@ impl Ctx<'_> {
             }
             if let Some((first, _)) = &acceptance {
                 self.diags.push(
-                    Diagnostic::error("E0408", "a second ***acceptance tests*** block in one functionality")
-                        .at(span, "second block")
-                        .also(self.exp.span(first.start, first.start + 1), "first block here")
-                        .help("merge the two lists under one heading"),
+                    Diagnostic::error(
+                        "E0408",
+                        "a second ***acceptance tests*** block in one functionality",
+                    )
+                    .at(span, "second block")
+                    .also(
+                        self.exp.span(first.start, first.start + 1),
+                        "first block here",
+                    )
+                    .help("merge the two lists under one heading"),
                 );
                 continue;
             }
@@ -416,7 +435,9 @@ impl Ctx<'_> {
                     self.diags.push(
                         Diagnostic::warning("W0401", "***acceptance tests*** without a list")
                             .at(span, "no list of tests follows this heading")
-                            .help("write each acceptance test as a list item `- ` under the heading"),
+                            .help(
+                                "write each acceptance test as a list item `- ` under the heading",
+                            ),
                     );
                     acceptance = Some((child.range.clone(), Vec::new()));
                 }
@@ -429,7 +450,11 @@ impl Ctx<'_> {
         let links = self
             .links
             .iter()
-            .filter(|l| ranges.iter().any(|r| r.start <= l.range.start && l.range.end <= r.end))
+            .filter(|l| {
+                ranges
+                    .iter()
+                    .any(|r| r.start <= l.range.start && l.range.end <= r.end)
+            })
             .map(|l| {
                 let (from, _) = self.exp.origin(l.range.start);
                 Link {
@@ -444,7 +469,10 @@ impl Ctx<'_> {
             text: item_text,
             span,
             body: self.body,
-            ranges: ranges.iter().map(|r| (r.start as u32, r.end as u32)).collect(),
+            ranges: ranges
+                .iter()
+                .map(|r| (r.start as u32, r.end as u32))
+                .collect(),
             links,
             acceptance_tests: acceptance.map(|(_, t)| t).unwrap_or_default(),
         }
@@ -453,7 +481,11 @@ impl Ctx<'_> {
 
 /// The item's Markdown without its bullet, continuation lines dedented to the item's content
 /// column, and the expanded ranges that hold it (the acceptance-test block cut out).
-fn dedent(text: &str, range: Range<usize>, cut: Option<Range<usize>>) -> (String, Vec<Range<usize>>) {
+fn dedent(
+    text: &str,
+    range: Range<usize>,
+    cut: Option<Range<usize>>,
+) -> (String, Vec<Range<usize>>) {
     let src = &text[range.clone()];
     let first = src.lines().next().unwrap_or("");
     let lead = first.len() - first.trim_start().len();
@@ -466,7 +498,11 @@ fn dedent(text: &str, range: Range<usize>, cut: Option<Range<usize>>) -> (String
     let marker = if marker > 0 { marker + 1 } else { 1 };
     let after_marker = after_lead.get(marker..).unwrap_or("");
     let spaces = after_marker.len() - after_marker.trim_start_matches(' ').len();
-    let spaces = if (1..=4).contains(&spaces) { spaces } else { 1.min(spaces) };
+    let spaces = if (1..=4).contains(&spaces) {
+        spaces
+    } else {
+        1.min(spaces)
+    };
     let content_col = lead + marker + spaces;
 
     let mut out = String::with_capacity(src.len());
@@ -549,7 +585,10 @@ mod tests {
         let (_, d) = sections("***implementation reqs***\n- a\n\n***definitions***\n- b\nplain text\n\n***functional spec***\n");
         let codes: Vec<_> = d.iter().map(|d| d.code).collect();
         assert_eq!(codes, ["E0407", "E0404"]);
-        assert_eq!(d[1].help.as_deref(), Some("did you mean ***functional specs***?"));
+        assert_eq!(
+            d[1].help.as_deref(),
+            Some("did you mean ***functional specs***?")
+        );
     }
 
     #[test]

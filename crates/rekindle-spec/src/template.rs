@@ -257,7 +257,10 @@ impl Expander<'_> {
                 let span = Span::new(file, offset + start, offset + line.len());
                 self.diags.push(
                     Diagnostic::error("E0301", "template tag is not closed on its line")
-                        .at(span, format!("expected `{close}` before the end of the line"))
+                        .at(
+                            span,
+                            format!("expected `{close}` before the end of the line"),
+                        )
                         .help("template tags must open and close on the same line"),
                 );
                 self.out.push_str(&line[start..]);
@@ -283,11 +286,9 @@ impl Expander<'_> {
         let (mut value, name) = match parse_value(expr, vars) {
             Ok(v) => v,
             Err(ValueError::Undefined(name)) => {
-                let mut d = Diagnostic::error(
-                    "E0302",
-                    format!("undefined template variable `{name}`"),
-                )
-                .at(span, "not defined here");
+                let mut d =
+                    Diagnostic::error("E0302", format!("undefined template variable `{name}`"))
+                        .at(span, "not defined here");
                 if let Some(&(_, site)) = self.stack.last().filter(|_| self.stack.len() > 1) {
                     d = d.also(site, "included from here");
                     d = d.help(format!(
@@ -402,8 +403,11 @@ impl Expander<'_> {
         }
         if self.stack.len() > MAX_INCLUDE_DEPTH {
             self.diags.push(
-                Diagnostic::error("E0312", format!("includes nest deeper than {MAX_INCLUDE_DEPTH}"))
-                    .at(span, "this include is too deep"),
+                Diagnostic::error(
+                    "E0312",
+                    format!("includes nest deeper than {MAX_INCLUDE_DEPTH}"),
+                )
+                .at(span, "this include is too deep"),
             );
             return;
         }
@@ -449,7 +453,10 @@ fn parse_value(expr: &str, vars: &Vars) -> Result<(String, Option<String>), Valu
     if let Some(s) = unquote(e) {
         return Ok((s.to_string(), None));
     }
-    if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if !e.is_empty()
+        && e.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return Ok((e.to_string(), None));
     }
     if e.is_empty()
@@ -503,11 +510,16 @@ fn parse_include_args(args: &str, vars: &Vars) -> Result<(String, Vars), String>
         }
         let colon = rest.find(':').ok_or("expected `name: value`")?;
         let key = rest[..colon].trim();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(format!("`{key}` is not a variable name"));
         }
         rest = rest[colon + 1..].trim_start();
-        let (value, used) = if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let (value, used) = if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'')
+        {
             let end = rest[1..].find(q).ok_or("a value's quote is not closed")? + 1;
             (rest[1..end].to_string(), end + 1)
         } else {
@@ -541,7 +553,10 @@ mod tests {
         }
     }
 
-    fn run(text: &str, files: Vec<(&'static str, &'static str)>) -> (String, Vec<Diagnostic>, Vec<CodeVar>) {
+    fn run(
+        text: &str,
+        files: Vec<(&'static str, &'static str)>,
+    ) -> (String, Vec<Diagnostic>, Vec<CodeVar>) {
         let mut d = Vec::new();
         let (e, v) = expand(FileId(0), text, 0, &mut Files(files), &mut d);
         (e.text, d, v)
@@ -554,7 +569,10 @@ mod tests {
             vec![("i.plain", "thing\n  - really {{ name | code_variable }}\n")],
         );
         assert!(d.is_empty(), "{d:?}");
-        assert_eq!(t, "- Implement thing\n              - really nice\n- next\n");
+        assert_eq!(
+            t,
+            "- Implement thing\n              - really nice\n- next\n"
+        );
         assert_eq!(v[0].name, "name");
         assert_eq!(v[0].value, "nice");
     }
