@@ -166,13 +166,12 @@ pub fn used_in<'a>(
 
 fn similar<'a>(name: &str, defined: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_lowercase();
-    defined.into_iter().find(|d| {
-        let dl = d.to_lowercase();
-        dl == lower
-            || (lower.len() > 4
-                && (dl.starts_with(&lower[..lower.len() - 2])
-                    || lower.starts_with(&dl[..dl.len().saturating_sub(2).max(1)])))
-    })
+    let budget = if lower.len() <= 5 { 1 } else { 2 };
+    defined
+        .map(|d| (crate::syntax::edit_distance(&lower, &d.to_lowercase()), d))
+        .filter(|(dist, _)| *dist <= budget)
+        .min()
+        .map(|(_, d)| d)
 }
 
 /// The concept table of a module: every defined concept and the definition that defines it.

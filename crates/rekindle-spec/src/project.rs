@@ -692,8 +692,14 @@ impl Loader<'_> {
         let name = module.name.clone();
         let file_start = Span::new(module.file, 0, 0);
         let fs_heading = s.heading(SectionKind::FunctionalSpecs);
-        let unreadable = module.unreadable;
+        let file = module.file;
         let diags = &mut self.p.diagnostics;
+        // A misspelled or unreadable section was already reported; "no functional specs" would
+        // only repeat it.
+        let unreadable = module.unreadable
+            || diags.iter().any(|d| {
+                d.code == "E0404" && d.primary.as_ref().is_some_and(|l| l.span.file == file)
+            });
         if unreadable {
             // Already reported as unreadable; its sections are unknown.
         } else if s.functional_specs.is_empty() {

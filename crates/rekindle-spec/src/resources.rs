@@ -68,7 +68,10 @@ pub fn check(
         );
         return;
     }
-    let dir = from.parent().unwrap_or(Path::new("."));
+    let dir = from
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let path = dir.join(target);
     let Ok(real) = fs.canonicalize(&path) else {
         diags.push(
