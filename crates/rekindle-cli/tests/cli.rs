@@ -32,7 +32,10 @@ fn valid_spec_checks_and_plans() {
     write(d.path(), "app.plain", GOOD);
     let (code, err) = check(d.path(), "app.plain");
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("ok: app.plain (1 module, 2 functionalities)"), "{err}");
+    assert!(
+        err.contains("ok: app.plain (1 module, 2 functionalities)"),
+        "{err}"
+    );
     let out = rekindle(d.path())
         .args(["plan", "app.plain", "--format", "json"])
         .output()
@@ -54,7 +57,11 @@ fn encodings_and_line_endings_are_accepted() {
     bom.extend_from_slice(GOOD.as_bytes());
     write(d.path(), "bom.plain", bom);
     write(d.path(), "crlf.plain", GOOD.replace('\n', "\r\n"));
-    write(d.path(), "tabs.plain", GOOD.replace("- Quit.", "-\tQuit.\n\t- with a tab"));
+    write(
+        d.path(),
+        "tabs.plain",
+        GOOD.replace("- Quit.", "-\tQuit.\n\t- with a tab"),
+    );
     for f in ["bom.plain", "crlf.plain", "tabs.plain"] {
         let (code, err) = check(d.path(), f);
         assert_eq!(code, 0, "{f}: {err}");
@@ -81,9 +88,16 @@ fn invalid_utf8_is_located() {
 #[test]
 fn yaml_bomb_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let mut y = String::from("---\na: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
-    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"]) {
-        y.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+    let mut y =
+        String::from("---\na: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        y.push_str(&format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{prev}"); 9].join(",")
+        ));
     }
     y.push_str("---\n");
     y.push_str(GOOD);
@@ -104,21 +118,34 @@ fn huge_line_and_deep_nesting_get_answers() {
     );
     let (code, err) = check(d.path(), "long.plain");
     assert_eq!(code, 0, "{err}");
-    let nested: String = (0..10_000).map(|i| format!("{}- level {i}\n", "  ".repeat(i))).collect();
+    let nested: String = (0..10_000)
+        .map(|i| format!("{}- level {i}\n", "  ".repeat(i)))
+        .collect();
     write(d.path(), "nested.plain", format!("{GOOD}{nested}"));
     let (code, err) = check(d.path(), "nested.plain");
     assert_eq!(code, 1);
     assert!(err.contains("error[E0104]"), "{err}");
-    write(d.path(), "nested2.plain", format!("{GOOD}{}x\n", "- ".repeat(10_000)));
+    write(
+        d.path(),
+        "nested2.plain",
+        format!("{GOOD}{}x\n", "- ".repeat(10_000)),
+    );
     let (code, err) = check(d.path(), "nested2.plain");
     assert_eq!(code, 1);
-    assert!(err.contains("error[E0411]") && err.contains("nested2.plain:18:"), "{err}");
+    assert!(
+        err.contains("error[E0411]") && err.contains("nested2.plain:18:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn include_of_itself_is_a_cycle() {
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "self.plain", format!("{GOOD}- Again {{% include \"self.plain\" %}}\n"));
+    write(
+        d.path(),
+        "self.plain",
+        format!("{GOOD}- Again {{% include \"self.plain\" %}}\n"),
+    );
     let (code, err) = check(d.path(), "self.plain");
     assert_eq!(code, 1);
     insta::assert_snapshot!(err);
@@ -140,7 +167,11 @@ fn several_errors_at_once_with_help() {
 #[test]
 fn json_diagnostics_carry_locations() {
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "x.plain", GOOD.replace("Show :App:", "Show :Nope:"));
+    write(
+        d.path(),
+        "x.plain",
+        GOOD.replace("Show :App:", "Show :Nope:"),
+    );
     let out = rekindle(d.path())
         .args(["check", "x.plain", "--format", "json"])
         .output()
@@ -167,7 +198,11 @@ fn usage_errors_exit_2() {
 fn broken_config_is_located_and_exits_2() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "app.plain", GOOD);
-    write(d.path(), "config.yaml", "build-folder: out\nbuild-foldr: x\n");
+    write(
+        d.path(),
+        "config.yaml",
+        "build-folder: out\nbuild-foldr: x\n",
+    );
     let (code, err) = check(d.path(), "app.plain");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("config.yaml:2:1"), "{err}");
@@ -193,7 +228,10 @@ fn resource_links_stay_in_the_project() {
     let (code, err) = check(&proj, "app.plain");
     assert_eq!(code, 1);
     for code in ["E0603", "E0606", "E0601", "E0604"] {
-        assert!(err.contains(&format!("error[{code}]")), "{code} missing: {err}");
+        assert!(
+            err.contains(&format!("error[{code}]")),
+            "{code} missing: {err}"
+        );
     }
     assert!(!err.contains("ui.yaml` does not exist"), "{err}");
 }
@@ -201,14 +239,26 @@ fn resource_links_stay_in_the_project() {
 #[test]
 fn expand_merges_imports_and_templates() {
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "part.plain", "thing\n  - detail {{ v | code_variable }}\n");
+    write(
+        d.path(),
+        "part.plain",
+        "thing\n  - detail {{ v | code_variable }}\n",
+    );
     write(
         d.path(),
         "app.plain",
         "---\nimport:\n  - python-console-app-template\n---\n\n***implementation reqs***\n\n- :MainExecutableFile: is app.py.\n\n***functional specs***\n\n- Do {% include \"part.plain\", v: \"x\" %}\n> - commented {% include \"nope.plain\" %}\n",
     );
-    let out = rekindle(d.path()).args(["expand", "app.plain"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rekindle(d.path())
+        .args(["expand", "app.plain"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     insta::assert_snapshot!(text);
 }

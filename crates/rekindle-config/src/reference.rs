@@ -127,7 +127,7 @@ pub(crate) fn span_at(db: &SourceDb, file: rekindle_diag::FileId, line: u64, col
 }
 
 pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> ReferenceConfig {
-    let text = match std::fs::read(path).map(|b| String::from_utf8(b)) {
+    let text = match std::fs::read(path).map(String::from_utf8) {
         Ok(Ok(t)) => t,
         Ok(Err(_)) => {
             diags.push(Diagnostic::error(

@@ -494,8 +494,7 @@ fn dedent(
     let marker = after_lead
         .bytes()
         .take_while(|b| b.is_ascii_digit())
-        .count()
-        .max(0);
+        .count();
     let marker = if marker > 0 { marker + 1 } else { 1 };
     let after_marker = after_lead.get(marker..).unwrap_or("");
     let spaces = after_marker.len() - after_marker.trim_start_matches(' ').len();
