@@ -243,7 +243,7 @@ fn yaml_error(
         Diagnostic::error("E0202", format!("invalid front matter: {message}")).at(span, "here");
     if message.contains("unknown field") {
         d = d.help(format!("the front matter keys are: {}", KEYS.join(", ")));
-    } else if message.contains("invalid type") {
+    } else if message.contains("invalid type") || message.contains("sequence") {
         d = d.help("`import`, `requires`, `required_concepts` and `exported_concepts` take a list, for example `import:\\n  - module-name`");
     }
     d
