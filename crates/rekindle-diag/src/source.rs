@@ -88,10 +88,7 @@ pub(crate) fn line_starts(text: &str) -> Vec<u32> {
 }
 
 fn memchr_newlines(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    bytes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &b)| (b == b'\n').then_some(i))
+    memchr::memchr_iter(b'\n', bytes)
 }
 
 pub fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -118,6 +115,16 @@ impl SourceDb {
 
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
+    }
+
+    /// Lends a file's text out (leaving it empty) so it can be read while the database grows;
+    /// give it back with [`SourceDb::restore_text`].
+    pub fn take_text(&mut self, id: FileId) -> String {
+        std::mem::take(&mut self.files[id.0 as usize].text)
+    }
+
+    pub fn restore_text(&mut self, id: FileId, text: String) {
+        self.files[id.0 as usize].text = text;
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {
@@ -151,33 +158,41 @@ pub enum DecodeError {
 /// Turns file bytes into spec text: UTF-8 only, a leading byte-order mark dropped, CRLF and lone CR
 /// folded to LF.
 pub fn decode(bytes: &[u8]) -> Result<String, DecodeError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
-        return Err(DecodeError::Binary { offset });
+    decode_owned(bytes.to_vec()).map_err(|(e, _)| e)
+}
+
+/// [`decode`] without copying valid input; on failure the bytes come back with the error.
+pub fn decode_owned(mut bytes: Vec<u8>) -> Result<String, (DecodeError, Vec<u8>)> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
     }
-    let text = match std::str::from_utf8(bytes) {
+    if let Some(offset) = memchr::memchr(0, &bytes) {
+        return Err((DecodeError::Binary { offset }, bytes));
+    }
+    let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            let offset = e.valid_up_to();
+            let offset = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
             let before = &bytes[..offset];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let line_start = before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1);
+            let line = memchr::memchr_iter(b'\n', before).count() + 1;
+            let line_start = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
             let column = String::from_utf8_lossy(&before[line_start..])
                 .chars()
                 .count()
                 + 1;
-            return Err(DecodeError::InvalidUtf8 {
-                offset,
-                line,
-                column,
-            });
+            return Err((
+                DecodeError::InvalidUtf8 {
+                    offset,
+                    line,
+                    column,
+                },
+                bytes,
+            ));
         }
     };
-    if !text.contains('\r') {
-        return Ok(text.to_owned());
+    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
+        return Ok(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();

@@ -3,9 +3,9 @@
 
 use crate::diag::Diagnostic;
 use crate::model::{Item, Sections};
-use crate::source::Span;
+use crate::source::{FileId, Span};
 use crate::template::Expanded;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 /// Concepts the language predefines; they may be used but never defined or exported.
@@ -152,15 +152,32 @@ pub fn defined_by(
     }
 }
 
-/// Every concept reference in an item (its acceptance tests not included), with spans.
-pub fn used_in<'a>(
-    bodies: &'a [Expanded],
-    item: &'a Item,
-) -> impl Iterator<Item = (&'a str, Span)> + 'a {
+/// A concept reference; its source span is worked out only when asked for (errors are rare).
+#[derive(Clone, Copy)]
+pub struct Use<'a> {
+    pub name: &'a str,
+    exp: &'a Expanded,
+    start: usize,
+    end: usize,
+}
+
+impl Use<'_> {
+    pub fn span(&self) -> Span {
+        self.exp.span(self.start, self.end)
+    }
+}
+
+/// Every concept reference in an item (its acceptance tests not included).
+pub fn used_in<'a>(bodies: &'a [Expanded], item: &'a Item) -> impl Iterator<Item = Use<'a>> + 'a {
     let exp = &bodies[item.body as usize];
     item.ranges.iter().flat_map(move |&(s, e)| {
         let text = &exp.text[s as usize..e as usize];
-        uses(text).map(move |(a, b)| (&text[a..b], exp.span(s as usize + a, s as usize + b)))
+        uses(text).map(move |(a, b)| Use {
+            name: &text[a..b],
+            exp,
+            start: s as usize + a,
+            end: s as usize + b,
+        })
     })
 }
 
@@ -185,7 +202,7 @@ pub fn validate<'a>(
     s: &'a Sections,
     diags: &mut Vec<Diagnostic>,
 ) -> Table<'a> {
-    let mut defs: HashMap<String, (Span, &'a Arc<Item>)> = HashMap::new();
+    let mut defs: HashMap<String, (Span, &'a Arc<Item>)> = HashMap::default();
     for item in &s.definitions {
         for (name, span) in defined_by(bodies, item, Some(diags)) {
             if is_reserved(&name) {
@@ -218,10 +235,12 @@ pub fn validate<'a>(
         &s.definitions,
     ];
     let check = |item: &Item, diags: &mut Vec<Diagnostic>| {
-        for (name, span) in used_in(bodies, item) {
+        for u in used_in(bodies, item) {
+            let name = u.name;
             if defs.contains_key(name) || is_reserved(name) {
                 continue;
             }
+            let span = u.span();
             let d = Diagnostic::error("E0504", format!("concept `{name}` is not defined"))
                 .at(span, "used here");
             let d = match similar(name, defs.keys().map(String::as_str)) {
@@ -251,8 +270,12 @@ fn check_cycles(
     defs: &HashMap<String, (Span, &Arc<Item>)>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let mut names: Vec<&String> = defs.keys().collect();
-    names.sort_by_key(|n| (defs[*n].0.file, defs[*n].0.start));
+    let mut keyed: Vec<((FileId, u32), &String)> = defs
+        .iter()
+        .map(|(n, (span, _))| ((span.file, span.start), n))
+        .collect();
+    keyed.sort_unstable();
+    let names: Vec<&String> = keyed.into_iter().map(|(_, n)| n).collect();
     let index: HashMap<&str, usize> = names
         .iter()
         .enumerate()
@@ -262,7 +285,7 @@ fn check_cycles(
         .iter()
         .map(|n| {
             let mut out: Vec<usize> = used_in(bodies, defs[*n].1)
-                .filter_map(|(u, _)| index.get(u).copied())
+                .filter_map(|u| index.get(u.name).copied())
                 .filter(|&j| !Arc::ptr_eq(defs[names[j]].1, defs[*n].1))
                 .collect();
             out.sort_unstable();
@@ -337,7 +360,7 @@ pub fn sorted_definitions(bodies: &[Expanded], s: &Sections) -> Vec<Arc<Item>> {
                 .collect()
         })
         .collect();
-    let mut owner: HashMap<&str, usize> = HashMap::new();
+    let mut owner: HashMap<&str, usize> = HashMap::default();
     for (i, names) in defined.iter().enumerate() {
         for n in names {
             owner.entry(n.as_str()).or_insert(i);
@@ -348,7 +371,7 @@ pub fn sorted_definitions(bodies: &[Expanded], s: &Sections) -> Vec<Arc<Item>> {
     let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, item) in s.definitions.iter().enumerate() {
         let mut deps: Vec<usize> = used_in(bodies, item)
-            .filter_map(|(u, _)| owner.get(u).copied())
+            .filter_map(|u| owner.get(u.name).copied())
             .filter(|&j| j != i)
             .collect();
         deps.sort_unstable();

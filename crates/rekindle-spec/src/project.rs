@@ -12,7 +12,7 @@ use crate::library;
 use crate::loader::{normalize, Fs};
 use crate::model::{SectionKind, Sections};
 use crate::resources;
-use crate::source::{decode, DecodeError, FileId, SourceDb, Span};
+use crate::source::{decode, decode_owned, DecodeError, FileId, SourceDb, Span};
 use crate::syntax;
 use crate::template::{self, CodeVar, Expanded, Includes};
 use std::collections::{HashMap, HashSet};
@@ -358,9 +358,9 @@ impl Loader<'_> {
                 (p.clone(), p, text.as_bytes().to_vec())
             }
         };
-        let text = match decode(&bytes) {
+        let text = match decode_owned(bytes) {
             Ok(t) => t,
-            Err(e) => {
+            Err((e, bytes)) => {
                 let lossy = String::from_utf8_lossy(&bytes).replace('\0', " ");
                 let file = self.p.sources.add(path.clone(), lossy);
                 let src = self.p.sources.get(file);
@@ -388,10 +388,11 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let file = self.p.sources.add(path, text.clone());
+        let file = self.p.sources.add(path, text);
         let (front, body_start) =
             front_matter::split(self.p.sources.get(file), file, &mut self.p.diagnostics);
         let body_id = self.p.bodies.len() as u32;
+        let text = self.p.sources.take_text(file);
         let mut inc = IncludeCx {
             fs: self.fs,
             sources: &mut self.p.sources,
@@ -406,6 +407,7 @@ impl Loader<'_> {
             &mut inc,
             &mut self.p.diagnostics,
         );
+        self.p.sources.restore_text(file, text);
         let before = self.p.diagnostics.len();
         let parsed = syntax::parse(&expanded, body_id, &mut self.p.diagnostics);
         let unreadable = self.p.diagnostics[before..]
@@ -662,9 +664,9 @@ impl Loader<'_> {
                         if !picked.contains(&i) {
                             picked.push(i);
                         }
-                        for (u, _) in concepts::used_in(bodies, &defs[i]) {
-                            if !concepts::is_reserved(u) {
-                                work.push(u.to_string());
+                        for u in concepts::used_in(bodies, &defs[i]) {
+                            if !concepts::is_reserved(u.name) {
+                                work.push(u.name.to_string());
                             }
                         }
                     }
