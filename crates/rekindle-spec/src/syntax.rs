@@ -184,6 +184,9 @@ pub fn heading_name(src: &str) -> Option<&str> {
 const ACCEPTANCE: &str = "acceptance tests";
 
 fn near_section(name: &str) -> Option<&'static str> {
+    if name.len() > 64 {
+        return None;
+    }
     let lower = name.to_lowercase();
     let all = [
         "definitions",
@@ -197,9 +200,10 @@ fn near_section(name: &str) -> Option<&'static str> {
         .find(|k| *k == lower || edit_distance(&lower, k) <= 3)
         .or_else(|| {
             let first = lower.split_whitespace().next().unwrap_or("");
+            let prefix: String = first.chars().take(4).collect();
             all.iter()
                 .copied()
-                .find(|k| !first.is_empty() && k.starts_with(&first[..first.len().min(4)]))
+                .find(|k| !prefix.is_empty() && k.starts_with(&prefix))
         })
 }
 
@@ -300,6 +304,8 @@ fn trim_end(text: &str, r: &Range<usize>) -> usize {
 
 fn stray_text(src: &str, span: crate::source::Span) -> Diagnostic {
     let first = src.trim().lines().next().unwrap_or("");
+    let first: String = first.chars().take(60).collect();
+    let first = first.as_str();
     let mut d = Diagnostic::error("E0401", "text outside a list item").at(
         span,
         "this paragraph is not a section heading or a list item",
