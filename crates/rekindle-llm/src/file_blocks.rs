@@ -1,0 +1,167 @@
+//! The reply format for code: one block per file, simple enough for a 0.5B model to follow and
+//! for a grammar to enforce.
+//!
+//! ```text
+//! --- FILE: src/app.py
+//! print("hello, world")
+//! --- END FILE
+//! --- DELETE: src/old.py
+//! ```
+//!
+//! Prose outside blocks is ignored (hosted models add it); a reply must hold at least one block.
+
+/// One file the model wants written, or removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileBlock {
+    Write { path: String, content: String },
+    Delete { path: String },
+}
+
+impl FileBlock {
+    pub fn path(&self) -> &str {
+        match self {
+            FileBlock::Write { path, .. } | FileBlock::Delete { path } => path,
+        }
+    }
+}
+
+pub const OPEN: &str = "--- FILE: ";
+pub const CLOSE: &str = "--- END FILE";
+pub const DELETE: &str = "--- DELETE: ";
+
+/// Why a reply could not be read as file blocks; `line` is 1-based.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+/// Reads the blocks of a reply.
+pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, String, String)> = None;
+    for (i, raw) in reply.split_inclusive('\n').enumerate() {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if let Some((_, path, content)) = &mut open {
+            if line.trim_end() == CLOSE {
+                blocks.push(FileBlock::Write {
+                    path: std::mem::take(path),
+                    content: std::mem::take(content),
+                });
+                open = None;
+            } else {
+                content.push_str(line);
+                content.push('\n');
+            }
+            continue;
+        }
+        if let Some(p) = line.strip_prefix(OPEN) {
+            let path = p.trim().trim_matches('`').to_string();
+            if path.is_empty() {
+                return Err(FormatError {
+                    line: i + 1,
+                    message: "a file block without a path".into(),
+                });
+            }
+            open = Some((i + 1, path, String::new()));
+        } else if let Some(p) = line.strip_prefix(DELETE) {
+            let path = p.trim().trim_matches('`').to_string();
+            if path.is_empty() {
+                return Err(FormatError {
+                    line: i + 1,
+                    message: "a delete line without a path".into(),
+                });
+            }
+            blocks.push(FileBlock::Delete { path });
+        }
+    }
+    if let Some((line, path, _)) = open {
+        return Err(FormatError {
+            line,
+            message: format!("the block for {path} is not closed with `{CLOSE}`"),
+        });
+    }
+    if blocks.is_empty() {
+        return Err(FormatError {
+            line: 0,
+            message: format!("the reply holds no file block (`{OPEN}path` … `{CLOSE}`)"),
+        });
+    }
+    Ok(blocks)
+}
+
+/// Writes blocks in the format (for prompts that show existing files, and for tests).
+pub fn format(blocks: &[FileBlock]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            FileBlock::Write { path, content } => {
+                out.push_str(OPEN);
+                out.push_str(path);
+                out.push('\n');
+                out.push_str(content);
+                if !content.is_empty() && !content.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(CLOSE);
+                out.push('\n');
+            }
+            FileBlock::Delete { path } => {
+                out.push_str(DELETE);
+                out.push_str(path);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// A llama.cpp GBNF grammar that admits exactly a sequence of file blocks.
+pub const GRAMMAR: &str = r#"root ::= block+
+block ::= "--- FILE: " path "\n" line* "--- END FILE\n"
+path ::= [A-Za-z0-9_.] [A-Za-z0-9_./-]*
+line ::= [^\n]* "\n"
+"#;
+
+/// How to ask for the format, for prompts.
+pub const INSTRUCTIONS: &str = "Reply with complete files only, each in a file block:\n--- FILE: relative/path.ext\n<the whole file>\n--- END FILE\nWrite nothing outside file blocks.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let blocks = vec![
+            FileBlock::Write {
+                path: "a.py".into(),
+                content: "print(1)\n".into(),
+            },
+            FileBlock::Delete { path: "b.py".into() },
+            FileBlock::Write {
+                path: "c/d.txt".into(),
+                content: "x\n--- not the end\n".into(),
+            },
+        ];
+        assert_eq!(parse(&format(&blocks)).unwrap(), blocks);
+    }
+
+    #[test]
+    fn prose_is_ignored_and_errors_are_located() {
+        let r = "Sure! Here it is.\n--- FILE: a.py\nx = 1\n--- END FILE\nDone.";
+        assert_eq!(parse(r).unwrap().len(), 1);
+        assert_eq!(parse("--- FILE: a.py\nx\n").unwrap_err().line, 1);
+        assert_eq!(parse("just words").unwrap_err().line, 0);
+        assert_eq!(parse("--- FILE:  \n").unwrap_err().line, 1);
+    }
+}
