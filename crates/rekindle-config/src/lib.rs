@@ -7,7 +7,7 @@ pub mod reference;
 pub mod rekindle_toml;
 
 pub use reference::ReferenceConfig;
-pub use rekindle_toml::RekindleToml;
+pub use rekindle_toml::{ProviderToml, RekindleToml};
 
 use rekindle_diag::{Diagnostic, SourceDb};
 use std::path::{Path, PathBuf};
@@ -48,6 +48,10 @@ pub struct Settings {
     pub conformance_tests_script: Option<PathBuf>,
     pub prepare_environment_script: Option<PathBuf>,
     pub test_script_timeout: u64,
+    /// rekindle.toml as read (providers, models, budget, prices, cache).
+    pub toml: RekindleToml,
+    /// The folder of the spec (or the current folder when there is none).
+    pub spec_dir: PathBuf,
 }
 
 pub const DEFAULT_TEST_SCRIPT_TIMEOUT: u64 = 120;
@@ -64,6 +68,16 @@ pub fn load(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    load_in(spec_dir, cli, db, diags)
+}
+
+/// [`load`] for commands without a spec: the config files of `spec_dir` (and the current folder).
+pub fn load_in(
+    spec_dir: &Path,
+    cli: &Overrides,
+    db: &mut SourceDb,
+    diags: &mut Vec<Diagnostic>,
+) -> Settings {
     let config_name = cli.config_name.as_deref().unwrap_or("config.yaml");
     let config_file = match &cli.config {
         Some(p) => {
@@ -141,6 +155,20 @@ pub fn load(
             .test_script_timeout
             .or(reference.test_script_timeout)
             .unwrap_or(DEFAULT_TEST_SCRIPT_TIMEOUT),
+        spec_dir: spec_dir.to_path_buf(),
+        toml,
+    }
+}
+
+impl Settings {
+    /// Where model replies are cached: rekindle.toml's `[cache] dir`, else `.rekindle/cache`
+    /// beside the spec.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.toml
+            .cache
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.spec_dir.join(".rekindle").join("cache"))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use rekindle_diag::{Diagnostic, SourceDb, Span};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -10,6 +11,76 @@ use std::path::{Path, PathBuf};
 pub struct RekindleToml {
     #[serde(default)]
     pub spec: SpecSettings,
+    /// Named model providers.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderToml>,
+    #[serde(default)]
+    pub models: ModelsToml,
+    #[serde(default)]
+    pub budget: BudgetToml,
+    /// Model name → prices in US dollars per million tokens.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceToml>,
+    #[serde(default)]
+    pub cache: CacheToml,
+}
+
+/// `[providers.NAME]`: one way to reach a model.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProviderToml {
+    /// `openai` (any OpenAI-compatible endpoint), `anthropic` or `local`.
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The environment variable that holds the key. Keys are never written in this file.
+    pub api_key_env: Option<String>,
+    /// For `local`: the GGUF file (default: the fetched default model).
+    pub model_path: Option<PathBuf>,
+    /// Seconds.
+    pub connect_timeout: Option<u64>,
+    pub timeout: Option<u64>,
+    pub idle_timeout: Option<u64>,
+    /// Attempts in all for transient failures.
+    pub attempts: Option<u32>,
+}
+
+/// `[models]`: which provider plays which role, and when to escalate.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModelsToml {
+    /// The provider for every role not named below.
+    pub default: Option<String>,
+    pub code: Option<String>,
+    pub fix: Option<String>,
+    pub tests: Option<String>,
+    /// The escalation ladder: after `escalate-after` failed fixes of one functionality, use
+    /// this provider instead.
+    pub escalate_to: Option<String>,
+    pub escalate_after: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BudgetToml {
+    pub max_calls: Option<u64>,
+    pub max_tokens: Option<u64>,
+    pub max_cost: Option<f64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PriceToml {
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheToml {
+    /// Where model replies are cached (default `.rekindle/cache` beside the spec).
+    pub dir: Option<PathBuf>,
 }
 
 /// `[spec]`: how specs are found and what they may link.

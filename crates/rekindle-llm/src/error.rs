@@ -7,15 +7,37 @@ pub enum LlmError {
     /// No connection could be made (refused, DNS, TLS).
     Connect { url: String, detail: String },
     /// A timeout: connecting, the whole call, or silence in the middle of a stream.
-    Timeout { url: String, what: &'static str, after: Duration },
+    Timeout {
+        url: String,
+        what: &'static str,
+        after: Duration,
+    },
     /// 401/403: the key is missing, wrong or lacks permission.
-    Auth { url: String, status: u16, detail: String, key_env: Option<String> },
+    Auth {
+        url: String,
+        status: u16,
+        detail: String,
+        key_env: Option<String>,
+    },
     /// 404: usually a wrong model name or base URL.
-    NotFound { url: String, model: String, detail: String },
+    NotFound {
+        url: String,
+        model: String,
+        detail: String,
+    },
     /// 400 and other client errors that retrying cannot fix.
-    BadRequest { url: String, status: u16, detail: String },
+    BadRequest {
+        url: String,
+        status: u16,
+        detail: String,
+    },
     /// 429 or 5xx after every retry.
-    Unavailable { url: String, status: u16, detail: String, attempts: u32 },
+    Unavailable {
+        url: String,
+        status: u16,
+        detail: String,
+        attempts: u32,
+    },
     /// The reply was not what the protocol promises (not JSON, truncated, missing fields).
     Malformed { url: String, detail: String },
     /// A budget for this run would be exceeded by the next call.

@@ -147,7 +147,9 @@ mod tests {
                 path: "a.py".into(),
                 content: "print(1)\n".into(),
             },
-            FileBlock::Delete { path: "b.py".into() },
+            FileBlock::Delete {
+                path: "b.py".into(),
+            },
             FileBlock::Write {
                 path: "c/d.txt".into(),
                 content: "x\n--- not the end\n".into(),

@@ -8,6 +8,9 @@
 
 pub mod error;
 pub mod file_blocks;
+#[cfg(feature = "local")]
+pub mod local;
+pub mod models;
 pub mod request;
 
 pub use error::LlmError;
@@ -54,5 +57,15 @@ pub trait Provider: Send + Sync {
     /// Where requests go and which model answers, for messages (no secrets).
     fn describe(&self) -> String;
     /// Sends one request, streaming text to `sink` as it arrives.
-    async fn complete(&self, req: &Request, sink: &mut dyn TokenSink) -> Result<Response, LlmError>;
+    async fn complete(&self, req: &Request, sink: &mut dyn TokenSink)
+        -> Result<Response, LlmError>;
 }
+pub mod anthropic;
+pub mod cache;
+pub mod http;
+pub mod meter;
+pub mod openai;
+pub mod providers;
+pub mod secret;
+pub mod session;
+pub mod sse;

@@ -1,0 +1,129 @@
+//! Choosing a model provider from rekindle.toml and the command line (which wins).
+
+use rekindle_config::{ProviderToml, Settings};
+use rekindle_llm::http::{RetryPolicy, Timeouts};
+use rekindle_llm::providers::ProviderSpec;
+use rekindle_llm::ProviderKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Provider options every model-using command takes.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ProviderArgs {
+    /// A provider named in rekindle.toml, or a kind: openai (any OpenAI-compatible endpoint),
+    /// anthropic, local.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// The endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The model to ask for.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// For --provider local: the GGUF file (default: the fetched default model).
+    #[arg(long, value_name = "FILE")]
+    pub model_path: Option<PathBuf>,
+    /// The environment variable that holds the API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+}
+
+/// Which part a model plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Code,
+    Fix,
+    Tests,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Code, Role::Fix, Role::Tests];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Code => "code",
+            Role::Fix => "fix",
+            Role::Tests => "tests",
+        }
+    }
+}
+
+fn kind_of(s: &str) -> Option<ProviderKind> {
+    match s {
+        "openai" => Some(ProviderKind::Openai),
+        "anthropic" => Some(ProviderKind::Anthropic),
+        "local" => Some(ProviderKind::Local),
+        _ => None,
+    }
+}
+
+fn from_toml(name: &str, p: &ProviderToml) -> Result<ProviderSpec, String> {
+    let kind = kind_of(&p.kind)
+        .ok_or_else(|| format!("provider `{name}` has unknown kind `{}`", p.kind))?;
+    let mut spec = ProviderSpec::new(name, kind);
+    spec.base_url = p.base_url.clone();
+    spec.model = p.model.clone();
+    spec.api_key_env = p.api_key_env.clone();
+    spec.model_path = p.model_path.clone();
+    let d = Timeouts::default();
+    spec.timeouts = Timeouts {
+        connect: p
+            .connect_timeout
+            .map(Duration::from_secs)
+            .unwrap_or(d.connect),
+        total: p.timeout.map(Duration::from_secs).unwrap_or(d.total),
+        idle: p.idle_timeout.map(Duration::from_secs).unwrap_or(d.idle),
+    };
+    if let Some(a) = p.attempts {
+        spec.retry = RetryPolicy {
+            attempts: a.max(1),
+            ..RetryPolicy::default()
+        };
+    }
+    Ok(spec)
+}
+
+/// The provider for `role`: `--provider`, else `[models]` in rekindle.toml, else the embedded
+/// local model.
+pub fn select(
+    settings: &Settings,
+    args: &ProviderArgs,
+    role: Role,
+) -> Result<ProviderSpec, String> {
+    let m = &settings.toml.models;
+    let by_role = match role {
+        Role::Code => &m.code,
+        Role::Fix => &m.fix,
+        Role::Tests => &m.tests,
+    };
+    let name = args
+        .provider
+        .clone()
+        .or_else(|| by_role.clone())
+        .or_else(|| m.default.clone())
+        .unwrap_or_else(|| "local".to_string());
+    let mut spec = match settings.toml.providers.get(&name) {
+        Some(p) => from_toml(&name, p)?,
+        None => match kind_of(&name) {
+            Some(kind) => ProviderSpec::new(&name, kind),
+            None => {
+                return Err(format!(
+                    "unknown provider `{name}`: define [providers.{name}] in rekindle.toml, or use openai, anthropic or local"
+                ))
+            }
+        },
+    };
+    if args.base_url.is_some() {
+        spec.base_url = args.base_url.clone();
+    }
+    if args.model.is_some() {
+        spec.model = args.model.clone();
+    }
+    if args.model_path.is_some() {
+        spec.model_path = args.model_path.clone();
+    }
+    if args.api_key_env.is_some() {
+        spec.api_key_env = args.api_key_env.clone();
+    }
+    Ok(spec)
+}

@@ -1,0 +1,675 @@
+//! The embedded engine (feature `local`): llama.cpp, through `llama-cpp-2`, running a GGUF file
+//! in this process.
+//!
+//! The model is loaded once per [`LocalProvider`] and shared by its calls; each call makes a
+//! fresh context sized for its prompt and `max_tokens`, renders the messages with the chat
+//! template stored in the GGUF, and decodes greedily unless the request asks for a temperature.
+//! [`Constraint::FileBlocks`] is enforced with the GBNF grammar [`file_blocks::GRAMMAR`]. Calls
+//! run on a blocking thread, one at a time per provider (two would only share the same cores),
+//! and stream text to the [`TokenSink`] through a channel. Dropping the future stops the
+//! generation at the next token.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::models::{self, ModelSpec};
+use crate::{
+    file_blocks, Constraint, FinishReason, LlmError, Provider, ProviderKind, Request, Response,
+    Role, TokenSink, Usage,
+};
+
+/// Tokens decoded per batch while reading the prompt.
+const N_BATCH: u32 = 512;
+/// The smallest context a call gets.
+const MIN_CTX: u32 = 2048;
+
+/// llama.cpp's process-wide state, initialised once. Its log goes nowhere unless
+/// `REKINDLE_LLAMA_LOG` is set.
+pub fn backend() -> Result<&'static LlamaBackend, LlmError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let mut b = LlamaBackend::init().map_err(|e| e.to_string())?;
+            if std::env::var_os("REKINDLE_LLAMA_LOG").is_none() {
+                b.void_logs();
+            }
+            Ok(b)
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Local {
+            detail: format!("cannot start llama.cpp: {e}"),
+        })
+}
+
+/// A GGUF model run in this process.
+#[derive(Clone)]
+pub struct LocalProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: LlamaModel,
+    path: PathBuf,
+    file_name: String,
+    threads: i32,
+    /// One generation at a time.
+    busy: Mutex<()>,
+}
+
+/// What one generation did, for benchmarks and progress lines.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub response: Response,
+    /// Making the context and reading the prompt.
+    pub prompt_time: Duration,
+    /// From the first sampled token to the last.
+    pub gen_time: Duration,
+}
+
+impl Generation {
+    /// Output tokens per second of generation (prompt reading excluded).
+    pub fn tokens_per_second(&self) -> f64 {
+        let s = self.gen_time.as_secs_f64();
+        if s > 0.0 {
+            self.response.usage.output_tokens as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProvider")
+            .field("path", &self.inner.path)
+            .field("threads", &self.inner.threads)
+            .finish()
+    }
+}
+
+fn default_threads() -> i32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(4)
+}
+
+impl LocalProvider {
+    /// Loads the embedded model `spec` from `dir` (see [`models::default_dir`]). Checks the size
+    /// (not the SHA-256, which `rekindle model fetch` checked) before loading.
+    pub fn open(spec: &ModelSpec, dir: &Path) -> Result<LocalProvider, LlmError> {
+        let path = models::path_of(spec, dir);
+        models::check_size(&path, spec).map_err(|detail| LlmError::Local { detail })?;
+        Self::load_with_hint(&path, &format!("`{}`", spec.fetch_command()))
+    }
+
+    /// Loads the GGUF at `path`.
+    pub fn load(path: &Path) -> Result<LocalProvider, LlmError> {
+        Self::load_with_hint(
+            path,
+            "`rekindle model fetch` (or `rekindle model fetch small`)",
+        )
+    }
+
+    fn load_with_hint(path: &Path, fetch: &str) -> Result<LocalProvider, LlmError> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(LlmError::Local {
+                    detail: format!("{} is not a model file", path.display()),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LlmError::Local {
+                    detail: format!(
+                        "no model file at {}: run {fetch} to download the embedded model",
+                        path.display()
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(LlmError::Local {
+                    detail: format!("cannot read {}: {e}", path.display()),
+                })
+            }
+        }
+        let backend = backend()?;
+        let params = LlamaModelParams::default();
+        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
+            LlmError::Local {
+                detail: format!(
+                    "cannot load {} ({e}): it is not a GGUF model llama.cpp can read, perhaps corrupt or incomplete; run {fetch} to download it again",
+                    path.display()
+                ),
+            }
+        })?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(LocalProvider {
+            inner: Arc::new(Inner {
+                model,
+                path: path.to_path_buf(),
+                file_name,
+                threads: default_threads(),
+                busy: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Uses `n` threads (default: the available parallelism).
+    pub fn with_threads(self, n: usize) -> LocalProvider {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
+            panic!("with_threads must be called before the provider is shared")
+        });
+        LocalProvider {
+            inner: Arc::new(Inner {
+                threads: n.clamp(1, 512) as i32,
+                ..inner
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn threads(&self) -> i32 {
+        self.inner.threads
+    }
+
+    /// The loaded model (for benchmarks that drive llama.cpp directly).
+    pub fn model(&self) -> &LlamaModel {
+        &self.inner.model
+    }
+
+    /// The prompt tokens a request is read as: its messages through the model's chat template.
+    pub fn prompt_tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, LlmError> {
+        self.inner.prompt_tokens(req)
+    }
+
+    /// The context size a call with this many prompt tokens and `max_tokens` gets.
+    pub fn context_size(&self, n_prompt: usize, max_tokens: u32) -> u32 {
+        self.inner.context_size(n_prompt, max_tokens)
+    }
+
+    /// Context parameters as every call uses them.
+    pub fn context_params(&self, n_ctx: u32) -> LlamaContextParams {
+        self.inner.context_params(n_ctx)
+    }
+
+    /// Runs one request on the calling thread, giving text to `on_text` as it is generated.
+    pub fn complete_blocking(
+        &self,
+        req: &Request,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, LlmError> {
+        self.inner.generate(req, on_text, None)
+    }
+}
+
+/// Sets the flag when the `complete` future ends or is dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Local
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "the embedded llama.cpp engine with {}",
+            self.inner.path.display()
+        )
+    }
+
+    async fn complete(
+        &self,
+        req: &Request,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Response, LlmError> {
+        let inner = self.inner.clone();
+        let req = req.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _guard = CancelOnDrop(cancel.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let task = tokio::task::spawn_blocking(move || {
+            inner.generate(
+                &req,
+                &mut |text| {
+                    let _ = tx.send(text.to_string());
+                },
+                Some(&cancel),
+            )
+        });
+        // The channel closes when the generation ends and drops its sender.
+        while let Some(text) = rx.recv().await {
+            sink.token(&text);
+        }
+        let generation = task.await.map_err(|e| LlmError::Local {
+            detail: format!("the inference thread failed: {e}"),
+        })??;
+        Ok(generation.response)
+    }
+}
+
+fn local(detail: impl Into<String>) -> LlmError {
+    LlmError::Local {
+        detail: detail.into(),
+    }
+}
+
+impl Inner {
+    fn prompt_tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, LlmError> {
+        let prompt = self.render(req)?;
+        let vocab = self.model.vocab();
+        let mut tokens = vocab.tokenize(prompt.as_bytes(), false, true);
+        if vocab.should_add_bos() && tokens.first() != Some(&vocab.bos()) {
+            tokens.insert(0, vocab.bos());
+        }
+        if tokens.is_empty() {
+            return Err(local("the prompt is empty"));
+        }
+        Ok(tokens)
+    }
+
+    /// The messages through the GGUF's chat template (ChatML when it has none).
+    fn render(&self, req: &Request) -> Result<String, LlmError> {
+        let template = match self.model.chat_template(None) {
+            Ok(t) => t,
+            Err(_) => LlamaChatTemplate::new("chatml").map_err(|e| local(e.to_string()))?,
+        };
+        let messages = req
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                LlamaChatMessage::new(role.to_string(), m.content.clone())
+                    .map_err(|e| local(format!("a message cannot be given to the model: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.model
+            .apply_chat_template(&template, &messages, true)
+            .map_err(|e| local(format!("cannot apply the model's chat template: {e}")))
+    }
+
+    fn context_size(&self, n_prompt: usize, max_tokens: u32) -> u32 {
+        let want = (n_prompt as u64 + max_tokens as u64 + 16).max(MIN_CTX as u64);
+        let train = self.model.n_ctx_train().max(1) as u64;
+        want.min(train) as u32
+    }
+
+    fn context_params(&self, n_ctx: u32) -> LlamaContextParams {
+        LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(N_BATCH)
+            .with_n_ubatch(N_BATCH)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads)
+    }
+
+    fn generate(
+        &self,
+        req: &Request,
+        on_text: &mut dyn FnMut(&str),
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Generation, LlmError> {
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        let start = Instant::now();
+        let backend = backend()?;
+        let tokens = self.prompt_tokens(req)?;
+        let n_prompt = tokens.len();
+        let n_ctx = self.context_size(n_prompt, req.sampling.max_tokens);
+        if n_prompt + 1 >= n_ctx as usize {
+            return Err(local(format!(
+                "the prompt has {n_prompt} tokens, more than the model's context of {n_ctx} allows"
+            )));
+        }
+        let max_new = (req.sampling.max_tokens as usize).min(n_ctx as usize - n_prompt);
+        let mut ctx = self
+            .model
+            .new_context(backend, self.context_params(n_ctx))
+            .map_err(|e| {
+                local(format!(
+                    "cannot make a context of {n_ctx} tokens ({e}): out of memory?"
+                ))
+            })?;
+
+        // Read the prompt.
+        let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+        let mut last = 0i32;
+        for (c, chunk) in tokens.chunks(N_BATCH as usize).enumerate() {
+            if cancelled() {
+                return Err(local("cancelled"));
+            }
+            batch.clear();
+            let base = c * N_BATCH as usize;
+            for (i, &t) in chunk.iter().enumerate() {
+                let pos = base + i;
+                batch
+                    .add(t, pos as i32, &[0], pos == n_prompt - 1)
+                    .map_err(|e| local(e.to_string()))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| local(format!("llama.cpp failed reading the prompt: {e}")))?;
+            last = batch.n_tokens() - 1;
+        }
+        let prompt_time = start.elapsed();
+
+        let mut sampler = Sampler::new(&self.model, req)?;
+        let vocab = self.model.vocab();
+        let stops: Vec<&str> = req
+            .sampling
+            .stop
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut out = TextOut::new(stops);
+        let mut n_out = 0usize;
+        let mut pos = n_prompt;
+        let gen_start = Instant::now();
+        let finish = loop {
+            if n_out >= max_new {
+                break FinishReason::Length;
+            }
+            if cancelled() {
+                return Err(local("cancelled"));
+            }
+            let token = sampler.sample(&ctx, last)?;
+            if vocab.is_eog(token) {
+                break FinishReason::Stop;
+            }
+            n_out += 1;
+            let piece = vocab.token_to_piece(token, false, None);
+            if out.push(&piece, on_text) {
+                break FinishReason::Stop;
+            }
+            if n_out >= max_new {
+                break FinishReason::Length;
+            }
+            batch.clear();
+            batch
+                .add(token, pos as i32, &[0], true)
+                .map_err(|e| local(e.to_string()))?;
+            ctx.decode(&mut batch)
+                .map_err(|e| local(format!("llama.cpp failed generating: {e}")))?;
+            pos += 1;
+            last = 0;
+        };
+        let gen_time = gen_start.elapsed();
+        let text = out.finish(on_text);
+        Ok(Generation {
+            response: Response {
+                text,
+                usage: Usage {
+                    input_tokens: n_prompt as u64,
+                    output_tokens: n_out as u64,
+                    cached_tokens: 0,
+                },
+                finish_reason: finish,
+                request_id: None,
+                model: self.file_name.clone(),
+            },
+            prompt_time,
+            gen_time,
+        })
+    }
+}
+
+/// Picks tokens: greedy or temperature/top-p with a seed, optionally under a grammar.
+struct Sampler {
+    chain: LlamaSampler,
+    grammar: Option<LlamaSampler>,
+}
+
+impl Sampler {
+    fn new(model: &LlamaModel, req: &Request) -> Result<Sampler, LlmError> {
+        let s = &req.sampling;
+        let chain = if s.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            let seed = match s.seed {
+                Some(seed) => (seed ^ (seed >> 32)) as u32,
+                None => fastrand::u32(..),
+            };
+            let mut parts = Vec::new();
+            if let Some(p) = s.top_p.filter(|p| *p > 0.0 && *p < 1.0) {
+                parts.push(LlamaSampler::top_p(p, 1));
+            }
+            parts.push(LlamaSampler::temp(s.temperature));
+            parts.push(LlamaSampler::dist(seed));
+            LlamaSampler::chain_simple(parts)
+        };
+        let grammar = match req.constraint {
+            Some(Constraint::FileBlocks) => Some(
+                LlamaSampler::grammar(model, file_blocks::GRAMMAR, "root")
+                    .map_err(|e| local(format!("the file-block grammar was refused: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Sampler { chain, grammar })
+    }
+
+    fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken, LlmError> {
+        let Some(grammar) = &mut self.grammar else {
+            // `sample` also accepts the token into the chain.
+            return Ok(self.chain.sample(ctx, idx));
+        };
+        // As llama.cpp's own sampler does: pick without the grammar, and only when the grammar
+        // refuses that token, apply it to the whole vocabulary and pick again. Most tokens pass,
+        // and the grammar over the whole vocabulary is the slow part.
+        let mut all = ctx.token_data_array_ith(idx);
+        all.apply_sampler(&mut self.chain);
+        let first = all
+            .selected_token()
+            .ok_or_else(|| local("the sampler chose no token"))?;
+        let logit = all
+            .data
+            .iter()
+            .find(|d| d.id() == first)
+            .map_or(0.0, |d| d.logit());
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, logit, 1.0)], false);
+        one.apply_sampler(grammar);
+        let token = if one.data[0].logit().is_finite() {
+            first
+        } else {
+            let mut all = ctx.token_data_array_ith(idx);
+            all.apply_sampler(grammar);
+            all.apply_sampler(&mut self.chain);
+            all.selected_token()
+                .ok_or_else(|| local("the grammar left no token to choose"))?
+        };
+        grammar.accept(token);
+        self.chain.accept(token);
+        Ok(token)
+    }
+}
+
+/// Generated bytes to text: whole UTF-8 characters only, stop strings cut off, and text held
+/// back from the stream while it might still become a stop string.
+struct TextOut<'a> {
+    stops: Vec<&'a str>,
+    hold: usize,
+    pending: Vec<u8>,
+    text: String,
+    streamed: usize,
+}
+
+impl<'a> TextOut<'a> {
+    fn new(stops: Vec<&'a str>) -> TextOut<'a> {
+        let hold = stops.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+        TextOut {
+            stops,
+            hold,
+            pending: Vec::new(),
+            text: String::new(),
+            streamed: 0,
+        }
+    }
+
+    /// Adds a token's bytes; true when a stop string was reached (the text ends before it).
+    fn push(&mut self, bytes: &[u8], on_text: &mut dyn FnMut(&str)) -> bool {
+        let before = self.text.len();
+        self.pending.extend_from_slice(bytes);
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    self.text.push_str(s);
+                    self.pending.clear();
+                    break;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    self.text
+                        .push_str(std::str::from_utf8(&self.pending[..valid]).unwrap_or(""));
+                    match e.error_len() {
+                        Some(bad) => {
+                            self.text.push('\u{FFFD}');
+                            self.pending.drain(..valid + bad);
+                        }
+                        None => {
+                            self.pending.drain(..valid);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !self.stops.is_empty() {
+            let from = floor_char(&self.text, before.saturating_sub(self.hold));
+            let found = self
+                .stops
+                .iter()
+                .filter_map(|s| self.text[from..].find(s))
+                .min();
+            if let Some(at) = found {
+                self.text.truncate(from + at);
+                self.pending.clear();
+                return true;
+            }
+        }
+        let upto = floor_char(&self.text, self.text.len().saturating_sub(self.hold));
+        if upto > self.streamed {
+            on_text(&self.text[self.streamed..upto]);
+            self.streamed = upto;
+        }
+        false
+    }
+
+    fn finish(mut self, on_text: &mut dyn FnMut(&str)) -> String {
+        if !self.pending.is_empty() {
+            let rest = String::from_utf8_lossy(&self.pending).into_owned();
+            self.text.push_str(&rest);
+        }
+        if self.text.len() > self.streamed {
+            on_text(&self.text[self.streamed..]);
+        }
+        self.text
+    }
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stops: &[&str], pieces: &[&[u8]]) -> (String, String, bool) {
+        let mut out = TextOut::new(stops.to_vec());
+        let mut streamed = String::new();
+        let mut stopped = false;
+        for p in pieces {
+            if out.push(p, &mut |t| streamed.push_str(t)) {
+                stopped = true;
+                break;
+            }
+        }
+        let text = out.finish(&mut |t| streamed.push_str(t));
+        (text, streamed, stopped)
+    }
+
+    #[test]
+    fn utf8_split_across_tokens() {
+        let e = "é".as_bytes();
+        let (text, streamed, _) = run(&[], &[b"caf", &e[..1], &e[1..], b"!"]);
+        assert_eq!(text, "café!");
+        assert_eq!(streamed, text);
+        let (text, _, _) = run(&[], &[b"a\xffb"]);
+        assert_eq!(text, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn stop_strings_are_cut_and_never_streamed() {
+        let (text, streamed, stopped) = run(&["END"], &[b"hello E", b"N", b"D more"]);
+        assert!(stopped);
+        assert_eq!(text, "hello ");
+        assert_eq!(streamed, "hello ");
+        let (text, streamed, stopped) = run(&["END"], &[b"hello EN", b"x"]);
+        assert!(!stopped);
+        assert_eq!(
+            (text.as_str(), streamed.as_str()),
+            ("hello ENx", "hello ENx")
+        );
+    }
+
+    #[test]
+    fn a_missing_model_says_how_to_fetch_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LocalProvider::load(&dir.path().join("none.gguf")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("none.gguf") && msg.contains("rekindle model fetch"),
+            "{msg}"
+        );
+        let small = models::spec("small").unwrap();
+        let msg = LocalProvider::open(small, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("rekindle model fetch small"), "{msg}");
+    }
+
+    #[test]
+    fn a_corrupt_model_says_how_to_fix_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.gguf");
+        std::fs::write(&p, b"GGUF\x03\x00\x00\x00garbage that is not a model").unwrap();
+        let msg = LocalProvider::load(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad.gguf") && msg.contains("rekindle model fetch"),
+            "{msg}"
+        );
+    }
+}
