@@ -124,18 +124,26 @@ pub async fn run(settings: &Settings, args: &ProviderArgs, config_problems: Vec<
     };
     // Each distinct provider the roles use, checked once.
     let mut specs: Vec<(Vec<&str>, rekindle_llm::providers::ProviderSpec)> = Vec::new();
-    for role in Role::ALL {
-        match models::select(settings, args, role) {
+    let wanted = Role::ALL
+        .iter()
+        .map(|&r| (r.name(), models::select(settings, args, r)))
+        .chain(std::iter::once((
+            "escalation",
+            models::select_escalating(settings, args, Role::Fix, u32::MAX),
+        )));
+    for (role, spec) in wanted {
+        match spec {
             Ok(s) => match specs.iter_mut().find(|(_, x)| x.name == s.name) {
-                Some((roles, _)) => roles.push(role.name()),
-                None => specs.push((vec![role.name()], s)),
+                Some((roles, _)) => {
+                    if !roles.contains(&role) {
+                        roles.push(role)
+                    }
+                }
+                None => specs.push((vec![role], s)),
             },
-            Err(e) => {
-                report.checks.push(check(
-                    &format!("provider ({})", role.name()),
-                    Err((e, None)),
-                ));
-            }
+            Err(e) => report
+                .checks
+                .push(check(&format!("provider ({role})"), Err((e, None)))),
         }
     }
     for (roles, spec) in specs {
@@ -189,7 +197,10 @@ async fn check_provider(
             }
         }
     }
-    let provider = match rekindle_llm::providers::build(spec) {
+    // One quick question: a broken provider should fail fast, not after the full retry ladder.
+    let mut spec = spec.clone();
+    spec.retry.attempts = spec.retry.attempts.min(2);
+    let provider = match rekindle_llm::providers::build(&spec) {
         Ok(p) => p,
         Err(e) => {
             report

@@ -127,3 +127,80 @@ pub fn select(
     }
     Ok(spec)
 }
+
+/// The provider for `role` after `failures` failed attempts at one functionality: the role's
+/// own provider, or `[models] escalate-to` once `escalate-after` (default 2) attempts have failed.
+/// A provider pinned with `--provider` is never escalated away from.
+pub fn select_escalating(
+    settings: &Settings,
+    args: &ProviderArgs,
+    role: Role,
+    failures: u32,
+) -> Result<ProviderSpec, String> {
+    let m = &settings.toml.models;
+    match &m.escalate_to {
+        Some(to) if args.provider.is_none() && failures >= m.escalate_after.unwrap_or(2) => {
+            let pinned = ProviderArgs {
+                provider: Some(to.clone()),
+                ..args.clone()
+            };
+            select(settings, &pinned, role)
+        }
+        _ => select(settings, args, role),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rekindle.toml"), toml).unwrap();
+        let mut db = rekindle_diag::SourceDb::default();
+        let mut diags = Vec::new();
+        let s = rekindle_config::load_in(dir.path(), &rekindle_config::Overrides::default(), &mut db, &mut diags);
+        assert!(diags.is_empty(), "{diags:?}");
+        s
+    }
+
+    const TOML: &str = r#"
+[providers.small]
+kind = "local"
+model-path = "models/small.gguf"
+
+[providers.big]
+kind = "openai"
+base-url = "http://127.0.0.1:9/v1"
+model = "big-model"
+api-key-env = "BIG_KEY"
+
+[models]
+default = "small"
+tests = "big"
+escalate-to = "big"
+escalate-after = 2
+"#;
+
+    #[test]
+    fn roles_and_the_escalation_ladder() {
+        let s = settings(TOML);
+        let none = ProviderArgs::default();
+        assert_eq!(select(&s, &none, Role::Code).unwrap().name, "small");
+        assert_eq!(select(&s, &none, Role::Tests).unwrap().model_name(), "big-model");
+        assert_eq!(select_escalating(&s, &none, Role::Fix, 1).unwrap().name, "small");
+        let up = select_escalating(&s, &none, Role::Fix, 2).unwrap();
+        assert_eq!((up.name.as_str(), up.api_key_env.as_deref()), ("big", Some("BIG_KEY")));
+        // The command line wins, and pins the provider.
+        let cli = ProviderArgs {
+            provider: Some("openai".into()),
+            model: Some("m".into()),
+            ..ProviderArgs::default()
+        };
+        let pinned = select_escalating(&s, &cli, Role::Fix, 5).unwrap();
+        assert_eq!((pinned.name.as_str(), pinned.model_name().as_str()), ("openai", "m"));
+        assert!(select(&s, &ProviderArgs { provider: Some("nope".into()), ..ProviderArgs::default() }, Role::Code)
+            .unwrap_err()
+            .contains("[providers.nope]"));
+    }
+}

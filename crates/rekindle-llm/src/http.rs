@@ -181,10 +181,12 @@ pub fn send_error(url: &str, e: &reqwest::Error, t: &Timeouts) -> Attempt {
             after: if e.is_connect() { t.connect } else { t.total },
         }
     } else {
+        // The innermost cause says what happened ("Connection refused"); the wrappers only
+        // repeat the URL.
         let mut detail = e.to_string();
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
-            detail = format!("{detail}: {s}");
+            detail = s.to_string();
             source = s.source();
         }
         LlmError::Connect {

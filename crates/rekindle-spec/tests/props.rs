@@ -125,7 +125,7 @@ const TOKENS: &[&str] = &[
     "x",
 ];
 
-/// Non-ASCII pieces, added to the token soup by the Unicode variant.
+/// Non-ASCII pieces: multi-byte characters next to syntax stress byte-offset arithmetic.
 const UNICODE_TOKENS: &[&str] = &["é", "😀", "\u{feff}", "\u{a0}", "日本", "—"];
 
 fn soup(tokens: &'static [&'static str]) -> impl Strategy<Value = String> {
@@ -154,10 +154,10 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_ascii_token_soup_never_panics(
-        main in soup(TOKENS),
-        a in soup(TOKENS),
-        b in soup(TOKENS),
+    fn arbitrary_token_soup_never_panics(
+        main in soup(all_tokens()),
+        a in soup(all_tokens()),
+        b in soup(all_tokens()),
     ) {
         let p = load_files(&files_of(main.into(), a.into(), b.into()));
         render_all(&p);
@@ -169,29 +169,16 @@ fn all_tokens() -> &'static [&'static str] {
     ALL.get_or_init(|| TOKENS.iter().chain(UNICODE_TOKENS).copied().collect())
 }
 
-proptest! {
-    #![proptest_config(Config { cases: 256, ..Config::default() })]
-
-    #[test]
-    #[ignore = "bug: syntax.rs near_section slices a heading/stray word at byte 4 regardless of \
-                char boundaries; main.plain = \"a\u{e9}\u{e9}\" (b\"a\\xc3\\xa9\\xc3\\xa9\") panics \
-                `end byte index 4 is not a char boundary`"]
-    fn arbitrary_unicode_token_soup_never_panics(
-        main in soup(all_tokens()),
-        a in soup(all_tokens()),
-        b in soup(all_tokens()),
-    ) {
-        let p = load_files(&files_of(main.into(), a.into(), b.into()));
-        render_all(&p);
-    }
-}
-
-/// The minimized fuzzer finding: a paragraph or heading whose first word has a multi-byte
-/// character across byte 4 reaches `near_section`, which slices `&first[..4]`.
+/// Fuzzer finding (fixed in 8e9ef38): a paragraph or heading whose first word has a multi-byte
+/// character across byte 4 reached `near_section`, which sliced `&first[..4]`.
 #[test]
-#[ignore = "bug: syntax.rs:202 near_section `&first[..first.len().min(4)]` is not char-boundary safe"]
 fn near_section_non_ascii_word() {
-    for main in ["a\u{e9}\u{e9}", "***a\u{e9}\u{e9}***", "a\u{1F600}"] {
+    for main in [
+        "a\u{e9}\u{e9}",
+        "***a\u{e9}\u{e9}***",
+        "a\u{1F600}",
+        "- x\n\n  ***a\u{e9}\u{e9}***\n",
+    ] {
         let p = load_files(&files_of(main.into(), Vec::new(), Vec::new()));
         render_all(&p);
     }
@@ -534,7 +521,7 @@ impl GSpec {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 400, ..Config::default() })]
+    #![proptest_config(Config { cases: 512, ..Config::default() })]
 
     #[test]
     fn generated_specs_load(s in spec()) {
@@ -557,6 +544,9 @@ proptest! {
                 p.diagnostics.iter().any(|d| d.code == "E0504"),
                 "no E0504 for\n{main}"
             );
+            for (concept, at) in undefined_concepts(&p) {
+                prop_assert_eq!(at.as_deref(), Some(concept.as_str()), "{}", main);
+            }
         }
     }
 
@@ -629,5 +619,106 @@ proptest! {
                 .collect::<Vec<_>>()
         };
         prop_assert_eq!(lines(&crlf), lines(&lf));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics point at what they are about.
+
+/// For every "concept `X` is not defined" (E0504): `X` and the source text its label marks.
+fn undefined_concepts(p: &Project) -> Vec<(String, Option<String>)> {
+    p.diagnostics
+        .iter()
+        .filter(|d| d.code == "E0504")
+        .map(|d| {
+            let name = d.message.split('`').nth(1).unwrap_or("").to_string();
+            let at = d.primary.as_ref().and_then(|l| {
+                let text = &p.sources.get(l.span.file).text;
+                text.get(l.span.start as usize..l.span.end as usize)
+                    .map(str::to_string)
+            });
+            (name, at)
+        })
+        .collect()
+}
+
+const HEAD: &str = "***implementation reqs***\n\n- r\n\n***functional specs***\n\n";
+
+fn load_with_include(main_tail: &str, a: &str) -> Project {
+    load_files(&files_of(
+        format!("{HEAD}{main_tail}").into(),
+        a.as_bytes().to_vec(),
+        Vec::new(),
+    ))
+}
+
+#[test]
+fn undefined_concept_in_included_later_lines_is_located() {
+    for (main, a) in [
+        ("{% include \"a.plain\" %}\n", "- x\n- :U:"),
+        ("{% include \"a.plain\" %}\n", "- x\n  y :U:\n"),
+        (
+            "- Implement {% include \"a.plain\" %}\n",
+            "it\n    - sub :U:",
+        ),
+    ] {
+        let p = load_with_include(main, a);
+        assert_eq!(
+            undefined_concepts(&p),
+            [(":U:".to_string(), Some(":U:".to_string()))],
+            "{main:?} / {a:?}"
+        );
+    }
+}
+
+/// Minimized: main.plain = HEAD + `{% include "a.plain" %}`, a.plain = `- :U:`. The E0504 label
+/// lands on main.plain:7:3 (` in`, inside the tag) instead of a.plain:1:3; and text after a
+/// mid-line include (`- Implement {% include "a.plain" %} tail :V:` with a.plain = `it\n    - sub`)
+/// is mapped into a.plain at an offset past its end.
+#[test]
+#[ignore = "bug: template.rs line origins — text from an include's first line keeps the including \
+            line's origin (label points into the `{% include %}` tag), and text after a mid-line \
+            include's tag is mapped into the included file (span past its end)"]
+fn undefined_concept_on_include_line_is_located() {
+    let p = load_with_include("{% include \"a.plain\" %}\n", "- :U:");
+    assert_eq!(undefined_concepts(&p), [(":U:".into(), Some(":U:".into()))]);
+    let p = load_with_include(
+        "- Implement {% include \"a.plain\" %} tail :V:\n",
+        "it\n    - sub",
+    );
+    assert_eq!(undefined_concepts(&p), [(":V:".into(), Some(":V:".into()))]);
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 128, ..Config::default() })]
+
+    /// An undefined concept anywhere in an included file, or after the tag, is labelled at its own
+    /// text, wherever the tag sits.
+    #[test]
+    #[ignore = "bug: see undefined_concept_on_include_line_is_located"]
+    fn undefined_concepts_in_includes_are_located(
+        lines in prop::collection::vec(words(4), 1..4),
+        at in any::<prop::sample::Index>(),
+        tag in prop::sample::select(vec!["", "  ", "- Implement "]),
+        after in any::<bool>(),
+    ) {
+        let n = lines.len() + usize::from(after);
+        let at = at.index(n);
+        let a: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let bullet = if tag.starts_with('-') && i == 0 { "" } else { "- " };
+                let indent = if tag.starts_with('-') && i > 0 { "    " } else { "" };
+                let c = if i == at { " :Nowhere:" } else { "" };
+                format!("{indent}{bullet}{l}{c}")
+            })
+            .collect();
+        let tail = if at == lines.len() { " tail :Nowhere:" } else { "" };
+        let main = format!("{tag}{{% include \"a.plain\" %}}{tail}\n");
+        let p = load_with_include(&main, &a.join("\n"));
+        let found = undefined_concepts(&p);
+        prop_assert_eq!(found.len(), 1, "{:?} / {:?}", main, a);
+        prop_assert_eq!(found[0].1.as_deref(), Some(":Nowhere:"), "{:?} / {:?}", main, a);
     }
 }
