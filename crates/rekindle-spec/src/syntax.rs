@@ -369,6 +369,37 @@ impl Ctx<'_> {
         });
     }
 
+    /// A heading written on the line right after an item's text, with no blank line between,
+    /// is read by Markdown as more text of the item: the section (or the acceptance tests) would
+    /// silently vanish into it.
+    fn glued_headings(&mut self, node: &Node, cut: Option<&Range<usize>>) {
+        let text = self.exp.text.as_str();
+        let mut offset = node.range.start;
+        for (i, raw) in text[node.range.clone()].split_inclusive('\n').enumerate() {
+            let start = offset;
+            offset += raw.len();
+            if i == 0 || cut.is_some_and(|c| offset > c.start && start < c.end) {
+                continue;
+            }
+            let Some(name) = heading_name(raw) else {
+                continue;
+            };
+            if SectionKind::from_heading(name).is_none() && name != ACCEPTANCE {
+                continue;
+            }
+            let lead = raw.len() - raw.trim_start().len();
+            let span = self.exp.span(start + lead, start + raw.trim_end().len());
+            self.diags.push(
+                Diagnostic::error(
+                    "E0412",
+                    format!("***{name}*** is glued to the item above it"),
+                )
+                .at(span, "Markdown reads this line as more text of the item")
+                .help(format!("leave a blank line before ***{name}***")),
+            );
+        }
+    }
+
     fn item(&mut self, node: &Node, section: SectionKind) -> Item {
         let text = self.exp.text.as_str();
         let mut acceptance: Option<(Range<usize>, Vec<Arc<Item>>)> = None;
@@ -451,6 +482,7 @@ impl Ctx<'_> {
             }
         }
         let cut = acceptance.as_ref().map(|(r, _)| r.clone());
+        self.glued_headings(node, cut.as_ref());
         let (item_text, ranges) = dedent(text, node.range.clone(), cut);
         let end = ranges.last().map_or(node.range.end, |r| r.end);
         let span = self.exp.span(node.range.start, end);
@@ -503,7 +535,7 @@ fn dedent(
         .count();
     let marker = if marker > 0 { marker + 1 } else { 1 };
     let after_marker = after_lead.get(marker..).unwrap_or("");
-    let spaces = after_marker.len() - after_marker.trim_start_matches(' ').len();
+    let spaces = after_marker.len() - after_marker.trim_start_matches([' ', '\t']).len();
     let spaces = if (1..=4).contains(&spaces) {
         spaces
     } else {
@@ -595,6 +627,22 @@ mod tests {
             d[1].help.as_deref(),
             Some("did you mean ***functional specs***?")
         );
+    }
+
+    #[test]
+    fn glued_headings_are_errors() {
+        let (_, d) = sections("***implementation reqs***\n- r\n***functional specs***\n- f\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, "E0412");
+        let (s, d) = sections("***functional specs***\n- f\n  ***acceptance tests***\n  - t\n");
+        assert_eq!(d[0].code, "E0412");
+        assert_eq!(s[0].items.len(), 1);
+    }
+
+    #[test]
+    fn tab_after_bullet() {
+        let (s, _) = sections("***functional specs***\n-\tTabbed\n");
+        assert_eq!(s[0].items[0].text, "Tabbed");
     }
 
     #[test]

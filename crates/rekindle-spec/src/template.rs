@@ -15,53 +15,48 @@ pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
 /// Includes nest at most this deep.
 pub const MAX_INCLUDE_DEPTH: usize = 32;
 
-/// Where an expanded line came from: output byte `c` of the line maps to file byte
-/// `offset + c - shift` (the first `shift` bytes are indentation added by an include).
+/// From expanded byte `at` on, bytes map one to one onto `file` from byte `offset`, until the
+/// next mark. Marks sit at every line start, around every substituted value, and where an
+/// included file's text starts and ends.
 #[derive(Clone, Copy, Debug)]
-pub struct LineOrigin {
-    pub file: FileId,
-    pub offset: u32,
-    pub shift: u32,
+struct Mark {
+    at: u32,
+    file: FileId,
+    offset: u32,
 }
 
 /// Spec text after templates and comments, with its way back to the sources.
 #[derive(Debug, Default)]
 pub struct Expanded {
     pub text: String,
-    line_starts: Vec<u32>,
-    origins: Vec<LineOrigin>,
+    marks: Vec<Mark>,
 }
 
 impl Expanded {
     /// The file and byte offset an expanded offset came from.
     pub fn origin(&self, offset: usize) -> (FileId, u32) {
-        let offset = offset as u32;
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        let o = self.origins[line.min(self.origins.len() - 1)];
-        let col = offset - self.line_starts[line];
-        (o.file, o.offset + col.saturating_sub(o.shift))
+        let at = offset as u32;
+        let i = self.marks.partition_point(|m| m.at <= at).saturating_sub(1);
+        let m = self.marks[i.min(self.marks.len() - 1)];
+        (m.file, m.offset + at.saturating_sub(m.at))
     }
 
     /// Maps an expanded range to a source span (ends that land in another file collapse to the start).
     pub fn span(&self, start: usize, end: usize) -> Span {
         let (file, s) = self.origin(start);
-        let (file2, e) = self.origin(end.max(start));
+        // The end is exclusive: map the last byte of the range, not the one after it, which may
+        // already belong to another file.
+        let (file2, e) = if end > start {
+            let (f, e) = self.origin(end - 1);
+            (f, e + 1)
+        } else {
+            (file, s)
+        };
         let e = if file2 == file && e >= s { e } else { s + 1 };
         Span {
             file,
             start: s,
             end: e,
-        }
-    }
-
-    /// 0-based index of the expanded line holding `offset`.
-    pub fn line_of(&self, offset: usize) -> usize {
-        match self.line_starts.binary_search(&(offset as u32)) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
         }
     }
 }
@@ -85,8 +80,7 @@ pub type Vars = HashMap<String, String>;
 
 struct Expander<'a> {
     out: String,
-    line_starts: Vec<u32>,
-    origins: Vec<LineOrigin>,
+    marks: Vec<Mark>,
     includes: &'a mut dyn Includes,
     diags: &'a mut Vec<Diagnostic>,
     code_vars: Vec<CodeVar>,
@@ -105,8 +99,7 @@ pub fn expand(
 ) -> (Expanded, Vec<CodeVar>) {
     let mut ex = Expander {
         out: String::with_capacity(text.len() + 64),
-        line_starts: Vec::with_capacity(text.len() / 32 + 1),
-        origins: Vec::with_capacity(text.len() / 32 + 1),
+        marks: Vec::with_capacity(text.len() / 32 + 1),
         includes,
         diags,
         code_vars: Vec::new(),
@@ -114,21 +107,15 @@ pub fn expand(
         overflow: false,
     };
     ex.text(file, text, base, 0, false, &Vars::new());
-    if ex.origins.is_empty() {
-        ex.line_starts.push(0);
-        ex.origins.push(LineOrigin {
-            file,
-            offset: base as u32,
-            shift: 0,
-        });
+    if ex.marks.is_empty() {
+        ex.mark(file, base);
     }
     let code_vars = ex.code_vars;
     check_code_vars(&code_vars, ex.diags);
     (
         Expanded {
             text: ex.out,
-            line_starts: ex.line_starts,
-            origins: ex.origins,
+            marks: ex.marks,
         },
         code_vars,
     )
@@ -178,15 +165,26 @@ fn fence_marker(line: &str) -> Option<(u8, usize)> {
 }
 
 impl Expander<'_> {
-    fn new_line(&mut self, file: FileId, offset: usize, indent: usize) {
-        self.line_starts.push(self.out.len() as u32);
-        self.origins.push(LineOrigin {
+    /// From here on, output comes from `file` at `offset`.
+    fn mark(&mut self, file: FileId, offset: usize) {
+        let m = Mark {
+            at: self.out.len() as u32,
             file,
             offset: offset as u32,
-            shift: indent as u32,
-        });
-        for _ in 0..indent {
-            self.out.push(' ');
+        };
+        match self.marks.last_mut() {
+            Some(last) if last.at == m.at => *last = m,
+            _ => self.marks.push(m),
+        }
+    }
+
+    fn new_line(&mut self, file: FileId, offset: usize, indent: usize) {
+        self.mark(file, offset);
+        if indent > 0 {
+            for _ in 0..indent {
+                self.out.push(' ');
+            }
+            self.mark(file, offset);
         }
     }
 
@@ -208,7 +206,9 @@ impl Expander<'_> {
                 return;
             }
             let line = raw.strip_suffix('\n').unwrap_or(raw);
-            if !(i == 0 && continues) {
+            if i == 0 && continues {
+                self.mark(file, offset);
+            } else {
                 self.new_line(file, offset, indent);
             }
             if let Some((c, n)) = fence {
@@ -269,12 +269,14 @@ impl Expander<'_> {
             let end = start + 2 + len + 2;
             let inner = line[start + 2..end - 2].trim_matches('-').trim();
             let span = Span::new(file, offset + start, offset + end);
+            self.mark(file, offset + start);
             if is_output {
                 let value = self.output(inner, span, vars);
                 self.out.push_str(&value);
             } else {
                 self.tag(file, inner, span, vars);
             }
+            self.mark(file, offset + end);
             rest = end;
         }
         self.out.push_str(&line[rest..]);

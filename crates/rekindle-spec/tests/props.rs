@@ -672,13 +672,10 @@ fn undefined_concept_in_included_later_lines_is_located() {
 }
 
 /// Minimized: main.plain = HEAD + `{% include "a.plain" %}`, a.plain = `- :U:`. The E0504 label
-/// lands on main.plain:7:3 (` in`, inside the tag) instead of a.plain:1:3; and text after a
-/// mid-line include (`- Implement {% include "a.plain" %} tail :V:` with a.plain = `it\n    - sub`)
-/// is mapped into a.plain at an offset past its end.
+/// must land on a.plain:1:3, not inside the tag; and text after a mid-line include
+/// (`- Implement {% include "a.plain" %} tail :V:` with a.plain = `it\n    - sub`) must map back
+/// into main.plain.
 #[test]
-#[ignore = "bug: template.rs line origins — text from an include's first line keeps the including \
-            line's origin (label points into the `{% include %}` tag), and text after a mid-line \
-            include's tag is mapped into the included file (span past its end)"]
 fn undefined_concept_on_include_line_is_located() {
     let p = load_with_include("{% include \"a.plain\" %}\n", "- :U:");
     assert_eq!(undefined_concepts(&p), [(":U:".into(), Some(":U:".into()))]);
@@ -695,7 +692,6 @@ proptest! {
     /// An undefined concept anywhere in an included file, or after the tag, is labelled at its own
     /// text, wherever the tag sits.
     #[test]
-    #[ignore = "bug: see undefined_concept_on_include_line_is_located"]
     fn undefined_concepts_in_includes_are_located(
         lines in prop::collection::vec(words(4), 1..4),
         at in any::<prop::sample::Index>(),
