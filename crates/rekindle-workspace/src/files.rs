@@ -1,0 +1,309 @@
+//! The sandbox for model replies: every path is checked before anything is written (relative,
+//! no `..`, no `.git`, no symlink on the way, within count and size limits), then files are
+//! written atomically. A reply that fails any check writes nothing.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// A change a reply asks for, relative to the folder it applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Write { path: String, content: String },
+    Delete { path: String },
+}
+
+impl Change {
+    pub fn path(&self) -> &str {
+        match self {
+            Change::Write { path, .. } | Change::Delete { path } => path,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_files: usize,
+    pub max_file_bytes: usize,
+    pub max_total_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_files: 64,
+            max_file_bytes: 1 << 20,
+            max_total_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Why a reply was refused; `path` is the offending path as the model wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub path: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.reason)
+        }
+    }
+}
+
+/// Where `rel` would land under `root`, if it is allowed there.
+pub fn check_path(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
+    let refuse = |reason: &str| Refused {
+        path: rel.to_string(),
+        reason: reason.to_string(),
+    };
+    if rel.trim().is_empty() {
+        return Err(refuse("empty path"));
+    }
+    if rel.len() > 1024 || rel.contains('\0') {
+        return Err(refuse("not a usable path"));
+    }
+    if rel.contains('\\') {
+        return Err(refuse("backslashes are not path separators here; use `/`"));
+    }
+    let p = Path::new(rel);
+    let mut clean = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(name) => {
+                let n = name.to_string_lossy();
+                if n.eq_ignore_ascii_case(".git") {
+                    return Err(refuse("writing into .git is not allowed"));
+                }
+                if n.len() > 255 {
+                    return Err(refuse("a path component is too long"));
+                }
+                clean.push(name);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err(refuse("`..` would leave the build folder")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(refuse("absolute paths are not allowed; write paths relative to the project root"))
+            }
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(refuse("empty path"));
+    }
+    // No symlink anywhere on the way: one could lead out of the build folder.
+    let mut at = root.to_path_buf();
+    for c in clean.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(refuse("the path goes through a symbolic link"));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(root.join(clean))
+}
+
+/// Checks every change, then applies them all; on a refusal nothing is written.
+/// Returns the relative paths changed.
+pub fn apply(root: &Path, changes: &[Change], limits: &Limits) -> Result<Vec<String>, Refused> {
+    if changes.len() > limits.max_files {
+        return Err(Refused {
+            path: String::new(),
+            reason: format!("the reply changes {} files; at most {} are allowed", changes.len(), limits.max_files),
+        });
+    }
+    let mut total = 0usize;
+    let mut targets = Vec::with_capacity(changes.len());
+    for c in changes {
+        let target = check_path(root, c.path())?;
+        if let Change::Write { path, content } = c {
+            if content.len() > limits.max_file_bytes {
+                return Err(Refused {
+                    path: path.clone(),
+                    reason: format!("{} bytes, over the limit of {}", content.len(), limits.max_file_bytes),
+                });
+            }
+            total += content.len();
+            if let Ok(m) = std::fs::symlink_metadata(&target) {
+                if m.is_dir() {
+                    return Err(Refused {
+                        path: path.clone(),
+                        reason: "a folder is in the way".into(),
+                    });
+                }
+            }
+        }
+        targets.push(target);
+    }
+    if total > limits.max_total_bytes {
+        return Err(Refused {
+            path: String::new(),
+            reason: format!("the reply writes {total} bytes; at most {} are allowed", limits.max_total_bytes),
+        });
+    }
+    let mut done = Vec::new();
+    for (c, target) in changes.iter().zip(targets) {
+        let io = |e: std::io::Error| Refused {
+            path: c.path().to_string(),
+            reason: format!("cannot write: {e}"),
+        };
+        match c {
+            Change::Write { content, .. } => {
+                let dir = target.parent().unwrap_or(root);
+                std::fs::create_dir_all(dir).map_err(io)?;
+                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+                tmp.write_all(content.as_bytes()).map_err(io)?;
+                tmp.persist(&target).map_err(|e| io(e.error))?;
+            }
+            Change::Delete { .. } => match std::fs::remove_file(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            },
+        }
+        done.push(c.path().to_string());
+    }
+    Ok(done)
+}
+
+/// A text file of a folder, for prompts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileText {
+    pub path: String,
+    pub content: String,
+}
+
+/// The text files under `root` (not `.git`), sorted by path, within `budget` bytes; files that
+/// are binary or did not fit are named in the second list.
+pub fn snapshot(root: &Path, budget: usize) -> (Vec<FileText>, Vec<String>) {
+    let mut paths = Vec::new();
+    walk(root, root, &mut paths);
+    paths.sort();
+    let mut used = 0;
+    let mut files = Vec::new();
+    let mut left_out = Vec::new();
+    for rel in paths {
+        let Ok(bytes) = std::fs::read(root.join(&rel)) else {
+            continue;
+        };
+        let text = match String::from_utf8(bytes) {
+            Ok(t) if !t.contains('\0') => t,
+            _ => {
+                left_out.push(rel);
+                continue;
+            }
+        };
+        if used + text.len() > budget {
+            left_out.push(rel);
+            continue;
+        }
+        used += text.len();
+        files.push(FileText { path: rel, content: text });
+    }
+    (files, left_out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        if name == ".git" || name == "__pycache__" || name == "node_modules" {
+            continue;
+        }
+        let Ok(ft) = e.file_type() else {
+            continue;
+        };
+        if ft.is_dir() {
+            walk(root, &p, out);
+        } else if ft.is_file() {
+            if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+}
+
+/// Copies the files of `from` (not `.git`) into `to`, which is emptied first except for `.git`.
+pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(to)?.flatten() {
+        if e.file_name() == ".git" {
+            continue;
+        }
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    let mut paths = Vec::new();
+    walk(from, from, &mut paths);
+    for rel in paths {
+        let dst = to.join(&rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from.join(&rel), dst)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(path: &str, content: &str) -> Change {
+        Change::Write {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn hostile_paths_are_refused_and_nothing_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("code");
+        std::fs::create_dir(&root).unwrap();
+        for bad in ["/etc/passwd", "../x", "a/../../x", ".git/config", "sub/.GIT/hooks/pre-commit", "", "a\\b", "C:/x"] {
+            let r = apply(&root, &[w("ok.py", "1"), w(bad, "x")], &Limits::default());
+            if bad == "C:/x" {
+                // A plain relative name on Unix: allowed.
+                assert!(r.is_ok());
+                continue;
+            }
+            assert!(r.is_err(), "{bad} was accepted");
+            assert!(!root.join("ok.py").exists(), "{bad}: a partial write happened");
+        }
+        std::os::unix::fs::symlink(d.path(), root.join("out")).unwrap();
+        let r = apply(&root, &[w("out/escape.txt", "x")], &Limits::default());
+        assert!(r.unwrap_err().reason.contains("symbolic link"));
+        assert!(!d.path().join("escape.txt").exists());
+    }
+
+    #[test]
+    fn limits_and_writes() {
+        let d = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_files: 2,
+            max_file_bytes: 10,
+            max_total_bytes: 15,
+        };
+        assert!(apply(d.path(), &[w("a", "1"), w("b", "2"), w("c", "3")], &limits).is_err());
+        assert!(apply(d.path(), &[w("a", "12345678901")], &limits).is_err());
+        assert!(apply(d.path(), &[w("a", "123456789"), w("b", "123456789")], &limits).is_err());
+        let done = apply(d.path(), &[w("src/a.py", "print(1)\n"), Change::Delete { path: "gone".into() }], &limits).unwrap();
+        assert_eq!(done, ["src/a.py", "gone"]);
+        assert_eq!(std::fs::read_to_string(d.path().join("src/a.py")).unwrap(), "print(1)\n");
+        let (files, _) = snapshot(d.path(), 1000);
+        assert_eq!(files[0].path, "src/a.py");
+    }
+}

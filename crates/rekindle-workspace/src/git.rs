@@ -1,0 +1,304 @@
+//! A small wrapper over the `git` command line, hermetic: fixed author, no hooks, no signing, no
+//! user config, so commits are reproducible and nothing from the user's setup leaks in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug)]
+pub struct GitError {
+    pub command: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for GitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "git {} failed: {}", self.command, self.detail)
+    }
+}
+
+impl std::error::Error for GitError {}
+
+/// A repository at `dir`.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    pub dir: PathBuf,
+}
+
+/// A commit as rekindle reads it back: its id, tree and `Key: value` trailers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub id: String,
+    pub tree: String,
+    pub subject: String,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Commit {
+    pub fn trailer(&self, key: &str) -> Option<&str> {
+        self.trailers
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub const AUTHOR: &str = "rekindle";
+pub const EMAIL: &str = "rekindle@localhost";
+
+impl Repo {
+    pub fn new(dir: impl Into<PathBuf>) -> Repo {
+        Repo { dir: dir.into() }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("git");
+        c.current_dir(&self.dir)
+            .env("GIT_AUTHOR_NAME", AUTHOR)
+            .env("GIT_AUTHOR_EMAIL", EMAIL)
+            .env("GIT_COMMITTER_NAME", AUTHOR)
+            .env("GIT_COMMITTER_EMAIL", EMAIL)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "core.autocrlf=false",
+                "-c",
+                "init.defaultBranch=main",
+            ]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.cmd().args(args).output().map_err(|e| GitError {
+            command: args.join(" "),
+            detail: if e.kind() == std::io::ErrorKind::NotFound {
+                "git is not installed".into()
+            } else {
+                e.to_string()
+            },
+        })?;
+        if !out.status.success() {
+            return Err(GitError {
+                command: args.join(" "),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn exists(&self) -> bool {
+        self.dir.join(".git").is_dir()
+    }
+
+    /// Creates the repository (and folder) if needed.
+    pub fn init(&self) -> Result<(), GitError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| GitError {
+            command: "init".into(),
+            detail: format!("cannot create {}: {e}", self.dir.display()),
+        })?;
+        if !self.exists() {
+            self.run(&["init", "-q"])?;
+        }
+        Ok(())
+    }
+
+    /// Stages everything and commits, even when nothing changed; returns the commit id.
+    pub fn commit_all(
+        &self,
+        subject: &str,
+        trailers: &[(&str, String)],
+    ) -> Result<String, GitError> {
+        self.run(&["add", "-A"])?;
+        let mut msg = format!("{subject}\n\n");
+        for (k, v) in trailers {
+            msg.push_str(&format!("{k}: {v}\n"));
+        }
+        self.run(&["commit", "-q", "--allow-empty", "--no-verify", "-m", &msg])?;
+        self.head().map(|h| h.unwrap_or_default())
+    }
+
+    pub fn head(&self) -> Result<Option<String>, GitError> {
+        match self.run(&["rev-parse", "--verify", "-q", "HEAD"]) {
+            Ok(s) => Ok(Some(s.trim().to_string())),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The tree the working folder would commit now (staged as a side effect).
+    pub fn worktree_tree(&self) -> Result<String, GitError> {
+        self.run(&["add", "-A"])?;
+        Ok(self.run(&["write-tree"])?.trim().to_string())
+    }
+
+    /// Whether the working folder differs from HEAD (untracked files included).
+    pub fn is_dirty(&self) -> Result<bool, GitError> {
+        Ok(!self
+            .run(&["status", "--porcelain", "--untracked-files=all"])?
+            .trim()
+            .is_empty())
+    }
+
+    /// Paths that differ from HEAD, as `git status --porcelain` reports them.
+    pub fn changes(&self) -> Result<Vec<(String, String)>, GitError> {
+        Ok(self
+            .run(&["status", "--porcelain", "--untracked-files=all"])?
+            .lines()
+            .filter(|l| l.len() > 3)
+            .map(|l| (l[..2].trim().to_string(), l[3..].to_string()))
+            .collect())
+    }
+
+    /// Throws away every change since `commit` (or HEAD): rekindle's own unfinished work.
+    pub fn reset_hard(&self, commit: Option<&str>) -> Result<(), GitError> {
+        if self.head()?.is_some() {
+            self.run(&["reset", "-q", "--hard", commit.unwrap_or("HEAD")])?;
+        }
+        self.run(&["clean", "-q", "-f", "-d", "-x"])?;
+        Ok(())
+    }
+
+    /// Commits from the oldest to HEAD, with trailers.
+    pub fn log(&self) -> Result<Vec<Commit>, GitError> {
+        if self.head()?.is_none() {
+            return Ok(Vec::new());
+        }
+        // Fields separated by 0x1f, commits by 0x1e.
+        let out = self.run(&[
+            "log",
+            "--reverse",
+            "--format=%H%x1f%T%x1f%s%x1f%(trailers:only,unfold)%x1e",
+        ])?;
+        Ok(out
+            .split('\u{1e}')
+            .filter(|c| !c.trim().is_empty())
+            .filter_map(|c| {
+                let mut f = c.trim_start_matches('\n').split('\u{1f}');
+                let id = f.next()?.to_string();
+                let tree = f.next()?.to_string();
+                let subject = f.next()?.to_string();
+                let trailers = f
+                    .next()
+                    .unwrap_or("")
+                    .lines()
+                    .filter_map(|l| l.split_once(": "))
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .collect();
+                Some(Commit {
+                    id,
+                    tree,
+                    subject,
+                    trailers,
+                })
+            })
+            .collect())
+    }
+
+    /// Makes a commit of `tree` on top of `parent` without touching the working folder (used to
+    /// replay reused functionalities onto a re-rendered one).
+    pub fn commit_tree(&self, tree: &str, parent: Option<&str>, message: &str) -> Result<String, GitError> {
+        let mut args = vec!["commit-tree", tree];
+        if let Some(p) = parent {
+            args.extend(["-p", p]);
+        }
+        args.extend(["-m", message]);
+        Ok(self.run(&args)?.trim().to_string())
+    }
+
+    /// Points the current branch at `commit` and makes the working folder match it. The previous
+    /// head stays reachable under `refs/rekindle/previous/…`, so nothing committed is lost.
+    pub fn move_head(&self, commit: &str) -> Result<(), GitError> {
+        if let Some(old) = self.head()? {
+            if old != commit {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                self.run(&["update-ref", &format!("refs/rekindle/previous/{stamp}"), &old])?;
+            }
+        }
+        self.run(&["reset", "-q", "--hard", commit])?;
+        self.run(&["clean", "-q", "-f", "-d", "-x"])?;
+        Ok(())
+    }
+
+    /// The full message of `commit`.
+    pub fn message(&self, commit: &str) -> Result<String, GitError> {
+        self.run(&["log", "-1", "--format=%B", commit])
+    }
+
+    /// `git diff` of the working folder against HEAD, untracked files included (for saving hand
+    /// edits as a patch before they are overwritten).
+    pub fn diff_all(&self) -> Result<String, GitError> {
+        self.run(&["add", "-A", "--intent-to-add"]).ok();
+        let d = self.run(&["diff", "--binary", "HEAD"])?;
+        self.run(&["reset", "-q"]).ok();
+        Ok(d)
+    }
+
+    /// The tree id of `commit`.
+    pub fn tree_of(&self, commit: &str) -> Result<String, GitError> {
+        Ok(self
+            .run(&["rev-parse", &format!("{commit}^{{tree}}")])?
+            .trim()
+            .to_string())
+    }
+}
+
+/// Whether `git` can be run at all.
+pub fn available() -> bool {
+    Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn is_inside(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_with_trailers_and_reads_them_back() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Repo::new(d.path().join("code"));
+        r.init().unwrap();
+        std::fs::write(r.dir.join("a.py"), "print(1)\n").unwrap();
+        assert!(r.is_dirty().unwrap());
+        let id = r
+            .commit_all(
+                "functionality 1",
+                &[
+                    ("Rekindle-Functionality", "1".into()),
+                    ("Rekindle-Render-Key", "abc".into()),
+                ],
+            )
+            .unwrap();
+        assert!(!r.is_dirty().unwrap());
+        let log = r.log().unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].id, id);
+        assert_eq!(log[0].trailer("Rekindle-Render-Key"), Some("abc"));
+        assert_eq!(log[0].tree, r.tree_of(&id).unwrap());
+        std::fs::write(r.dir.join("b.py"), "x").unwrap();
+        std::fs::write(r.dir.join("a.py"), "changed").unwrap();
+        assert_eq!(r.changes().unwrap().len(), 2);
+        r.reset_hard(None).unwrap();
+        assert!(!r.is_dirty().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(r.dir.join("a.py")).unwrap(),
+            "print(1)\n"
+        );
+    }
+}

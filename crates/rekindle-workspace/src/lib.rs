@@ -1,0 +1,6 @@
+//! The side-effecting edge of rendering: build folders, git repositories, test scripts, and the
+//! sandbox that keeps untrusted model replies inside the build folder.
+
+pub mod files;
+pub mod git;
+pub mod scripts;
