@@ -86,7 +86,9 @@ pub fn check_path(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
             Component::CurDir => {}
             Component::ParentDir => return Err(refuse("`..` would leave the build folder")),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(refuse("absolute paths are not allowed; write paths relative to the project root"))
+                return Err(refuse(
+                    "absolute paths are not allowed; write paths relative to the project root",
+                ))
             }
         }
     }
@@ -114,7 +116,11 @@ pub fn apply(root: &Path, changes: &[Change], limits: &Limits) -> Result<Vec<Str
     if changes.len() > limits.max_files {
         return Err(Refused {
             path: String::new(),
-            reason: format!("the reply changes {} files; at most {} are allowed", changes.len(), limits.max_files),
+            reason: format!(
+                "the reply changes {} files; at most {} are allowed",
+                changes.len(),
+                limits.max_files
+            ),
         });
     }
     let mut total = 0usize;
@@ -125,7 +131,11 @@ pub fn apply(root: &Path, changes: &[Change], limits: &Limits) -> Result<Vec<Str
             if content.len() > limits.max_file_bytes {
                 return Err(Refused {
                     path: path.clone(),
-                    reason: format!("{} bytes, over the limit of {}", content.len(), limits.max_file_bytes),
+                    reason: format!(
+                        "{} bytes, over the limit of {}",
+                        content.len(),
+                        limits.max_file_bytes
+                    ),
                 });
             }
             total += content.len();
@@ -143,7 +153,10 @@ pub fn apply(root: &Path, changes: &[Change], limits: &Limits) -> Result<Vec<Str
     if total > limits.max_total_bytes {
         return Err(Refused {
             path: String::new(),
-            reason: format!("the reply writes {total} bytes; at most {} are allowed", limits.max_total_bytes),
+            reason: format!(
+                "the reply writes {total} bytes; at most {} are allowed",
+                limits.max_total_bytes
+            ),
         });
     }
     let mut done = Vec::new();
@@ -203,7 +216,10 @@ pub fn snapshot(root: &Path, budget: usize) -> (Vec<FileText>, Vec<String>) {
             continue;
         }
         used += text.len();
-        files.push(FileText { path: rel, content: text });
+        files.push(FileText {
+            path: rel,
+            content: text,
+        });
     }
     (files, left_out)
 }
@@ -273,7 +289,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("code");
         std::fs::create_dir(&root).unwrap();
-        for bad in ["/etc/passwd", "../x", "a/../../x", ".git/config", "sub/.GIT/hooks/pre-commit", "", "a\\b", "C:/x"] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            ".git/config",
+            "sub/.GIT/hooks/pre-commit",
+            "",
+            "a\\b",
+            "C:/x",
+        ] {
             let r = apply(&root, &[w("ok.py", "1"), w(bad, "x")], &Limits::default());
             if bad == "C:/x" {
                 // A plain relative name on Unix: allowed.
@@ -281,7 +306,10 @@ mod tests {
                 continue;
             }
             assert!(r.is_err(), "{bad} was accepted");
-            assert!(!root.join("ok.py").exists(), "{bad}: a partial write happened");
+            assert!(
+                !root.join("ok.py").exists(),
+                "{bad}: a partial write happened"
+            );
         }
         std::os::unix::fs::symlink(d.path(), root.join("out")).unwrap();
         let r = apply(&root, &[w("out/escape.txt", "x")], &Limits::default());
@@ -299,10 +327,28 @@ mod tests {
         };
         assert!(apply(d.path(), &[w("a", "1"), w("b", "2"), w("c", "3")], &limits).is_err());
         assert!(apply(d.path(), &[w("a", "12345678901")], &limits).is_err());
-        assert!(apply(d.path(), &[w("a", "123456789"), w("b", "123456789")], &limits).is_err());
-        let done = apply(d.path(), &[w("src/a.py", "print(1)\n"), Change::Delete { path: "gone".into() }], &limits).unwrap();
+        assert!(apply(
+            d.path(),
+            &[w("a", "123456789"), w("b", "123456789")],
+            &limits
+        )
+        .is_err());
+        let done = apply(
+            d.path(),
+            &[
+                w("src/a.py", "print(1)\n"),
+                Change::Delete {
+                    path: "gone".into(),
+                },
+            ],
+            &limits,
+        )
+        .unwrap();
         assert_eq!(done, ["src/a.py", "gone"]);
-        assert_eq!(std::fs::read_to_string(d.path().join("src/a.py")).unwrap(), "print(1)\n");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("src/a.py")).unwrap(),
+            "print(1)\n"
+        );
         let (files, _) = snapshot(d.path(), 1000);
         assert_eq!(files[0].path, "src/a.py");
     }

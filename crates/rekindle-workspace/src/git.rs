@@ -29,6 +29,8 @@ pub struct Repo {
 pub struct Commit {
     pub id: String,
     pub tree: String,
+    /// The first parent, if any.
+    pub parent: Option<String>,
     pub subject: String,
     pub trailers: Vec<(String, String)>,
 }
@@ -175,7 +177,7 @@ impl Repo {
         let out = self.run(&[
             "log",
             "--reverse",
-            "--format=%H%x1f%T%x1f%s%x1f%(trailers:only,unfold)%x1e",
+            "--format=%H%x1f%T%x1f%P%x1f%s%x1f%(trailers:only,unfold)%x1e",
         ])?;
         Ok(out
             .split('\u{1e}')
@@ -184,6 +186,7 @@ impl Repo {
                 let mut f = c.trim_start_matches('\n').split('\u{1f}');
                 let id = f.next()?.to_string();
                 let tree = f.next()?.to_string();
+                let parent = f.next()?.split_whitespace().next().map(str::to_string);
                 let subject = f.next()?.to_string();
                 let trailers = f
                     .next()
@@ -195,6 +198,7 @@ impl Repo {
                 Some(Commit {
                     id,
                     tree,
+                    parent,
                     subject,
                     trailers,
                 })
@@ -204,7 +208,12 @@ impl Repo {
 
     /// Makes a commit of `tree` on top of `parent` without touching the working folder (used to
     /// replay reused functionalities onto a re-rendered one).
-    pub fn commit_tree(&self, tree: &str, parent: Option<&str>, message: &str) -> Result<String, GitError> {
+    pub fn commit_tree(
+        &self,
+        tree: &str,
+        parent: Option<&str>,
+        message: &str,
+    ) -> Result<String, GitError> {
         let mut args = vec!["commit-tree", tree];
         if let Some(p) = parent {
             args.extend(["-p", p]);
@@ -222,7 +231,11 @@ impl Repo {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                self.run(&["update-ref", &format!("refs/rekindle/previous/{stamp}"), &old])?;
+                self.run(&[
+                    "update-ref",
+                    &format!("refs/rekindle/previous/{stamp}"),
+                    &old,
+                ])?;
             }
         }
         self.run(&["reset", "-q", "--hard", commit])?;

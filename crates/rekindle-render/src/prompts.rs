@@ -1,0 +1,218 @@
+//! The prompts, as minijinja templates embedded in the binary. Their text is part of every render
+//! key and cache key (through [`template_version`]), so editing a prompt re-renders honestly.
+
+use minijinja::{Environment, UndefinedBehavior};
+use rekindle_llm::Message;
+use rekindle_workspace::files::FileText;
+use serde::Serialize;
+use std::sync::OnceLock;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("system.j2", include_str!("../prompts/system.j2")),
+    ("context.j2", include_str!("../prompts/context.j2")),
+    ("implement.j2", include_str!("../prompts/implement.j2")),
+    ("fix_unit.j2", include_str!("../prompts/fix_unit.j2")),
+    ("conformance.j2", include_str!("../prompts/conformance.j2")),
+    (
+        "fix_conformance.j2",
+        include_str!("../prompts/fix_conformance.j2"),
+    ),
+    ("reformat.j2", include_str!("../prompts/reformat.j2")),
+];
+
+/// A hash of every template: changes whenever any prompt text changes.
+pub fn template_version() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut h = blake3::Hasher::new();
+        h.update(b"rekindle-prompts-v1");
+        for (name, text) in TEMPLATES {
+            h.update(name.as_bytes());
+            h.update(&[0]);
+            h.update(text.as_bytes());
+            h.update(&[0]);
+        }
+        h.finalize().to_hex()[..16].to_string()
+    })
+}
+
+fn env() -> &'static Environment<'static> {
+    static E: OnceLock<Environment<'static>> = OnceLock::new();
+    E.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("indent2", |s: String| s.replace('\n', "\n  "));
+        for (name, text) in TEMPLATES {
+            env.add_template(name, text)
+                .expect("embedded prompt templates parse");
+        }
+        env
+    })
+}
+
+/// A linked resource as shown in prompts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resource {
+    pub name: String,
+    pub path: String,
+    pub content: String,
+}
+
+/// What every prompt about one functionality shows.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Context {
+    pub definitions: Vec<String>,
+    pub implementation_reqs: Vec<String>,
+    pub test_reqs: Vec<String>,
+    pub resources: Vec<Resource>,
+    pub previous: Vec<String>,
+    pub current: String,
+    pub acceptance_tests: Vec<String>,
+}
+
+fn files_for_prompt(files: &[FileText]) -> Vec<FileText> {
+    files
+        .iter()
+        .map(|f| FileText {
+            path: f.path.clone(),
+            content: if f.content.ends_with('\n') || f.content.is_empty() {
+                f.content.clone()
+            } else {
+                format!("{}\n", f.content)
+            },
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Files<'a> {
+    path: &'a str,
+    content: &'a str,
+}
+
+fn render(name: &str, value: minijinja::Value) -> String {
+    env()
+        .get_template(name)
+        .and_then(|t| t.render(value))
+        .expect("prompt templates render with the values rekindle gives them")
+}
+
+fn with_system(user: String) -> Vec<Message> {
+    vec![
+        Message::system(render("system.j2", minijinja::context! {}).trim_end()),
+        Message::user(user.trim_end()),
+    ]
+}
+
+fn v<T: Serialize>(x: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(x))
+}
+
+fn listed(files: &[FileText]) -> Vec<Files<'_>> {
+    files
+        .iter()
+        .map(|f| Files {
+            path: &f.path,
+            content: &f.content,
+        })
+        .collect()
+}
+
+pub fn implement(cx: &Context, files: &[FileText], left_out: &[String]) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "implement.j2",
+        minijinja::context! { files => v(listed(&files)), left_out => v(left_out), ..ctx },
+    ))
+}
+
+pub fn fix_unit(cx: &Context, files: &[FileText], exit_code: i32, output: &str) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "fix_unit.j2",
+        minijinja::context! { files => v(listed(&files)), exit_code => exit_code, output => output, ..ctx },
+    ))
+}
+
+pub fn conformance(cx: &Context, files: &[FileText], runner: &str) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "conformance.j2",
+        minijinja::context! { files => v(listed(&files)), runner => runner, ..ctx },
+    ))
+}
+
+pub fn fix_conformance(
+    cx: &Context,
+    files: &[FileText],
+    tests: &[FileText],
+    exit_code: i32,
+    output: &str,
+    regression: bool,
+) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let tests = files_for_prompt(tests);
+    let ctx = v(cx);
+    with_system(render(
+        "fix_conformance.j2",
+        minijinja::context! {
+            files => v(listed(&files)), tests => v(listed(&tests)),
+            exit_code => exit_code, output => output, regression => regression, ..ctx
+        },
+    ))
+}
+
+/// The follow-up that asks a model to repeat its answer in the right format.
+pub fn reformat(problem: &str) -> String {
+    render("reformat.j2", minijinja::context! { problem => problem })
+        .trim_end()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_render_with_everything_in_them() {
+        let cx = Context {
+            definitions: vec![":App: is a console app.".into()],
+            implementation_reqs: vec!["Python.\n- with a sub point".into()],
+            test_reqs: vec![],
+            resources: vec![Resource {
+                name: "ui".into(),
+                path: "ui.yaml".into(),
+                content: "screen: main\n".into(),
+            }],
+            previous: vec!["Start.".into()],
+            current: "Print hello.".into(),
+            acceptance_tests: vec!["prints hello".into()],
+        };
+        let files = vec![FileText {
+            path: "app.py".into(),
+            content: "print(1)".into(),
+        }];
+        let m = implement(&cx, &files, &[]);
+        assert_eq!(m.len(), 2);
+        let u = &m[1].content;
+        for want in [
+            "- :App: is a console app.",
+            "- Python.\n  - with a sub point",
+            "## ui (ui.yaml)",
+            "1. Start.",
+            "# The functionality to implement now\n\nPrint hello.",
+            "- prints hello",
+            "--- FILE: app.py\nprint(1)\n--- END FILE",
+        ] {
+            assert!(u.contains(want), "missing {want:?} in:\n{u}");
+        }
+        assert!(!u.contains("# Test requirements"));
+        let f = fix_conformance(&cx, &files, &files, 1, "boom", true);
+        assert!(f[1].content.contains("WRONG: code"));
+        assert!(f[1].content.contains("of an earlier functionality"));
+        assert_eq!(template_version().len(), 16);
+    }
+}
