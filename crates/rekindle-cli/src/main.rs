@@ -4,6 +4,7 @@
 
 mod doctor;
 mod models;
+mod render_cmd;
 mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -73,6 +74,14 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         args: SpecArgs,
+    },
+    /// Render what is stale: implement each functionality with a model, test it, fix it, commit it.
+    Render {
+        file: PathBuf,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: render_cmd::RenderArgs,
     },
     /// Check the environment: git, configuration, test scripts, the model file, and the model
     /// provider with one tiny request.
@@ -171,6 +180,11 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check { files, args } => check(&files, &args),
         Command::Plan { file, args } => plan(&file, &args),
+        Command::Render {
+            file,
+            args,
+            render: r,
+        } => render(&file, &args, &r),
         Command::Expand { file, module, args } => expand(&file, module.as_deref(), &args),
         Command::Doctor {
             file,
@@ -186,6 +200,7 @@ fn main() -> ExitCode {
 /// A spec loaded with its settings, or the reason it could not be (exit code 2).
 struct Loaded {
     project: Project,
+    settings: rekindle_config::Settings,
     /// Config-file problems, rendered with their own sources.
     config_db: SourceDb,
     config_diags: Vec<Diagnostic>,
@@ -211,6 +226,7 @@ fn load(file: &Path, args: &SpecArgs) -> Loaded {
     let project = project::load(file, &opts, &rekindle_spec::loader::RealFs);
     Loaded {
         project,
+        settings,
         config_db,
         config_diags,
     }
@@ -330,6 +346,13 @@ fn check(files: &[PathBuf], args: &SpecArgs) -> u8 {
 
 /// Loads `file` for plan/expand; on errors prints them and returns the exit code.
 fn load_valid(file: &Path, args: &SpecArgs) -> Result<Project, u8> {
+    load_valid_with_settings(file, args).map(|(p, _)| p)
+}
+
+fn load_valid_with_settings(
+    file: &Path,
+    args: &SpecArgs,
+) -> Result<(Project, rekindle_config::Settings), u8> {
     if let Some(msg) = precheck(file) {
         return Err(usage_error(&msg, args.format));
     }
@@ -364,7 +387,7 @@ fn load_valid(file: &Path, args: &SpecArgs) -> Result<Project, u8> {
         }
         return Err(1);
     }
-    Ok(l.project)
+    Ok((l.project, l.settings))
 }
 
 fn plan(file: &Path, args: &SpecArgs) -> u8 {
@@ -602,4 +625,127 @@ fn cache(command: CacheCommand) -> u8 {
         }
     }
     0
+}
+
+fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
+    use rekindle_llm::session::{Mode, Session};
+    use rekindle_render::RenderError;
+    let (project, settings) = match load_valid_with_settings(file, args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let json = args.format == Format::Json;
+    let range = match r.range.as_deref().map(render_cmd::parse_range).transpose() {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    if r.from.is_some() && range.is_some() {
+        return usage_error("--from and --range cannot be used together", args.format);
+    }
+    if !rekindle_workspace::git::available() {
+        return usage_error(
+            "git is not installed; rekindle commits every rendered functionality",
+            args.format,
+        );
+    }
+    let built = match render_cmd::build_models(&settings, &r.provider) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    let hosted: Vec<&str> = built
+        .providers
+        .iter()
+        .zip(&built.names)
+        .filter(|(p, _)| p.kind() != rekindle_llm::ProviderKind::Local)
+        .map(|(_, (n, _))| n.as_str())
+        .collect();
+    if !hosted.is_empty()
+        && !r.offline
+        && !render_cmd::confirm(
+            &format!(
+                "This render may call hosted models ({}), which can cost money. Continue?",
+                hosted.join(", ")
+            ),
+            r.yes,
+        )
+    {
+        eprintln!("cancelled");
+        return 1;
+    }
+    let models = rekindle_render::ModelSet {
+        code: render_cmd::role_model(&built, built.roles[0]),
+        fix: render_cmd::role_model(&built, built.roles[1]),
+        tests: render_cmd::role_model(&built, built.roles[2]),
+        escalate: built
+            .escalate
+            .map(|(i, after)| (render_cmd::role_model(&built, i), after)),
+    };
+    let session = Session::new(
+        Some(rekindle_llm::cache::Cache::new(settings.cache_dir())),
+        if r.offline {
+            Mode::Offline
+        } else {
+            Mode::Normal
+        },
+        models::budget(&settings),
+        models::prices(&settings),
+    );
+    let mut opts = rekindle_render::Options::new(
+        r.build_folder
+            .clone()
+            .unwrap_or_else(|| settings.build_folder.clone()),
+    );
+    opts.copy_to = settings.copy_build.then(|| settings.build_dest.clone());
+    opts.unittests_script = settings.unittests_script.clone();
+    opts.conformance_tests_script = settings.conformance_tests_script.clone();
+    opts.prepare_environment_script = settings.prepare_environment_script.clone();
+    opts.script_timeout = render_cmd::timeout(settings.test_script_timeout);
+    opts.from = r.from;
+    opts.range = range;
+    opts.force = r.force;
+    opts.patches_dir = render_cmd::default_patches_dir(file);
+    opts.sampling.max_tokens = r.max_tokens;
+    opts.spec_hash = render_cmd::spec_hash(&project);
+    // Ctrl-C: take the running test script down too; the next render resumes cleanly.
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                rekindle_workspace::scripts::kill_running();
+                eprintln!("\ninterrupted: the next `rekindle render` resumes at the first unfinished functionality");
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut printer = render_cmd::Printer::new(json);
+    let result = runtime().block_on(rekindle_render::render(
+        &project,
+        &opts,
+        &models,
+        &session,
+        &mut printer,
+    ));
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            if !json {
+                if let RenderError::Failed { output, .. }
+                | RenderError::Environment { output, .. } = &e
+                {
+                    let cut = rekindle_workspace::scripts::cut_for_prompt(output, 4000);
+                    eprintln!("last test output:\n{cut}");
+                }
+            }
+            match e {
+                RenderError::Failed { .. }
+                | RenderError::Reply { .. }
+                | RenderError::HandEdits { .. } => 1,
+                RenderError::Model(rekindle_llm::LlmError::Budget { .. }) => 1,
+                RenderError::Model(rekindle_llm::LlmError::CacheMiss { .. }) => 1,
+                _ => 2,
+            }
+        }
+    }
 }

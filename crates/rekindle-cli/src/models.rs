@@ -2,6 +2,7 @@
 
 use rekindle_config::{ProviderToml, Settings};
 use rekindle_llm::http::{RetryPolicy, Timeouts};
+use rekindle_llm::meter::{Budget, Price, PriceTable};
 use rekindle_llm::providers::ProviderSpec;
 use rekindle_llm::ProviderKind;
 use std::path::PathBuf;
@@ -128,6 +129,35 @@ pub fn select(
     Ok(spec)
 }
 
+pub fn budget(settings: &Settings) -> Budget {
+    let b = &settings.toml.budget;
+    Budget {
+        max_calls: b.max_calls,
+        max_tokens: b.max_tokens,
+        max_cost: b.max_cost,
+    }
+}
+
+pub fn prices(settings: &Settings) -> PriceTable {
+    PriceTable(
+        settings
+            .toml
+            .prices
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.clone(),
+                    Price {
+                        input: p.input,
+                        output: p.output,
+                        cached_input: p.cached_input,
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
 /// The provider for `role` after `failures` failed attempts at one functionality: the role's
 /// own provider, or `[models] escalate-to` once `escalate-after` (default 2) attempts have failed.
 /// A provider pinned with `--provider` is never escalated away from.
@@ -159,7 +189,12 @@ mod tests {
         std::fs::write(dir.path().join("rekindle.toml"), toml).unwrap();
         let mut db = rekindle_diag::SourceDb::default();
         let mut diags = Vec::new();
-        let s = rekindle_config::load_in(dir.path(), &rekindle_config::Overrides::default(), &mut db, &mut diags);
+        let s = rekindle_config::load_in(
+            dir.path(),
+            &rekindle_config::Overrides::default(),
+            &mut db,
+            &mut diags,
+        );
         assert!(diags.is_empty(), "{diags:?}");
         s
     }
@@ -187,10 +222,19 @@ escalate-after = 2
         let s = settings(TOML);
         let none = ProviderArgs::default();
         assert_eq!(select(&s, &none, Role::Code).unwrap().name, "small");
-        assert_eq!(select(&s, &none, Role::Tests).unwrap().model_name(), "big-model");
-        assert_eq!(select_escalating(&s, &none, Role::Fix, 1).unwrap().name, "small");
+        assert_eq!(
+            select(&s, &none, Role::Tests).unwrap().model_name(),
+            "big-model"
+        );
+        assert_eq!(
+            select_escalating(&s, &none, Role::Fix, 1).unwrap().name,
+            "small"
+        );
         let up = select_escalating(&s, &none, Role::Fix, 2).unwrap();
-        assert_eq!((up.name.as_str(), up.api_key_env.as_deref()), ("big", Some("BIG_KEY")));
+        assert_eq!(
+            (up.name.as_str(), up.api_key_env.as_deref()),
+            ("big", Some("BIG_KEY"))
+        );
         // The command line wins, and pins the provider.
         let cli = ProviderArgs {
             provider: Some("openai".into()),
@@ -198,9 +242,19 @@ escalate-after = 2
             ..ProviderArgs::default()
         };
         let pinned = select_escalating(&s, &cli, Role::Fix, 5).unwrap();
-        assert_eq!((pinned.name.as_str(), pinned.model_name().as_str()), ("openai", "m"));
-        assert!(select(&s, &ProviderArgs { provider: Some("nope".into()), ..ProviderArgs::default() }, Role::Code)
-            .unwrap_err()
-            .contains("[providers.nope]"));
+        assert_eq!(
+            (pinned.name.as_str(), pinned.model_name().as_str()),
+            ("openai", "m")
+        );
+        assert!(select(
+            &s,
+            &ProviderArgs {
+                provider: Some("nope".into()),
+                ..ProviderArgs::default()
+            },
+            Role::Code
+        )
+        .unwrap_err()
+        .contains("[providers.nope]"));
     }
 }

@@ -7,7 +7,8 @@ use rekindle_llm::cache::{self, Cache, Payload};
 use rekindle_llm::meter::{Budget, PriceTable};
 use rekindle_llm::session::{Mode, Session};
 use rekindle_llm::{
-    FinishReason, LlmError, Message, NoSink, Provider, ProviderKind, Request, Response, TokenSink, Usage,
+    FinishReason, LlmError, Message, NoSink, Provider, ProviderKind, Request, Response, TokenSink,
+    Usage,
 };
 use std::time::Instant;
 
@@ -28,7 +29,10 @@ impl Provider for Unreachable {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2000);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
     let dir = tempfile::tempdir().unwrap();
     let spec = "- :App: should print the report for every file it is given.\n".repeat(300);
     let code = "def main():\n    print('hello, world')\n".repeat(200);
@@ -59,8 +63,16 @@ fn main() {
         duration_ms: 90_000,
     })
     .unwrap();
-    let session = Session::new(Some(c), Mode::Normal, Budget::default(), PriceTable::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = Session::new(
+        Some(c),
+        Mode::Normal,
+        Budget::default(),
+        PriceTable::default(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let bytes = serde_json::to_string(&req).unwrap().len();
     let mut times = Vec::with_capacity(rounds);
     rt.block_on(async {

@@ -22,7 +22,8 @@ use llama_cpp_2::token::LlamaToken;
 use rekindle_llm::local::{backend, LocalProvider};
 use rekindle_llm::{models, Message, NoSink, Provider, Request};
 
-const PROMPT: &str = "Write a Python module that implements a small LRU cache class with get, put and \
+const PROMPT: &str =
+    "Write a Python module that implements a small LRU cache class with get, put and \
                       a capacity, with docstrings, and a few doctests.";
 
 struct Args {
@@ -63,7 +64,12 @@ fn model_path(rt: &tokio::runtime::Runtime, name: &str) -> PathBuf {
     if path.is_file() {
         return path;
     }
-    eprintln!("fetching the {} model {} into {}", spec.name, spec.model, dir.display());
+    eprintln!(
+        "fetching the {} model {} into {}",
+        spec.name,
+        spec.model,
+        dir.display()
+    );
     let t = Instant::now();
     let mut last_part = 0;
     let got = rt
@@ -110,7 +116,9 @@ fn plain_loop(p: &LocalProvider, tokens: &[LlamaToken], n_ctx: u32, max_tokens: 
         batch.clear();
         for &t in chunk {
             pos += 1;
-            batch.add(t, pos - 1, &[0], pos as usize == tokens.len()).unwrap();
+            batch
+                .add(t, pos - 1, &[0], pos as usize == tokens.len())
+                .unwrap();
         }
         ctx.decode(&mut batch).unwrap();
     }

@@ -106,7 +106,9 @@ async fn greedy_decoding_is_deterministic() {
     let Some(p) = provider() else { return };
     let mut req = Request::new(
         "local",
-        vec![Message::user("Explain in two sentences what a hash map is.")],
+        vec![Message::user(
+            "Explain in two sentences what a hash map is.",
+        )],
     );
     req.sampling.max_tokens = 48;
     let a = p.complete(&req, &mut NoSink).await.unwrap();

@@ -309,6 +309,13 @@ pub async fn render(
         ));
     }
     let started = Instant::now();
+    // Scripts get absolute folders: they run from the code folder, not from here.
+    let mut opts = opts.clone();
+    opts.build_folder = std::path::absolute(&opts.build_folder).map_err(io)?;
+    if let Some(c) = &opts.copy_to {
+        opts.copy_to = Some(std::path::absolute(c).map_err(io)?);
+    }
+    let opts = &opts;
     let _lock = lock(&opts.build_folder)?;
     let render_id = stamp();
     let total: usize = project
@@ -942,7 +949,11 @@ impl Renderer<'_, '_> {
                 code.reset_hard(None)?;
                 tests.reset_hard(None)?;
             }
-            match self.attempt(module, k, cx, d, restart).await? {
+            let earlier = last.as_ref().map(|(reason, _)| reason.clone());
+            match self
+                .attempt(module, k, cx, d, restart, earlier.as_deref())
+                .await?
+            {
                 None => return Ok(()),
                 Some(failure) => last = Some(failure),
             }
@@ -964,19 +975,12 @@ impl Renderer<'_, '_> {
         cx: &Context,
         d: &Dirs,
         restart: u32,
+        earlier_failure: Option<&str>,
     ) -> Result<Option<(String, String)>, RenderError> {
         self.phase(module, k, "implement", restart + 1);
         let (files, left_out) = self.snapshot(&d.code);
-        let (_, blocks) = self
-            .ask(
-                module,
-                k,
-                Role::Code,
-                0,
-                prompts::implement(cx, &files, &left_out),
-                &d.code,
-            )
-            .await?;
+        let msgs = prompts::implement(cx, &files, &left_out, earlier_failure);
+        let (_, blocks) = self.ask(module, k, Role::Code, 0, msgs, &d.code).await?;
         self.apply(module, k, &d.code, &blocks)?;
         let mut failures = 0u32;
         if let Some(failure) = self.unit_tests(module, k, cx, d, &mut failures).await? {
@@ -1074,6 +1078,7 @@ impl Renderer<'_, '_> {
                     run.exit_code,
                     &output,
                     regression,
+                    attempt,
                 );
                 let (text, blocks) = self
                     .ask(module, k, Role::Fix, failures, msgs, &d.code)
@@ -1141,7 +1146,7 @@ impl Renderer<'_, '_> {
             self.phase(module, k, "fix_unit_tests", attempt);
             let (files, _) = self.snapshot(&d.code);
             let output = scripts::cut_for_prompt(&run.output, self.opts.output_budget);
-            let msgs = prompts::fix_unit(cx, &files, run.exit_code, &output);
+            let msgs = prompts::fix_unit(cx, &files, run.exit_code, &output, attempt);
             let (_, blocks) = self
                 .ask(module, k, Role::Fix, *failures, msgs, &d.code)
                 .await?;

@@ -118,21 +118,32 @@ fn listed(files: &[FileText]) -> Vec<Files<'_>> {
         .collect()
 }
 
-pub fn implement(cx: &Context, files: &[FileText], left_out: &[String]) -> Vec<Message> {
+pub fn implement(
+    cx: &Context,
+    files: &[FileText],
+    left_out: &[String],
+    earlier_failure: Option<&str>,
+) -> Vec<Message> {
     let files = files_for_prompt(files);
     let ctx = v(cx);
     with_system(render(
         "implement.j2",
-        minijinja::context! { files => v(listed(&files)), left_out => v(left_out), ..ctx },
+        minijinja::context! { files => v(listed(&files)), left_out => v(left_out), earlier_failure => earlier_failure, ..ctx },
     ))
 }
 
-pub fn fix_unit(cx: &Context, files: &[FileText], exit_code: i32, output: &str) -> Vec<Message> {
+pub fn fix_unit(
+    cx: &Context,
+    files: &[FileText],
+    exit_code: i32,
+    output: &str,
+    attempt: u32,
+) -> Vec<Message> {
     let files = files_for_prompt(files);
     let ctx = v(cx);
     with_system(render(
         "fix_unit.j2",
-        minijinja::context! { files => v(listed(&files)), exit_code => exit_code, output => output, ..ctx },
+        minijinja::context! { files => v(listed(&files)), exit_code => exit_code, output => output, attempt => attempt, ..ctx },
     ))
 }
 
@@ -152,6 +163,7 @@ pub fn fix_conformance(
     exit_code: i32,
     output: &str,
     regression: bool,
+    attempt: u32,
 ) -> Vec<Message> {
     let files = files_for_prompt(files);
     let tests = files_for_prompt(tests);
@@ -160,7 +172,7 @@ pub fn fix_conformance(
         "fix_conformance.j2",
         minijinja::context! {
             files => v(listed(&files)), tests => v(listed(&tests)),
-            exit_code => exit_code, output => output, regression => regression, ..ctx
+            exit_code => exit_code, output => output, regression => regression, attempt => attempt, ..ctx
         },
     ))
 }
@@ -195,7 +207,7 @@ mod tests {
             path: "app.py".into(),
             content: "print(1)".into(),
         }];
-        let m = implement(&cx, &files, &[]);
+        let m = implement(&cx, &files, &[], None);
         assert_eq!(m.len(), 2);
         let u = &m[1].content;
         for want in [
@@ -210,7 +222,8 @@ mod tests {
             assert!(u.contains(want), "missing {want:?} in:\n{u}");
         }
         assert!(!u.contains("# Test requirements"));
-        let f = fix_conformance(&cx, &files, &files, 1, "boom", true);
+        let f = fix_conformance(&cx, &files, &files, 1, "boom", true, 2);
+        assert!(f[1].content.contains("fix attempt 2"));
         assert!(f[1].content.contains("WRONG: code"));
         assert!(f[1].content.contains("of an earlier functionality"));
         assert_eq!(template_version().len(), 16);

@@ -82,6 +82,28 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// The text of the first user message of a chat request (either protocol).
+    pub fn first_user(&self) -> String {
+        let v = self.json();
+        v["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The text of the last user message of a chat request (either protocol).
+    pub fn last_user(&self) -> String {
+        let v = self.json();
+        v["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -94,9 +116,13 @@ impl Seen {
     }
 }
 
+/// Computes a reply from the request (for tests that play a model).
+pub type Responder = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     script: VecDeque<Reply>,
+    responder: Option<Responder>,
     /// Answer for every request once the script is used up.
     fallback: Option<Reply>,
     seen: Vec<Seen>,
@@ -155,6 +181,11 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Answers every request the script does not with `f(request)`.
+    pub fn set_responder(&self, f: impl Fn(&Seen) -> Reply + Send + Sync + 'static) {
+        self.state.lock().unwrap().responder = Some(Arc::new(f));
     }
 
     pub fn set_fallback(&self, reply: Reply) {
@@ -239,7 +270,11 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
     let reply = {
         let mut st = state.lock().unwrap();
         st.seen.push(seen);
-        st.script.pop_front().or_else(|| st.fallback.clone())
+        let seen = st.seen.last().cloned();
+        st.script
+            .pop_front()
+            .or_else(|| st.responder.as_ref().zip(seen.as_ref()).map(|(r, s)| r(s)))
+            .or_else(|| st.fallback.clone())
     };
     let Some(reply) = reply else {
         let body = b"{\"error\":{\"message\":\"no scripted reply left\"}}";
@@ -351,4 +386,17 @@ pub fn anthropic_events(
         ),
         ("message_stop", json!({"type":"message_stop"})),
     ]
+}
+
+/// An OpenAI-style streamed reply carrying `text`.
+pub fn openai_reply(text: &str) -> Reply {
+    Reply::sse(
+        &openai_events(
+            text,
+            64,
+            text.len() as u64 / 4 + 10,
+            text.len() as u64 / 4 + 1,
+        ),
+        256,
+    )
 }

@@ -51,6 +51,18 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
+/// The process group of the script running now (0 when none), so that an interrupted rekindle
+/// can take its script down with it.
+static RUNNING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Kills the script running now, if any, with its whole process group.
+pub fn kill_running() {
+    let pgid = RUNNING.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if pgid > 0 {
+        kill_group(pgid, libc::SIGKILL);
+    }
+}
+
 fn kill_group(pgid: i32, signal: i32) {
     // SAFETY: killpg only sends a signal; a stale group id fails harmlessly with ESRCH.
     unsafe {
@@ -91,6 +103,7 @@ pub fn run(
     let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
     drop(cmd);
     let pgid = child.id() as i32;
+    RUNNING.store(pgid, std::sync::atomic::Ordering::SeqCst);
     let collector = std::thread::spawn(move || {
         let mut head: Vec<u8> = Vec::new();
         let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
@@ -145,6 +158,7 @@ pub fn run(
     };
     // Leftover background processes would keep the output pipe open.
     kill_group(pgid, libc::SIGKILL);
+    RUNNING.store(0, std::sync::atomic::Ordering::SeqCst);
     let output = collector.join().unwrap_or_default();
     let duration = started.elapsed();
     let exit_code = if timed_out {

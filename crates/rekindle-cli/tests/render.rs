@@ -1,0 +1,658 @@
+//! `rekindle render` end to end against a scripted model on 127.0.0.1 that plays a (very small)
+//! programmer: it writes `main.sh`, one `echo` per functionality, and conformance tests that
+//! check the output. Test scripts are real bash scripts; the build folders are real git
+//! repositories.
+
+use assert_cmd::Command;
+use rekindle_testkit::{openai_reply, Reply, Seen, Server};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const UNIT: &str = r#"#!/usr/bin/env bash
+cd "$1" || exit 69
+[ -f unit_env_broken ] && { echo "no interpreter"; exit 69; }
+for t in unit_*.sh; do [ -e "$t" ] || continue; bash "$t" || { echo "unit test $t failed"; exit 1; }; done
+exit 0
+"#;
+
+const CONFORMANCE: &str = r#"#!/usr/bin/env bash
+code="$1"; tests="$2"
+cd "$code" || exit 69
+n=0
+for t in "$tests"/*.sh; do [ -e "$t" ] || continue; n=$((n+1)); bash "$t" || { echo "conformance test $t failed"; exit 1; }; done
+[ "$n" -gt 0 ] || { echo "no tests in $tests"; exit 1; }
+exit 0
+"#;
+
+/// How the fake model behaves; tests adjust it between runs.
+#[derive(Default, Clone)]
+struct Behaviour {
+    /// Words whose first implementation is broken (an `exit 1` unit test) until a fix.
+    broken_unit: Vec<String>,
+    /// Words whose unit tests are never fixed.
+    unfixable: Vec<String>,
+    /// Words whose first implementation prints the wrong thing (fixed as code).
+    wrong_code: Vec<String>,
+    /// Words whose first conformance test is wrong (fixed as test).
+    wrong_test: Vec<String>,
+    /// Replies (in order) that are not file blocks before the real one.
+    garbage: usize,
+    /// Replies that write outside the build folder before the real one.
+    escapes: usize,
+    /// Map a word to the word actually printed (for early cutoff: two spellings, one output).
+    alias: Vec<(String, String)>,
+}
+
+fn word_of(prompt: &str) -> String {
+    let after = prompt
+        .split("# The functionality to implement now")
+        .nth(1)
+        .unwrap_or("");
+    let line = after.trim_start().lines().next().unwrap_or("");
+    line.trim_start_matches("Print")
+        .trim()
+        .trim_end_matches('.')
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn current_main(prompt: &str) -> String {
+    prompt
+        .split("--- FILE: main.sh\n")
+        .nth(1)
+        .and_then(|r| r.split("--- END FILE").next())
+        .unwrap_or("#!/usr/bin/env bash\n")
+        .to_string()
+}
+
+fn blocks(files: &[(&str, String)]) -> String {
+    files
+        .iter()
+        .map(|(p, c)| format!("--- FILE: {p}\n{c}--- END FILE\n"))
+        .collect()
+}
+
+fn respond(b: &Arc<Mutex<Behaviour>>, s: &Seen) -> Reply {
+    // A follow-up asking for the right format carries its context in the first message.
+    let prompt = if s.last_user().contains("Your reply could not be used") {
+        s.first_user()
+    } else {
+        s.last_user()
+    };
+    let mut b = b.lock().unwrap();
+    if b.garbage > 0 {
+        b.garbage -= 1;
+        return openai_reply("Sure! I would write main.sh like this: echo hi");
+    }
+    if b.escapes > 0 {
+        b.escapes -= 1;
+        return openai_reply("--- FILE: ../escaped.sh\necho gotcha\n--- END FILE\n");
+    }
+    let mut word = word_of(&prompt);
+    for (from, to) in &b.alias {
+        if word == *from {
+            word = to.clone();
+        }
+    }
+    let printed = |w: &str| format!("echo {w}\n");
+    if prompt.contains("# Unit test failure") {
+        if b.unfixable.contains(&word) {
+            return openai_reply(&blocks(&[(&format!("unit_{word}.sh"), "exit 1\n".into())]));
+        }
+        b.broken_unit.retain(|w| *w != word);
+        return openai_reply(&blocks(&[(&format!("unit_{word}.sh"), "exit 0\n".into())]));
+    }
+    if prompt.contains("# Conformance test failure") {
+        if b.wrong_test.contains(&word) {
+            b.wrong_test.retain(|w| *w != word);
+            let t = format!("bash main.sh | grep -qx {word}\n");
+            return openai_reply(&format!("WRONG: tests\n{}", blocks(&[("check.sh", t)])));
+        }
+        b.wrong_code.retain(|w| *w != word);
+        let main =
+            current_main(&prompt).replace(&printed(&format!("wrong-{word}")), &printed(&word));
+        return openai_reply(&format!("WRONG: code\n{}", blocks(&[("main.sh", main)])));
+    }
+    if prompt.contains("Write conformance tests") {
+        let expect = if b.wrong_test.contains(&word) {
+            format!("not-{word}")
+        } else {
+            word.clone()
+        };
+        let t = format!("bash main.sh | grep -qx {expect}\n");
+        return openai_reply(&blocks(&[("check.sh", t)]));
+    }
+    // Implement.
+    let mut main = current_main(&prompt);
+    let out = if b.wrong_code.contains(&word) {
+        format!("wrong-{word}")
+    } else {
+        word.clone()
+    };
+    main.push_str(&printed(&out));
+    let unit = if b.broken_unit.contains(&word) || b.unfixable.contains(&word) {
+        "exit 1\n"
+    } else {
+        "exit 0\n"
+    };
+    openai_reply(&blocks(&[
+        ("main.sh", main),
+        (&format!("unit_{word}.sh"), unit.to_string()),
+    ]))
+}
+
+struct Project {
+    dir: tempfile::TempDir,
+    server: Server,
+    _rt: tokio::runtime::Runtime,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+fn spec(words: &[&str]) -> String {
+    let mut s = String::from("***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n");
+    for w in words {
+        s.push_str(&format!("- Print {w}.\n\n"));
+    }
+    s
+}
+
+impl Project {
+    fn new(words: &[&str], behaviour: Behaviour) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.plain"), spec(words)).unwrap();
+        std::fs::write(dir.path().join("unit.sh"), UNIT).unwrap();
+        std::fs::write(dir.path().join("conformance.sh"), CONFORMANCE).unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "unittests-script: unit.sh\nconformance-tests-script: conformance.sh\ntest-script-timeout: 5\n",
+        )
+        .unwrap();
+        let (server, rt) = Server::start_blocking(vec![]);
+        let behaviour = Arc::new(Mutex::new(behaviour));
+        let b = behaviour.clone();
+        server.set_responder(move |s| respond(&b, s));
+        Project {
+            dir,
+            server,
+            _rt: rt,
+            behaviour,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn code(&self) -> PathBuf {
+        self.path().join("plain_modules/app/code")
+    }
+
+    fn render(&self, extra: &[&str]) -> (i32, Vec<Value>, String) {
+        let url = format!("{}/v1", self.server.url());
+        let out = Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(self.path())
+            .env_remove("OPENAI_API_KEY")
+            .args([
+                "render",
+                "app.plain",
+                "--provider",
+                "openai",
+                "--base-url",
+                &url,
+                "--model",
+                "fake",
+            ])
+            .args(if extra.contains(&"--format") {
+                &[][..]
+            } else {
+                &["--format", "json"][..]
+            })
+            .args(extra)
+            .output()
+            .unwrap();
+        let events = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (
+            out.status.code().unwrap_or(-1),
+            events,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn calls(&self) -> usize {
+        self.server.seen().len()
+    }
+}
+
+fn summary(events: &[Value]) -> &Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .expect("a summary event")
+}
+
+fn output_of(code: &Path) -> String {
+    let out = std::process::Command::new("bash")
+        .arg("main.sh")
+        .current_dir(code)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn renders_then_reuses_everything() {
+    let p = Project::new(&["hello", "world", "again"], Behaviour::default());
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}\n{events:?}");
+    let s = summary(&events);
+    assert_eq!(
+        (
+            s["rendered"].as_u64(),
+            s["reused"].as_u64(),
+            s["model_calls"].as_u64()
+        ),
+        (Some(3), Some(0), Some(6)),
+        "{s}"
+    );
+    for k in [
+        "rendered",
+        "reused",
+        "model_calls",
+        "cache_hits",
+        "tokens_in",
+        "tokens_out",
+        "cost",
+        "seconds",
+    ] {
+        assert!(s.get(k).is_some(), "summary lacks {k}");
+    }
+    assert_eq!(output_of(&p.code()), "hello\nworld\nagain\n");
+    let log = git(&p.code(), &["log", "--format=%(trailers:key=Rekindle-Functionality,valueonly)%x00%(trailers:key=Rekindle-Module,valueonly)"]);
+    assert_eq!(log.matches("Rekindle").count(), 0);
+    assert!(log.contains("3\n\u{0}app"), "{log}");
+    let trailers = git(&p.code(), &["log", "-1", "--format=%B"]);
+    for t in [
+        "Rekindle-Module: app",
+        "Rekindle-Functionality: 3",
+        "Rekindle-Render-Key: ",
+        "Rekindle-Spec-Hash: ",
+        "Rekindle-Render-Id: ",
+        "Rekindle-Tests-Commit: ",
+    ] {
+        assert!(trailers.contains(t), "missing {t} in {trailers}");
+    }
+    let before = p.calls();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (
+            s["rendered"].as_u64(),
+            s["reused"].as_u64(),
+            s["model_calls"].as_u64()
+        ),
+        (Some(0), Some(3), Some(0))
+    );
+    assert_eq!(
+        p.calls(),
+        before,
+        "a no-change render must not talk to the model"
+    );
+}
+
+#[test]
+fn edits_resume_at_the_edited_functionality_with_early_cutoff() {
+    let p = Project::new(&["one", "two", "three"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    // Whitespace and comments change nothing.
+    let text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    let reflowed = text.replace("- Print two.", "> a comment\n- Print   two.");
+    std::fs::write(p.path().join("app.plain"), &reflowed).unwrap();
+    let before = p.calls();
+    let (code, events, _) = p.render(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(summary(&events)["reused"], 3);
+    assert_eq!(p.calls(), before);
+    // A real edit of 2 whose result is byte-identical: 2 re-rendered, 3 reused (early cutoff).
+    p.behaviour
+        .lock()
+        .unwrap()
+        .alias
+        .push(("deux".into(), "two".into()));
+    std::fs::write(
+        p.path().join("app.plain"),
+        reflowed.replace("Print   two.", "Print deux."),
+    )
+    .unwrap();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(1), Some(2)),
+        "{s}"
+    );
+    let statuses: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "functionality")
+        .map(|e| {
+            (
+                e["id"].as_u64().unwrap(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, "reused".into()),
+            (2, "rendering".into()),
+            (3, "reused".into())
+        ]
+    );
+    assert_eq!(output_of(&p.code()), "one\ntwo\nthree\n");
+    // A real edit with a different result: 2 and 3 are re-rendered, 1 reused.
+    std::fs::write(p.path().join("app.plain"), spec(&["one", "zwei", "three"])).unwrap();
+    let (code, events, _) = p.render(&[]);
+    assert_eq!(code, 0);
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(output_of(&p.code()), "one\nzwei\nthree\n");
+    assert_eq!(git(&p.code(), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_unit_test_fix_that_succeeds() {
+    let p = Project::new(
+        &["alpha"],
+        Behaviour {
+            broken_unit: vec!["alpha".into()],
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "phase" && e["phase"] == "fix_unit_tests"));
+    assert_eq!(summary(&events)["model_calls"], 3);
+}
+
+#[test]
+fn fixes_that_run_out_fail_clearly() {
+    let p = Project::new(
+        &["good", "bad"],
+        Behaviour {
+            unfixable: vec!["bad".into()],
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 1, "{err}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert!(
+        failed["reason"].as_str().unwrap().contains(
+            "functionality 2 of module app failed: its unit tests still fail after 3 fixes"
+        ),
+        "{failed}"
+    );
+    // 2 (implement + tests for 1) + 2 attempts of (implement + 3 fixes) for 2.
+    let s = summary(&events);
+    assert_eq!(
+        s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
+        2 + 2 * 4,
+        "{s}"
+    );
+    // Functionality 1 stays committed; the build is clean.
+    assert_eq!(output_of(&p.code()), "good\n");
+    assert_eq!(git(&p.code(), &["status", "--porcelain"]), "");
+    // The text report names the functionality and shows the last test output.
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: functionality 2 of module app failed"),
+        "{err}"
+    );
+    assert!(err.contains("unit test unit_bad.sh failed"), "{err}");
+}
+
+#[test]
+fn conformance_failures_fixed_in_code_and_in_tests() {
+    let p = Project::new(
+        &["first", "second"],
+        Behaviour {
+            wrong_code: vec!["first".into()],
+            wrong_test: vec!["second".into()],
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    let fixes = events
+        .iter()
+        .filter(|e| e["event"] == "phase" && e["phase"] == "fix_conformance")
+        .count();
+    assert_eq!(fixes, 2);
+    assert_eq!(output_of(&p.code()), "first\nsecond\n");
+    let test2 =
+        std::fs::read_to_string(p.path().join("plain_modules/app/tests/f02/check.sh")).unwrap();
+    assert!(test2.contains("grep -qx second"), "{test2}");
+}
+
+#[test]
+fn exit_69_stops_with_the_environment_error() {
+    let p = Project::new(&["x"], Behaviour::default());
+    std::fs::create_dir_all(p.code()).unwrap();
+    std::fs::write(
+        p.path().join("unit.sh"),
+        UNIT.replace("[ -f unit_env_broken ]", "true"),
+    )
+    .unwrap();
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exited 69"), "{err}");
+    assert!(err.contains("no interpreter"), "{err}");
+}
+
+#[test]
+fn a_hanging_script_times_out() {
+    let p = Project::new(&["slow"], Behaviour::default());
+    std::fs::write(p.path().join("unit.sh"), "#!/usr/bin/env bash\nsleep 600\n").unwrap();
+    std::fs::write(
+        p.path().join("config.yaml"),
+        "unittests-script: unit.sh\ntest-script-timeout: 1\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, events, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exit 124"), "{err}");
+    let _ = events;
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn malformed_replies_get_one_corrective_retry() {
+    let p = Project::new(
+        &["fine"],
+        Behaviour {
+            garbage: 1,
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["model_calls"], 3);
+    let retry = &p.server.seen()[1];
+    assert!(
+        retry.last_user().contains("Your reply could not be used"),
+        "{}",
+        retry.last_user()
+    );
+    let p = Project::new(
+        &["fine"],
+        Behaviour {
+            garbage: 2,
+            ..Behaviour::default()
+        },
+    );
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("could not be used: the reply holds no file block"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replies_cannot_write_outside_the_build_folder() {
+    let p = Project::new(
+        &["safe"],
+        Behaviour {
+            escapes: 2,
+            ..Behaviour::default()
+        },
+    );
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`../escaped.sh`"), "{err}");
+    for dir in [
+        p.path().to_path_buf(),
+        p.path().join("plain_modules"),
+        p.path().join("plain_modules/app"),
+    ] {
+        assert!(!dir.join("escaped.sh").exists());
+    }
+}
+
+#[test]
+fn interrupted_render_resumes() {
+    let p = Project::new(&["a", "b", "c"], Behaviour::default());
+    // Kill rekindle while functionality 2's conformance tests run (only while `hang` exists, so
+    // the script itself, which is part of every render key, stays the same).
+    std::fs::write(
+        p.path().join("conformance.sh"),
+        CONFORMANCE.replace(
+            "code=\"$1\"; tests=\"$2\"",
+            "code=\"$1\"; tests=\"$2\"\nif [ -f \"$code/../../../hang\" ]; then case \"$tests\" in */f02) touch \"$code/../../../started\"; sleep 600;; esac; fi",
+        ),
+    )
+    .unwrap();
+    std::fs::write(p.path().join("hang"), "").unwrap();
+    let url = format!("{}/v1", p.server.url());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rekindle"))
+        .current_dir(p.path())
+        .args([
+            "render",
+            "app.plain",
+            "--format",
+            "json",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = p.path().join("started");
+    let t = std::time::Instant::now();
+    while !started.exists() && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        started.exists(),
+        "the render never reached functionality 2's tests"
+    );
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    std::fs::remove_file(p.path().join("hang")).unwrap();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "warning"
+        && e["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted render")));
+    assert_eq!(output_of(&p.code()), "a\nb\nc\n");
+}
+
+#[test]
+fn hand_edits_are_refused_then_saved_with_force() {
+    let p = Project::new(&["keep"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    std::fs::write(p.code().join("main.sh"), "echo edited by hand\n").unwrap();
+    std::fs::write(p.path().join("app.plain"), spec(&["keep", "more"])).unwrap();
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("changed by hand") && err.contains("main.sh"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.code().join("main.sh")).unwrap(),
+        "echo edited by hand\n"
+    );
+    let (code, events, err) = p.render(&["--force"]);
+    assert_eq!(code, 0, "{err}");
+    let warning = events.iter().find(|e| e["event"] == "warning").unwrap();
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains(".rekindle/patches/"),
+        "{warning}"
+    );
+    let patches: Vec<_> = std::fs::read_dir(p.path().join(".rekindle/patches"))
+        .unwrap()
+        .collect();
+    assert_eq!(patches.len(), 1);
+    let patch = std::fs::read_to_string(patches[0].as_ref().unwrap().path()).unwrap();
+    assert!(patch.contains("+echo edited by hand"), "{patch}");
+}
+
+#[test]
+fn offline_render_replays_from_the_cache() {
+    let p = Project::new(&["cached"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    std::fs::remove_dir_all(p.path().join("plain_modules")).unwrap();
+    let before = p.calls();
+    let (code, events, err) = p.render(&["--offline"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["model_calls"].as_u64(), s["cache_hits"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(p.calls(), before);
+}
