@@ -656,3 +656,43 @@ fn offline_render_replays_from_the_cache() {
     );
     assert_eq!(p.calls(), before);
 }
+
+#[test]
+fn from_and_range_choose_what_to_render() {
+    let p = Project::new(&["r1", "r2", "r3", "r4"], Behaviour::default());
+    // --range renders only what it names (and what it needs before it).
+    let (code, events, err) = p.render(&["--range", "1..2"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+    assert_eq!(output_of(&p.code()), "r1\nr2\n");
+    // The rest, normally.
+    let (code, events, _) = p.render(&[]);
+    assert_eq!(code, 0);
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(2))
+    );
+    // --from re-renders from there on, even though nothing changed (from the cache).
+    let (code, events, _) = p.render(&["--from", "3"]);
+    assert_eq!(code, 0);
+    let s = summary(&events);
+    assert_eq!(
+        (
+            s["rendered"].as_u64(),
+            s["reused"].as_u64(),
+            s["model_calls"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{s}"
+    );
+    // Bad values are usage errors.
+    assert_eq!(p.render(&["--from", "9"]).0, 2);
+    assert_eq!(p.render(&["--range", "3..2"]).0, 2);
+    assert_eq!(p.render(&["--from", "2", "--range", "1..2"]).0, 2);
+}
