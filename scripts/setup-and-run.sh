@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# One command from a fresh machine to the main job on the example project: installs what the build
-# needs, builds rekindle, checks the example specs and shows the render plan of hello-world.
-# (Rendering with the embedded model joins this script when the render pipeline lands.)
+# One command from a fresh machine to the main job: installs what the build needs, builds rekindle
+# with the embedded llama.cpp engine, fetches the default local model (verified), renders
+# examples/hello-world with it, and runs the rendered program.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
 source scripts/lib/deps.sh
 ensure_build_deps
-cargo build --release --locked -p rekindle
-bin=target/release/rekindle
+ensure_llama_deps
+export_llama_cpu_flags
+cargo build --release --locked -p rekindle --features local
+bin="$root/target/release/rekindle"
+"$bin" model fetch
 "$bin" check examples/hello-world/hello-world.plain examples/word-count/word-count.plain
-"$bin" plan examples/hello-world/hello-world.plain
+cd examples/hello-world
+"$bin" plan hello-world.plain
+"$bin" render hello-world.plain --yes
+echo "--- running the rendered program: python3 build/hello_world.py"
+python3 build/hello_world.py

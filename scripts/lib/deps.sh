@@ -24,3 +24,23 @@ ensure_build_deps() {
   command -v cc >/dev/null 2>&1 || apt_install build-essential
   command -v python3 >/dev/null 2>&1 || apt_install python3
 }
+
+ensure_llama_deps() {
+  # llama-cpp-sys builds llama.cpp with cmake and generates bindings with libclang.
+  command -v cmake >/dev/null 2>&1 || apt_install cmake
+  command -v clang >/dev/null 2>&1 || apt_install clang
+  dpkg -s libclang-dev >/dev/null 2>&1 || apt_install libclang-dev
+}
+
+# llama-cpp-sys enables ggml's SIMD only for CPU features the Rust target names, and plain
+# x86_64 names none: without these, llama.cpp is built SSE2-only and runs several times slower.
+# Enable what this CPU has (the build and the tests run on the same machine).
+export_llama_cpu_flags() {
+  [ "$(uname -m)" = "x86_64" ] || return 0
+  local flags
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  for pair in avx:GGML_AVX avx2:GGML_AVX2 fma:GGML_FMA f16c:GGML_F16C bmi2:GGML_BMI2 sse4_2:GGML_SSE42; do
+    local feature=${pair%%:*} var=${pair##*:}
+    if echo " $flags " | grep -q " $feature "; then export "$var=ON"; fi
+  done
+}

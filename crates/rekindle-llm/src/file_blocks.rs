@@ -126,15 +126,29 @@ pub fn format(blocks: &[FileBlock]) -> String {
     out
 }
 
-/// A llama.cpp GBNF grammar that admits exactly a sequence of file blocks.
+/// A llama.cpp GBNF grammar that admits exactly a sequence of file blocks. A content line may be
+/// anything but the closing line itself (spelled out character by character, since GBNF has no
+/// negation of strings): otherwise a small model can run past `--- END FILE` forever.
 pub const GRAMMAR: &str = r#"root ::= block+
 block ::= "--- FILE: " path "\n" line* "--- END FILE\n"
 path ::= [A-Za-z0-9_.] [A-Za-z0-9_./-]*
-line ::= [^\n]* "\n"
+line ::= "\n" | [^-\n] [^\n]* "\n" | "-" l1
+l1 ::= "\n" | [^-\n] [^\n]* "\n" | "-" l2
+l2 ::= "\n" | [^-\n] [^\n]* "\n" | "-" l3
+l3 ::= "\n" | [^ \n] [^\n]* "\n" | " " l4
+l4 ::= "\n" | [^E\n] [^\n]* "\n" | "E" l5
+l5 ::= "\n" | [^N\n] [^\n]* "\n" | "N" l6
+l6 ::= "\n" | [^D\n] [^\n]* "\n" | "D" l7
+l7 ::= "\n" | [^ \n] [^\n]* "\n" | " " l8
+l8 ::= "\n" | [^F\n] [^\n]* "\n" | "F" l9
+l9 ::= "\n" | [^I\n] [^\n]* "\n" | "I" l10
+l10 ::= "\n" | [^L\n] [^\n]* "\n" | "L" l11
+l11 ::= "\n" | [^E\n] [^\n]* "\n" | "E" l12
+l12 ::= [^\n]+ "\n"
 "#;
 
 /// How to ask for the format, for prompts.
-pub const INSTRUCTIONS: &str = "Reply with complete files only, each in a file block:\n--- FILE: relative/path.ext\n<the whole file>\n--- END FILE\nWrite nothing outside file blocks.";
+pub const INSTRUCTIONS: &str = "Reply with complete files only, each in a file block:\n--- FILE: <relative path>\n<the whole file>\n--- END FILE\nWrite nothing outside file blocks.";
 
 #[cfg(test)]
 mod tests {

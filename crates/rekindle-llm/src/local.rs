@@ -4,14 +4,18 @@
 //! The model is loaded once per [`LocalProvider`] and shared by its calls; each call makes a
 //! fresh context sized for its prompt and `max_tokens`, renders the messages with the chat
 //! template stored in the GGUF, and decodes greedily unless the request asks for a temperature.
-//! [`Constraint::FileBlocks`] is enforced with the GBNF grammar [`file_blocks::GRAMMAR`]. Calls
-//! run on a blocking thread, one at a time per provider (two would only share the same cores),
-//! and stream text to the [`TokenSink`] through a channel. Dropping the future stops the
-//! generation at the next token.
+//! [`Constraint::FileBlocks`] is enforced with the GBNF grammar [`file_blocks::GRAMMAR`].
+//!
+//! All llama.cpp work runs on one long-lived thread of the process ([`on_inference_thread`]),
+//! one job at a time: llama.cpp (built with OpenMP) keeps a team of spinning worker threads per
+//! calling thread, and two teams fight for the cores (a quarter of the speed lost on 2 cores).
+//! Text is streamed to the [`TokenSink`] through a channel; dropping the `complete` future stops
+//! the generation at the next token.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -56,6 +60,61 @@ pub fn backend() -> Result<&'static LlamaBackend, LlmError> {
         })
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    static ON_INFERENCE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn inference_queue() -> &'static Mutex<std_mpsc::Sender<Job>> {
+    static QUEUE: OnceLock<Mutex<std_mpsc::Sender<Job>>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("rekindle-llama".into())
+            .spawn(move || {
+                ON_INFERENCE_THREAD.with(|f| f.set(true));
+                for job in rx {
+                    // A panicking job drops its reply sender; the caller sees the failure.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .expect("cannot start the inference thread");
+        Mutex::new(tx)
+    })
+}
+
+/// Queues `job` on the inference thread; the receiver gets its result (or is dropped if it
+/// panicked).
+fn submit<R: Send + 'static>(
+    job: impl FnOnce() -> R + Send + 'static,
+) -> Result<std_mpsc::Receiver<R>, LlmError> {
+    let (tx, rx) = std_mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = tx.send(job());
+    });
+    inference_queue()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job)
+        .map_err(|_| local("the inference thread is gone"))?;
+    Ok(rx)
+}
+
+/// Runs `f` on the thread that runs all llama.cpp work, after the jobs queued before it, and
+/// waits for its result. Benchmarks use it to drive llama.cpp directly under the same
+/// conditions as the provider. Called from that thread, it runs `f` at once.
+pub fn on_inference_thread<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, LlmError> {
+    if ON_INFERENCE_THREAD.with(|f| f.get()) {
+        return Ok(f());
+    }
+    submit(f)?
+        .recv()
+        .map_err(|_| local("the inference thread failed (a panic in llama.cpp's caller)"))
+}
+
 /// A GGUF model run in this process.
 #[derive(Clone)]
 pub struct LocalProvider {
@@ -67,8 +126,6 @@ struct Inner {
     path: PathBuf,
     file_name: String,
     threads: i32,
-    /// One generation at a time.
-    busy: Mutex<()>,
 }
 
 /// What one generation did, for benchmarks and progress lines.
@@ -167,7 +224,6 @@ impl LocalProvider {
                 path: path.to_path_buf(),
                 file_name,
                 threads: default_threads(),
-                busy: Mutex::new(()),
             }),
         })
     }
@@ -213,13 +269,34 @@ impl LocalProvider {
         self.inner.context_params(n_ctx)
     }
 
-    /// Runs one request on the calling thread, giving text to `on_text` as it is generated.
+    /// Runs one request, blocking the calling thread until it is done, giving text to `on_text`
+    /// as it is generated (on the calling thread).
     pub fn complete_blocking(
         &self,
         req: &Request,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, LlmError> {
-        self.inner.generate(req, on_text, None)
+        if ON_INFERENCE_THREAD.with(|f| f.get()) {
+            return self.inner.generate(req, on_text, None);
+        }
+        let inner = self.inner.clone();
+        let req = req.clone();
+        let (tx, rx) = std_mpsc::channel::<String>();
+        let done = submit(move || {
+            inner.generate(
+                &req,
+                &mut |text| {
+                    let _ = tx.send(text.to_string());
+                },
+                None,
+            )
+        })?;
+        // The channel closes when the generation ends and drops its sender.
+        for text in rx {
+            on_text(&text);
+        }
+        done.recv()
+            .map_err(|_| local("the inference thread failed (a panic in llama.cpp's caller)"))?
     }
 }
 
@@ -255,22 +332,30 @@ impl Provider for LocalProvider {
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let task = tokio::task::spawn_blocking(move || {
-            inner.generate(
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job = move || {
+            let result = inner.generate(
                 &req,
                 &mut |text| {
                     let _ = tx.send(text.to_string());
                 },
                 Some(&cancel),
-            )
-        });
+            );
+            let _ = done_tx.send(result);
+        };
+        if ON_INFERENCE_THREAD.with(|f| f.get()) {
+            return Err(local(
+                "`complete` cannot be awaited on the inference thread",
+            ));
+        }
+        submit(job)?;
         // The channel closes when the generation ends and drops its sender.
         while let Some(text) = rx.recv().await {
             sink.token(&text);
         }
-        let generation = task.await.map_err(|e| LlmError::Local {
-            detail: format!("the inference thread failed: {e}"),
-        })??;
+        let generation = done_rx
+            .await
+            .map_err(|_| local("the inference thread failed (a panic in llama.cpp's caller)"))??;
         Ok(generation.response)
     }
 }
@@ -340,8 +425,10 @@ impl Inner {
         on_text: &mut dyn FnMut(&str),
         cancel: Option<&AtomicBool>,
     ) -> Result<Generation, LlmError> {
-        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        if cancelled() {
+            return Err(local("cancelled"));
+        }
         let start = Instant::now();
         let backend = backend()?;
         let tokens = self.prompt_tokens(req)?;

@@ -1,0 +1,80 @@
+//! The real thing: the embedded model renders `examples/hello-world` end to end, its conformance
+//! tests pass, the result runs, and rendering again makes no model call. Needs the `local`
+//! feature and a fetched model (`rekindle model fetch`); CI fetches it first. Without the model
+//! the test fails under CI and is skipped (with a message) elsewhere.
+#![cfg(feature = "local")]
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn model() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("REKINDLE_MODEL_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let dir = rekindle_llm::models::default_dir();
+    ["default", "small"]
+        .iter()
+        .filter_map(|n| rekindle_llm::models::spec(n))
+        .map(|s| rekindle_llm::models::path_of(s, &dir))
+        .find(|p| p.is_file())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        if name == "plain_modules" || name == "build" || name == ".rekindle" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(dir)
+        .args(["render", "hello-world.plain", "--yes", "--format", "json", "--provider", "local", "--model-path"])
+        .arg(model)
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (out.status.code().unwrap_or(-1), events, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn embedded_model_renders_hello_world() {
+    let Some(model) = model() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must fetch the model before the tests (rekindle model fetch)");
+        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
+        return;
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&examples.join("hello-world"), &tmp.path().join("hello-world"));
+    copy_dir(&examples.join("scripts"), &tmp.path().join("scripts"));
+    let dir = tmp.path().join("hello-world");
+
+    let (code, events, err) = render(&dir, &model);
+    let summary = events.iter().rev().find(|e| e["event"] == "summary").cloned().unwrap_or_default();
+    assert_eq!(code, 0, "render failed: {err}\n{}", events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));
+    assert_eq!(summary["rendered"], 1, "{summary}");
+    assert!(events.iter().any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
+
+    let out = std::process::Command::new("python3").arg("hello_world.py").current_dir(dir.join("build")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "hello, world", "the rendered program's output");
+
+    let (code, events, err) = render(&dir, &model);
+    assert_eq!(code, 0, "{err}");
+    let summary = events.iter().rev().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!((summary["model_calls"].as_u64(), summary["reused"].as_u64()), (Some(0), Some(1)), "{summary}");
+}
