@@ -40,7 +40,16 @@ fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()
         .current_dir(dir)
-        .args(["render", "hello-world.plain", "--yes", "--format", "json", "--provider", "local", "--model-path"])
+        .args([
+            "render",
+            "hello-world.plain",
+            "--yes",
+            "--format",
+            "json",
+            "--provider",
+            "local",
+            "--model-path",
+        ])
         .arg(model)
         .output()
         .unwrap();
@@ -48,33 +57,75 @@ fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    (out.status.code().unwrap_or(-1), events, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn embedded_model_renders_hello_world() {
     let Some(model) = model() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must fetch the model before the tests (rekindle model fetch)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the model before the tests (rekindle model fetch)"
+        );
         eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
         return;
     };
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&examples.join("hello-world"), &tmp.path().join("hello-world"));
+    copy_dir(
+        &examples.join("hello-world"),
+        &tmp.path().join("hello-world"),
+    );
     copy_dir(&examples.join("scripts"), &tmp.path().join("scripts"));
     let dir = tmp.path().join("hello-world");
 
     let (code, events, err) = render(&dir, &model);
-    let summary = events.iter().rev().find(|e| e["event"] == "summary").cloned().unwrap_or_default();
-    assert_eq!(code, 0, "render failed: {err}\n{}", events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"));
+    let summary = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        code,
+        0,
+        "render failed: {err}\n{}",
+        events
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(summary["rendered"], 1, "{summary}");
-    assert!(events.iter().any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
 
-    let out = std::process::Command::new("python3").arg("hello_world.py").current_dir(dir.join("build")).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "hello, world", "the rendered program's output");
+    let out = std::process::Command::new("python3")
+        .arg("hello_world.py")
+        .current_dir(dir.join("build"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        "hello, world",
+        "the rendered program's output"
+    );
 
     let (code, events, err) = render(&dir, &model);
     assert_eq!(code, 0, "{err}");
-    let summary = events.iter().rev().find(|e| e["event"] == "summary").unwrap();
-    assert_eq!((summary["model_calls"].as_u64(), summary["reused"].as_u64()), (Some(0), Some(1)), "{summary}");
+    let summary = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .unwrap();
+    assert_eq!(
+        (summary["model_calls"].as_u64(), summary["reused"].as_u64()),
+        (Some(0), Some(1)),
+        "{summary}"
+    );
 }

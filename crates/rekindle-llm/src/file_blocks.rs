@@ -53,10 +53,20 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
     for (i, raw) in reply.split_inclusive('\n').enumerate() {
         let line = raw.trim_end_matches(['\n', '\r']);
         if let Some((_, path, content)) = &mut open {
+            // A new block before the close: the close was forgotten (hosted models do that).
+            if line.starts_with(OPEN) && line.len() > OPEN.len() {
+                blocks.push(FileBlock::Write {
+                    path: std::mem::take(path),
+                    content: unfence(&std::mem::take(content)),
+                });
+                open = None;
+            }
+        }
+        if let Some((_, path, content)) = &mut open {
             if line.trim_end() == CLOSE {
                 blocks.push(FileBlock::Write {
                     path: std::mem::take(path),
-                    content: std::mem::take(content),
+                    content: unfence(&std::mem::take(content)),
                 });
                 open = None;
             } else {
@@ -100,6 +110,27 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
     Ok(blocks)
 }
 
+/// Models like to wrap a file in a Markdown fence (```` ```python ````…```` ``` ````); the fence is
+/// not part of the file.
+fn unfence(content: &str) -> String {
+    let mut lines: Vec<&str> = content.lines().collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let wrapped = lines.len() >= 2
+        && lines[0].trim_start().starts_with("```")
+        && lines[lines.len() - 1].trim() == "```"
+        && !lines[1..lines.len() - 1]
+            .iter()
+            .any(|l| l.trim_start().starts_with("```"));
+    if !wrapped {
+        return content.to_string();
+    }
+    let mut out = lines[1..lines.len() - 1].join("\n");
+    out.push('\n');
+    out
+}
+
 /// Writes blocks in the format (for prompts that show existing files, and for tests).
 pub fn format(blocks: &[FileBlock]) -> String {
     let mut out = String::new();
@@ -127,24 +158,16 @@ pub fn format(blocks: &[FileBlock]) -> String {
 }
 
 /// A llama.cpp GBNF grammar that admits exactly a sequence of file blocks. A content line may be
-/// anything but the closing line itself (spelled out character by character, since GBNF has no
-/// negation of strings): otherwise a small model can run past `--- END FILE` forever.
+/// anything that does not start with `--- ` (spelled out character by character, since GBNF has
+/// no negation of strings): so the only way on from a file is `--- END FILE`, and a small model
+/// cannot run past it, or start the next file without closing this one.
 pub const GRAMMAR: &str = r#"root ::= block+
 block ::= "--- FILE: " path "\n" line* "--- END FILE\n"
 path ::= [A-Za-z0-9_.] [A-Za-z0-9_./-]*
 line ::= "\n" | [^-\n] [^\n]* "\n" | "-" l1
 l1 ::= "\n" | [^-\n] [^\n]* "\n" | "-" l2
 l2 ::= "\n" | [^-\n] [^\n]* "\n" | "-" l3
-l3 ::= "\n" | [^ \n] [^\n]* "\n" | " " l4
-l4 ::= "\n" | [^E\n] [^\n]* "\n" | "E" l5
-l5 ::= "\n" | [^N\n] [^\n]* "\n" | "N" l6
-l6 ::= "\n" | [^D\n] [^\n]* "\n" | "D" l7
-l7 ::= "\n" | [^ \n] [^\n]* "\n" | " " l8
-l8 ::= "\n" | [^F\n] [^\n]* "\n" | "F" l9
-l9 ::= "\n" | [^I\n] [^\n]* "\n" | "I" l10
-l10 ::= "\n" | [^L\n] [^\n]* "\n" | "L" l11
-l11 ::= "\n" | [^E\n] [^\n]* "\n" | "E" l12
-l12 ::= [^\n]+ "\n"
+l3 ::= "\n" | [^ \n] [^\n]* "\n"
 "#;
 
 /// How to ask for the format, for prompts.
@@ -170,6 +193,33 @@ mod tests {
             },
         ];
         assert_eq!(parse(&format(&blocks)).unwrap(), blocks);
+    }
+
+    #[test]
+    fn a_forgotten_close_ends_at_the_next_block() {
+        let b = parse("--- FILE: a.py\nx\n--- FILE: b.py\ny\n--- END FILE\n").unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            b[0],
+            FileBlock::Write {
+                path: "a.py".into(),
+                content: "x\n".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrapping_fence_is_removed() {
+        let r = "--- FILE: a.py\n```python\nprint(1)\n```\n\n--- END FILE\n--- FILE: README.md\n# T\n```sh\nrun\n```\nmore\n--- END FILE\n";
+        let b = parse(r).unwrap();
+        assert_eq!(
+            b[0],
+            FileBlock::Write {
+                path: "a.py".into(),
+                content: "print(1)\n".into()
+            }
+        );
+        assert!(matches!(&b[1], FileBlock::Write { content, .. } if content.contains("```sh")));
     }
 
     #[test]

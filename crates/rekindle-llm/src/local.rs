@@ -480,6 +480,11 @@ impl Inner {
             .filter(|s| !s.is_empty())
             .collect();
         let mut out = TextOut::new(stops);
+        // A small model at greedy decoding can fall into writing the same files again and again;
+        // a second block for a path ends the reply there.
+        let guard_blocks = req.constraint == Some(Constraint::FileBlocks);
+        let mut scanned = 0usize;
+        let mut paths: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut n_out = 0usize;
         let mut pos = n_prompt;
         let gen_start = Instant::now();
@@ -498,6 +503,14 @@ impl Inner {
             let piece = vocab.token_to_piece(token, false, None);
             if out.push(&piece, on_text) {
                 break FinishReason::Stop;
+            }
+            if guard_blocks {
+                if let Some(at) = repeated_block(&out.text, &mut scanned, &mut paths) {
+                    out.text.truncate(at);
+                    out.streamed = out.streamed.min(at);
+                    out.pending.clear();
+                    break FinishReason::Stop;
+                }
             }
             if n_out >= max_new {
                 break FinishReason::Length;
@@ -681,6 +694,26 @@ impl<'a> TextOut<'a> {
         }
         self.text
     }
+}
+
+/// Looks at the complete lines of `text` after `scanned`: the offset of a `--- FILE: path` line
+/// whose path already had a block, if any.
+fn repeated_block(
+    text: &str,
+    scanned: &mut usize,
+    paths: &mut std::collections::HashSet<String>,
+) -> Option<usize> {
+    while let Some(nl) = text[*scanned..].find('\n') {
+        let start = *scanned;
+        let line = &text[start..start + nl];
+        *scanned = start + nl + 1;
+        if let Some(path) = line.strip_prefix(file_blocks::OPEN) {
+            if !paths.insert(path.trim().to_string()) {
+                return Some(start);
+            }
+        }
+    }
+    None
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {

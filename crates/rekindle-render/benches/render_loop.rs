@@ -11,7 +11,9 @@
 use async_trait::async_trait;
 use rekindle_llm::meter::{Budget, PriceTable};
 use rekindle_llm::session::{Mode, Session};
-use rekindle_llm::{FinishReason, LlmError, Provider, ProviderKind, Request, Response, TokenSink, Usage};
+use rekindle_llm::{
+    FinishReason, LlmError, Provider, ProviderKind, Request, Response, TokenSink, Usage,
+};
 use rekindle_render::{Event, ModelSet, Observer, Options, RoleModel};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -53,7 +55,9 @@ impl Observer for ScriptTime {
 fn spec(n: usize) -> String {
     let mut s = String::from("***definitions***\n\n- :Tool: is a command-line tool.\n\n***implementation reqs***\n\n- :Tool: is written in Python.\n\n***functional specs***\n\n");
     for i in 1..=n {
-        s.push_str(&format!("- :Tool: should handle case number {i} by printing its square.\n\n"));
+        s.push_str(&format!(
+            "- :Tool: should handle case number {i} by printing its square.\n\n"
+        ));
     }
     s
 }
@@ -61,12 +65,17 @@ fn spec(n: usize) -> String {
 fn project(dir: &Path, n: usize) -> rekindle_spec::project::Project {
     let file = dir.join("app.plain");
     std::fs::write(&file, spec(n)).unwrap();
-    let p = rekindle_spec::project::load(&file, &Default::default(), &rekindle_spec::loader::RealFs);
+    let p =
+        rekindle_spec::project::load(&file, &Default::default(), &rekindle_spec::loader::RealFs);
     assert!(!p.has_errors());
     p
 }
 
-fn run(p: &rekindle_spec::project::Project, opts: &Options, rt: &tokio::runtime::Runtime) -> (Duration, Duration, rekindle_render::Summary) {
+fn run(
+    p: &rekindle_spec::project::Project,
+    opts: &Options,
+    rt: &tokio::runtime::Runtime,
+) -> (Duration, Duration, rekindle_render::Summary) {
     let provider = Instant0;
     let m = || RoleModel {
         provider: &provider,
@@ -82,7 +91,11 @@ fn run(p: &rekindle_spec::project::Project, opts: &Options, rt: &tokio::runtime:
     let session = Session::new(None, Mode::Normal, Budget::default(), PriceTable::default());
     let mut obs = ScriptTime::default();
     let t = Instant::now();
-    let s = rt.block_on(rekindle_render::render(p, opts, &models, &session, &mut obs)).unwrap();
+    let s = rt
+        .block_on(rekindle_render::render(
+            p, opts, &models, &session, &mut obs,
+        ))
+        .unwrap();
     (t.elapsed(), obs.0, s)
 }
 
@@ -92,11 +105,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let rounds = env("ROUNDS", 5);
     let n = env("N", 20);
     let big = env("BIG", 1000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     // 1. Overhead per functionality, fresh renders with trivial scripts.
     let mut per = Vec::new();
@@ -124,7 +145,10 @@ fn main() {
     let t = Instant::now();
     let (_, _, s) = run(&p, &opts, &rt);
     assert_eq!(s.rendered, big);
-    println!("first render of {big} functionalities (instant model, no scripts): {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "first render of {big} functionalities (instant model, no scripts): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut again = Vec::new();
     for _ in 0..rounds {
         let (total, _, s) = run(&p, &opts, &rt);
