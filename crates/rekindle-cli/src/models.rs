@@ -29,25 +29,7 @@ pub struct ProviderArgs {
     pub api_key_env: Option<String>,
 }
 
-/// Which part a model plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Code,
-    Fix,
-    Tests,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Code, Role::Fix, Role::Tests];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Code => "code",
-            Role::Fix => "fix",
-            Role::Tests => "tests",
-        }
-    }
-}
+pub use rekindle_render::Role;
 
 fn kind_of(s: &str) -> Option<ProviderKind> {
     match s {

@@ -38,7 +38,9 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    pub const ALL: [Role; 3] = [Role::Code, Role::Fix, Role::Tests];
+
+    pub fn name(self) -> &'static str {
         match self {
             Role::Code => "code",
             Role::Fix => "fix",
@@ -545,14 +547,9 @@ impl Renderer<'_, '_> {
         // A new base: the previous module's code (or nothing), as a fresh root commit.
         match &base.from {
             Some(from) => files::replace_contents(from, &code.dir).map_err(io)?,
-            None => files::replace_contents(
-                &std::env::temp_dir().join("rekindle-empty-does-not-exist"),
-                &code.dir,
-            )
-            .or_else(|_| clear(&code.dir))
-            .map_err(io)?,
+            None => files::clear(&code.dir).map_err(io)?,
         }
-        clear(&tests.dir).map_err(io)?;
+        files::clear(&tests.dir).map_err(io)?;
         let tests_tree = tests.worktree_tree()?;
         let tests_base = tests.commit_tree(&tests_tree, None, &format!("rekindle: base of module {module}\n\nRekindle-Module: {module}\nRekindle-Functionality: 0\n"))?;
         tests.move_head(&tests_base)?;
@@ -993,12 +990,7 @@ impl Renderer<'_, '_> {
             self.phase(module, k, "prepare_environment", 1);
             let run = self.script("prepare", &prep, &[&d.code], &d.code)?;
             if run.outcome == Outcome::Environment {
-                return Err(RenderError::Environment {
-                    module: module.into(),
-                    id: k,
-                    script: prep.display().to_string(),
-                    output: run.output,
-                });
+                return Err(environment(module, k, &prep, run));
             }
         }
         let folder = d.tests.join(format!("f{k:02}"));
@@ -1035,14 +1027,7 @@ impl Renderer<'_, '_> {
                 let run = self.script("conformance", &script, &[&d.code, &folder], &d.code)?;
                 match run.outcome {
                     Outcome::Passed => break,
-                    Outcome::Environment => {
-                        return Err(RenderError::Environment {
-                            module: module.into(),
-                            id: k,
-                            script: script.display().to_string(),
-                            output: run.output,
-                        })
-                    }
+                    Outcome::Environment => return Err(environment(module, k, &script, run)),
                     Outcome::Failed | Outcome::TimedOut => {}
                 }
                 if attempt >= self.opts.fix_attempts {
@@ -1122,14 +1107,7 @@ impl Renderer<'_, '_> {
             let run = self.script("unit", &script, &[&d.code], &d.code)?;
             match run.outcome {
                 Outcome::Passed => return Ok(None),
-                Outcome::Environment => {
-                    return Err(RenderError::Environment {
-                        module: module.into(),
-                        id: k,
-                        script: script.display().to_string(),
-                        output: run.output,
-                    })
-                }
+                Outcome::Environment => return Err(environment(module, k, &script, run)),
                 Outcome::Failed | Outcome::TimedOut => {}
             }
             if attempt >= self.opts.fix_attempts {
@@ -1155,6 +1133,15 @@ impl Renderer<'_, '_> {
     }
 }
 
+fn environment(module: &str, id: usize, script: &Path, run: scripts::Run) -> RenderError {
+    RenderError::Environment {
+        module: module.to_string(),
+        id,
+        script: script.display().to_string(),
+        output: run.output,
+    }
+}
+
 fn first_line(text: &str) -> String {
     text.lines()
         .next()
@@ -1170,20 +1157,4 @@ fn message(module: &str, k: usize, trailers: &[(&str, String)]) -> String {
         m.push_str(&format!("{key}: {v}\n"));
     }
     m
-}
-
-fn clear(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for e in std::fs::read_dir(dir)?.flatten() {
-        if e.file_name() == ".git" {
-            continue;
-        }
-        let p = e.path();
-        if e.file_type()?.is_dir() {
-            std::fs::remove_dir_all(&p)?;
-        } else {
-            std::fs::remove_file(&p)?;
-        }
-    }
-    Ok(())
 }

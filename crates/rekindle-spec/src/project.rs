@@ -428,6 +428,13 @@ impl Loader<'_> {
         Some(id)
     }
 
+    /// `a → b → a`: the modules from `pos` in `trace`, closed by `id`.
+    fn ring(&self, trace: &[ModuleId], pos: usize, id: ModuleId) -> String {
+        let mut ring = trace[pos..].to_vec();
+        ring.push(id);
+        self.names(&ring)
+    }
+
     fn names(&self, ids: &[ModuleId]) -> String {
         ids.iter()
             .map(|&i| self.p.modules[i].name.as_str())
@@ -447,9 +454,7 @@ impl Loader<'_> {
                 continue;
             };
             if let Some(pos) = trace.iter().position(|&t| t == id) {
-                let mut ring = trace[pos..].to_vec();
-                ring.push(id);
-                let names = self.names(&ring);
+                let names = self.ring(trace, pos, id);
                 self.p.diagnostics.push(
                     Diagnostic::error("E0712", format!("modules require each other: {names}"))
                         .at(entry.span, "this requirement closes the cycle")
@@ -541,9 +546,7 @@ impl Loader<'_> {
                 continue;
             };
             if let Some(pos) = trace.iter().position(|&t| t == id) {
-                let mut ring = trace[pos..].to_vec();
-                ring.push(id);
-                let names = self.names(&ring);
+                let names = self.ring(trace, pos, id);
                 self.p.diagnostics.push(
                     Diagnostic::error("E0702", format!("modules import each other: {names}"))
                         .at(entry.span, "this import closes the cycle")

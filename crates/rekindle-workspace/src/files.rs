@@ -247,10 +247,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Copies the files of `from` (not `.git`) into `to`, which is emptied first except for `.git`.
-pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(to)?.flatten() {
+/// Empties `dir` (creating it if needed), all but its `.git`.
+pub fn clear(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for e in std::fs::read_dir(dir)?.flatten() {
         if e.file_name() == ".git" {
             continue;
         }
@@ -261,6 +261,12 @@ pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
             std::fs::remove_file(&p)?;
         }
     }
+    Ok(())
+}
+
+/// Copies the files of `from` (not `.git`) into `to`, which is emptied first except for `.git`.
+pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+    clear(to)?;
     let mut paths = Vec::new();
     walk(from, from, &mut paths);
     for rel in paths {
