@@ -4,6 +4,7 @@
 
 mod doctor;
 mod models;
+mod provenance;
 mod render_cmd;
 mod report;
 
@@ -83,6 +84,21 @@ enum Command {
         #[command(flatten)]
         render: render_cmd::RenderArgs,
     },
+    /// Which functionality, spec lines, commit and model calls produced a generated file or line.
+    Why {
+        /// PATH or PATH:LINE of a generated file.
+        target: String,
+        /// The spec whose journal to read (default: the one .plain file here).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The provenance journal.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Check the environment: git, configuration, test scripts, the model file, and the model
     /// provider with one tiny request.
     Doctor {
@@ -111,6 +127,18 @@ enum Command {
         module: Option<String>,
         #[command(flatten)]
         args: SpecArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check the hash chain; names the first entry that was edited, deleted, inserted, moved or cut off.
+    Verify {
+        /// The spec whose journal to check (default: the one .plain file here).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
 }
 
@@ -192,6 +220,18 @@ fn main() -> ExitCode {
             format,
         } => doctor(file.as_deref(), &provider, format),
         Command::Model { command } => model(command),
+        Command::Why {
+            target,
+            spec,
+            format,
+        } => provenance::why(
+            &target,
+            &journal_for(spec.as_deref()),
+            format == Format::Json,
+        ),
+        Command::Journal {
+            command: JournalCommand::Verify { spec, format },
+        } => provenance::verify(&journal_for(spec.as_deref()), format == Format::Json),
         Command::Cache { command } => cache(command),
     };
     ExitCode::from(code)
@@ -720,12 +760,14 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
         }
     });
     let mut printer = render_cmd::Printer::new(json);
+    let mut recorder =
+        provenance::Recorder::new(&mut printer, rekindle_ledger::journal::for_spec(file));
     let result = runtime().block_on(rekindle_render::render(
         &project,
         &opts,
         &models,
         &session,
-        &mut printer,
+        &mut recorder,
     ));
     match result {
         Ok(_) => 0,
@@ -748,4 +790,23 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
             }
         }
     }
+}
+
+/// The journal of `spec`, or of the one .plain file in the current folder.
+fn journal_for(spec: Option<&Path>) -> rekindle_ledger::journal::Journal {
+    let spec = spec.map(Path::to_path_buf).unwrap_or_else(|| {
+        let mut plain: Vec<PathBuf> = std::fs::read_dir(".")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "plain"))
+            .collect();
+        plain.sort();
+        plain
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| PathBuf::from("spec.plain"))
+    });
+    rekindle_ledger::journal::for_spec(&spec)
 }

@@ -696,3 +696,107 @@ fn from_and_range_choose_what_to_render() {
     assert_eq!(p.render(&["--range", "3..2"]).0, 2);
     assert_eq!(p.render(&["--from", "2", "--range", "1..2"]).0, 2);
 }
+
+fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn why_names_the_functionality_spec_lines_and_model_calls() {
+    let p = Project::new(&["hello", "world", "again"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    // main.sh: line 1 the shebang, then one echo per functionality.
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &[
+            "why",
+            "plain_modules/app/code/main.sh:3",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["functionality"], 2, "{v}");
+    assert_eq!(v["module"], "app");
+    assert_eq!(v["text"], "Print world.");
+    assert_eq!(v["spec"]["file"], "app.plain");
+    assert_eq!(v["spec"]["lines"], serde_json::json!([13, 13]));
+    assert_eq!(v["model_calls"].as_array().unwrap().len(), 2, "{v}");
+    let (code, out, _) = rekindle_in(p.path(), &["why", "plain_modules/app/code/main.sh:2"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("functionality 1 of module app") && out.contains("\"Print hello.\""),
+        "{out}"
+    );
+    assert!(out.contains("spec: app.plain, lines 11-11"), "{out}");
+    // A line nobody rendered.
+    std::fs::write(
+        p.code().join("main.sh"),
+        "#!/usr/bin/env bash\necho hello\necho world\necho again\necho mine\n",
+    )
+    .unwrap();
+    let (code, _, err) = rekindle_in(p.path(), &["why", "plain_modules/app/code/main.sh:5"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not written by a render"), "{err}");
+}
+
+#[test]
+fn journal_verify_finds_tampering() {
+    let p = Project::new(&["j1", "j2"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let (code, out, err) = rekindle_in(p.path(), &["journal", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("journal ok") && out.contains("(6 entries"),
+        "{out}"
+    );
+    let journal = p.path().join(".rekindle/journal.jsonl");
+    let good = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "edit",
+            good.replacen("\"tokens_in\":", "\"tokens_in\":1", 1),
+        ),
+        (
+            "delete",
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect(),
+        ),
+        ("reorder", {
+            let mut l = lines.clone();
+            l.swap(2, 3);
+            l.iter().map(|l| format!("{l}\n")).collect()
+        }),
+        (
+            "truncate",
+            lines[..lines.len() - 1]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        ),
+    ];
+    for (what, text) in cases {
+        std::fs::write(&journal, text).unwrap();
+        let (code, _, err) = rekindle_in(p.path(), &["journal", "verify"]);
+        assert_eq!(code, 1, "{what} went unnoticed");
+        assert!(err.contains("is broken at line"), "{what}: {err}");
+    }
+    std::fs::write(&journal, good).unwrap();
+    assert_eq!(rekindle_in(p.path(), &["journal", "verify"]).0, 0);
+}

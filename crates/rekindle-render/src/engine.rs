@@ -700,11 +700,27 @@ impl Renderer<'_, '_> {
             let commit = code.commit_all(&subject, &trailers)?;
             std::fs::remove_file(&d.marker).map_err(io)?;
             self.summary.rendered += 1;
+            let pos = rekindle_spec::diag::position(&self.project.sources, f.span);
+            let files = changed
+                .into_iter()
+                .map(|path| {
+                    let full = d.code.join(&path);
+                    let blake3 = std::fs::read(&full)
+                        .ok()
+                        .map(|b| blake3::hash(&b).to_hex().to_string());
+                    crate::events::FileHash { path, blake3 }
+                })
+                .collect();
             self.obs.event(&Event::Committed {
                 module: module.clone(),
                 id: k,
                 commit: commit.clone(),
-                files: changed,
+                tests_commit: tests_commit.clone(),
+                render_key: key.clone(),
+                text: first_line(&f.text),
+                spec_file: pos.file,
+                spec_lines: [pos.line, pos.end_line],
+                files,
             });
             prev_tree = code.tree_of(&commit)?;
             prev_commit = commit;
@@ -867,6 +883,7 @@ impl Renderer<'_, '_> {
             let r = &outcome.record;
             self.obs.event(&Event::ModelCall {
                 role: role.name(),
+                key: r.key.clone(),
                 provider: r.provider.clone(),
                 model: r.model.clone(),
                 cache_hit: r.cache_hit,

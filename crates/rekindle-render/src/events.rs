@@ -32,6 +32,8 @@ pub enum Event {
     },
     ModelCall {
         role: &'static str,
+        /// The request's hash (its response-cache key).
+        key: String,
         provider: String,
         model: String,
         cache_hit: bool,
@@ -50,7 +52,14 @@ pub enum Event {
         module: String,
         id: usize,
         commit: String,
-        files: Vec<String>,
+        tests_commit: String,
+        render_key: String,
+        /// The functionality's first line, and where it is written.
+        text: String,
+        spec_file: String,
+        spec_lines: [usize; 2],
+        /// Files the functionality changed, with the BLAKE3 of their new content (`None`: deleted).
+        files: Vec<FileHash>,
     },
     Failed {
         module: String,
@@ -61,6 +70,12 @@ pub enum Event {
         message: String,
     },
     Summary(Summary),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileHash {
+    pub path: String,
+    pub blake3: Option<String>,
 }
 
 /// The run's totals; the last event of every render.

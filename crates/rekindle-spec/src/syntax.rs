@@ -564,8 +564,11 @@ fn dedent(
         let content = &line[skip..];
         out.push_str(content.trim_end());
         out.push('\n');
+        if content.trim().is_empty() {
+            continue;
+        }
         let s = line_start + skip;
-        let e = line_start + line.len();
+        let e = line_start + line.trim_end().len();
         match ranges.last_mut() {
             Some(r) if r.end + 1 >= s => r.end = e.max(r.end),
             _ => ranges.push(s..e),
