@@ -84,6 +84,17 @@ enum Command {
         #[command(flatten)]
         render: render_cmd::RenderArgs,
     },
+    /// What a render would do: stale functionalities and why, and generated files changed by hand.
+    Status {
+        file: PathBuf,
+        /// Exit 1 on any staleness or hand edit (for CI).
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: render_cmd::RenderArgs,
+    },
     /// Which functionality, spec lines, commit and model calls produced a generated file or line.
     Why {
         /// PATH or PATH:LINE of a generated file.
@@ -220,6 +231,12 @@ fn main() -> ExitCode {
             format,
         } => doctor(file.as_deref(), &provider, format),
         Command::Model { command } => model(command),
+        Command::Status {
+            file,
+            check,
+            args,
+            render: r,
+        } => status(&file, check, &args, &r),
         Command::Why {
             target,
             spec,
@@ -809,4 +826,86 @@ fn journal_for(spec: Option<&Path>) -> rekindle_ledger::journal::Journal {
             .unwrap_or_else(|| PathBuf::from("spec.plain"))
     });
     rekindle_ledger::journal::for_spec(&spec)
+}
+
+fn status(file: &Path, check: bool, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
+    let (project, settings) = match load_valid_with_settings(file, args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let opts = render_cmd::options(file, &settings, r, &project);
+    let fingerprint = match render_cmd::fingerprint(&settings, &r.provider, &opts) {
+        Ok(f) => f,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    let modules = match rekindle_render::status(&project, &opts, &fingerprint) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string(), args.format),
+    };
+    let pending: usize = modules
+        .iter()
+        .flat_map(|m| &m.functionalities)
+        .filter(|f| f.state == "stale" || f.state == "not_rendered")
+        .count();
+    let reusable: usize = modules
+        .iter()
+        .flat_map(|m| &m.functionalities)
+        .filter(|f| f.state == "reusable")
+        .count();
+    let drift: usize = modules.iter().map(|m| m.drift.len()).sum();
+    let calls_each = if settings.conformance_tests_script.is_some() {
+        2
+    } else {
+        1
+    };
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"modules": modules, "stale": pending, "reusable": reusable, "hand_edits": drift, "min_model_calls": pending * calls_each})
+        ),
+        Format::Text => {
+            for m in &modules {
+                println!(
+                    "module {}{}",
+                    m.module,
+                    if m.interrupted {
+                        " (an interrupted render will be cleaned up)"
+                    } else {
+                        ""
+                    }
+                );
+                for f in &m.functionalities {
+                    println!(
+                        "  {:>3} {:<12} {}  [{}:{}]",
+                        f.id,
+                        f.state.replace('_', " "),
+                        f.text,
+                        f.spec_file,
+                        f.spec_lines[0]
+                    );
+                    for why in &f.reasons {
+                        if f.state != "up_to_date" {
+                            println!("        {why}");
+                        }
+                    }
+                }
+                for d in &m.drift {
+                    println!(
+                        "  changed by hand: {} {} (in {})",
+                        d.change, d.path, d.folder
+                    );
+                }
+            }
+            println!(
+                "{pending} to render ({} model calls at least), {reusable} reusable after them, {drift} file{} changed by hand",
+                pending * calls_each,
+                if drift == 1 { "" } else { "s" }
+            );
+        }
+    }
+    if check && (pending > 0 || reusable > 0 || drift > 0) {
+        1
+    } else {
+        0
+    }
 }

@@ -336,3 +336,52 @@ pub fn default_patches_dir(spec: &Path) -> PathBuf {
 pub fn timeout(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
+
+/// The render options for `file`, from its settings and the command line.
+pub fn options(
+    file: &Path,
+    settings: &rekindle_config::Settings,
+    r: &RenderArgs,
+    project: &rekindle_spec::project::Project,
+) -> rekindle_render::Options {
+    let mut opts = rekindle_render::Options::new(
+        r.build_folder
+            .clone()
+            .unwrap_or_else(|| settings.build_folder.clone()),
+    );
+    opts.copy_to = settings.copy_build.then(|| settings.build_dest.clone());
+    opts.unittests_script = settings.unittests_script.clone();
+    opts.conformance_tests_script = settings.conformance_tests_script.clone();
+    opts.prepare_environment_script = settings.prepare_environment_script.clone();
+    opts.script_timeout = timeout(settings.test_script_timeout);
+    opts.from = r.from;
+    opts.force = r.force;
+    opts.patches_dir = default_patches_dir(file);
+    opts.sampling.max_tokens = r.max_tokens;
+    opts.spec_hash = spec_hash(project);
+    opts
+}
+
+/// The model settings of a render, without building (or loading) any provider.
+pub fn fingerprint(
+    settings: &rekindle_config::Settings,
+    args: &ProviderArgs,
+    opts: &rekindle_render::Options,
+) -> Result<serde_json::Value, String> {
+    let one = |role| models::select(settings, args, role).map(|s| (s.kind, s.model_name()));
+    let roles = [one(Role::Code)?, one(Role::Fix)?, one(Role::Tests)?];
+    let m = &settings.toml.models;
+    let escalate = match (&m.escalate_to, &args.provider) {
+        (Some(_), None) => {
+            let after = m.escalate_after.unwrap_or(2);
+            let s = models::select_escalating(settings, args, Role::Fix, after)?;
+            Some(((s.kind, s.model_name()), after))
+        }
+        _ => None,
+    };
+    Ok(rekindle_render::fingerprint(
+        roles,
+        escalate,
+        &opts.sampling,
+    ))
+}

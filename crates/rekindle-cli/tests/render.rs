@@ -800,3 +800,96 @@ fn journal_verify_finds_tampering() {
     std::fs::write(&journal, good).unwrap();
     assert_eq!(rekindle_in(p.path(), &["journal", "verify"]).0, 0);
 }
+
+#[test]
+fn status_explains_staleness_and_lists_hand_edits() {
+    let p = Project::new(&["s1", "s2", "s3"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let url = format!("{}/v1", p.server.url());
+    let status = |extra: &[&str]| {
+        let model = if extra.contains(&"--model") {
+            vec![]
+        } else {
+            vec!["--model", "fake"]
+        };
+        let mut args = vec![
+            "status",
+            "app.plain",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--format",
+            "json",
+        ];
+        args.extend(model);
+        args.extend_from_slice(extra);
+        let (code, out, err) = rekindle_in(p.path(), &args);
+        (
+            code,
+            serde_json::from_str::<Value>(&out).unwrap_or_else(|_| panic!("{out}\n{err}")),
+        )
+    };
+    let (code, v) = status(&["--check"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["stale"], 0);
+    // Another model: everything is stale, for that reason.
+    let (_, v) = status(&["--model", "other"]);
+    assert_eq!(
+        v["modules"][0]["functionalities"][0]["reasons"][0], "the model settings changed",
+        "{v}"
+    );
+    // Edit functionality 2.
+    std::fs::write(p.path().join("app.plain"), spec(&["s1", "changed", "s3"])).unwrap();
+    let (code, v) = status(&["--check"]);
+    assert_eq!(code, 1);
+    let f = &v["modules"][0]["functionalities"];
+    assert_eq!(
+        (
+            f[0]["state"].as_str(),
+            f[1]["state"].as_str(),
+            f[2]["state"].as_str()
+        ),
+        (Some("up_to_date"), Some("stale"), Some("reusable")),
+        "{v}"
+    );
+    assert_eq!(
+        f[1]["reasons"][0],
+        "its spec text or acceptance tests changed"
+    );
+    assert_eq!(v["min_model_calls"], 2);
+    // Hand edits of every kind.
+    std::fs::write(p.path().join("app.plain"), spec(&["s1", "s2", "s3"])).unwrap();
+    let code_dir = p.code();
+    std::fs::write(code_dir.join("main.sh"), "echo edited\n").unwrap();
+    std::fs::write(code_dir.join("extra.txt"), "new\n").unwrap();
+    std::fs::remove_file(code_dir.join("unit_s1.sh")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        code_dir.join("unit_s2.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let (code, v) = status(&["--check"]);
+    assert_eq!(code, 1);
+    let drift: Vec<(String, String)> = v["modules"][0]["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["path"].as_str().unwrap().to_string(),
+                d["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            ("extra.txt".to_string(), "added".to_string()),
+            ("main.sh".to_string(), "modified".to_string()),
+            ("unit_s1.sh".to_string(), "deleted".to_string()),
+            ("unit_s2.sh".to_string(), "mode changed".to_string()),
+        ]
+    );
+}

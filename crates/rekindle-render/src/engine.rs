@@ -92,6 +92,21 @@ impl ModelSet<'_> {
     }
 }
 
+/// The model settings that go into every render key: each role's provider kind and model, the
+/// escalation step, and the sampling parameters.
+pub fn fingerprint(
+    roles: [(rekindle_llm::ProviderKind, String); 3],
+    escalate: Option<((rekindle_llm::ProviderKind, String), u32)>,
+    sampling: &Sampling,
+) -> serde_json::Value {
+    let one = |(kind, model): &(rekindle_llm::ProviderKind, String)| serde_json::json!({"kind": kind, "model": model});
+    serde_json::json!({
+        "code": one(&roles[0]), "fix": one(&roles[1]), "tests": one(&roles[2]),
+        "escalate": escalate.as_ref().map(|(m, n)| serde_json::json!({"model": one(m), "after": n})),
+        "sampling": sampling,
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub build_folder: PathBuf,
@@ -230,6 +245,7 @@ fn io(e: impl std::fmt::Display) -> RenderError {
 struct Done {
     commit: Commit,
     key: String,
+    parts: Option<keys::KeyParts>,
     tests_commit: Option<String>,
 }
 
@@ -472,54 +488,26 @@ impl Renderer<'_, '_> {
         Ok(())
     }
 
-    /// Reads finished functionalities from the code repository's history, oldest first.
     fn history(
         &self,
         module: &str,
         code: &Repo,
     ) -> Result<(Option<Commit>, HashMap<usize, Done>), RenderError> {
-        let mut base = None;
-        let mut done = HashMap::new();
-        for c in code.log()? {
-            if c.trailer("Rekindle-Module") != Some(module) {
-                continue;
-            }
-            let Some(id) = c
-                .trailer("Rekindle-Functionality")
-                .and_then(|v| v.parse::<usize>().ok())
-            else {
-                continue;
-            };
-            if id == 0 {
-                base = Some(c);
-                done.clear();
-                continue;
-            }
-            let key = c.trailer("Rekindle-Render-Key").unwrap_or("").to_string();
-            let tests_commit = c.trailer("Rekindle-Tests-Commit").map(str::to_string);
-            done.insert(
-                id,
-                Done {
-                    commit: c,
-                    key,
-                    tests_commit,
-                },
-            );
-        }
-        Ok((base, done))
+        read_history(module, code)
     }
 
     fn trailers(
         &self,
         module: &str,
         id: usize,
-        key: &str,
+        parts: &keys::KeyParts,
         tests_commit: Option<&str>,
     ) -> Vec<(&'static str, String)> {
         let mut t = vec![
             ("Rekindle-Module", module.to_string()),
             ("Rekindle-Functionality", id.to_string()),
-            ("Rekindle-Render-Key", key.to_string()),
+            ("Rekindle-Render-Key", parts.key()),
+            ("Rekindle-Key-Parts", parts.trailer()),
             ("Rekindle-Spec-Hash", self.opts.spec_hash.clone()),
             ("Rekindle-Render-Id", self.render_id.clone()),
         ];
@@ -611,7 +599,8 @@ impl Renderer<'_, '_> {
             .collect();
         for k in 1..=n {
             let f = &rm.sections.functional_specs[k - 1];
-            let key = self.key(rm, &module, k, &defs, &prev_tree);
+            let parts = self.key(rm, &module, k, &defs, &prev_tree);
+            let key = parts.key();
             let forced = entry
                 && (self.opts.from.is_some_and(|from| k >= from)
                     || self.opts.range.is_some_and(|(a, b)| k >= a && k <= b));
@@ -630,7 +619,7 @@ impl Renderer<'_, '_> {
                         }
                         None => prev_tests.clone(),
                     };
-                    let trailers = self.trailers(&module, k, &key, Some(&t));
+                    let trailers = self.trailers(&module, k, &parts, Some(&t));
                     let msg = message(&module, k, &trailers);
                     (
                         code.commit_tree(&old.commit.tree, Some(&prev_commit), &msg)?,
@@ -658,18 +647,21 @@ impl Renderer<'_, '_> {
                 }
             }
             let reason = match done.get(&k) {
-                None => "not rendered yet",
-                Some(_) if forced => "asked for (--from/--range)",
-                Some(_) => {
-                    "its spec, a shared part, the model settings or the code before it changed"
-                }
+                None => "not rendered yet".to_string(),
+                Some(_) if forced => "asked for (--from/--range)".to_string(),
+                Some(old) => old
+                    .parts
+                    .as_ref()
+                    .map(|p| parts.explain(p).join("; "))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "its render key changed".to_string()),
             };
             self.obs.event(&Event::Functionality {
                 module: module.clone(),
                 id: k,
                 of: n,
                 status: "rendering",
-                reason: Some(reason.to_string()),
+                reason: Some(reason),
             });
             // Start from the state the previous functionality left.
             code.move_head(&prev_commit)?;
@@ -686,12 +678,12 @@ impl Renderer<'_, '_> {
                 let _ = std::fs::remove_file(&d.marker);
                 return Err(e);
             }
-            let t_trailers = self.trailers(&module, k, &key, None);
+            let t_trailers = self.trailers(&module, k, &parts, None);
             let tests_commit = tests.commit_all(
                 &format!("rekindle: conformance tests of functionality {k} of module {module}"),
                 &t_trailers,
             )?;
-            let trailers = self.trailers(&module, k, &key, Some(&tests_commit));
+            let trailers = self.trailers(&module, k, &parts, Some(&tests_commit));
             let changed: Vec<String> = code.changes()?.into_iter().map(|(_, p)| p).collect();
             let subject = format!(
                 "rekindle: functionality {k} of module {module}\n\n{}",
@@ -736,36 +728,16 @@ impl Renderer<'_, '_> {
         Ok((d.code, prev_tree))
     }
 
-    fn resources(&self, rm: &RenderModule, k: usize) -> Vec<(Resource, String)> {
-        let s = &rm.sections;
-        let f = &s.functional_specs[k - 1];
-        let shared = s
-            .definitions
-            .iter()
-            .chain(&s.implementation_reqs)
-            .chain(&s.test_reqs);
-        let own = std::iter::once(f).chain(f.acceptance_tests.iter());
-        let mut out: Vec<(Resource, String)> = Vec::new();
-        for item in shared.chain(own) {
-            for l in &item.links {
-                let from = &self.project.sources.get(l.from).path;
-                let path = from.parent().unwrap_or(Path::new(".")).join(&l.target);
-                if out.iter().any(|(r, _)| r.path == l.target) {
-                    continue;
-                }
-                let content = std::fs::read_to_string(&path).unwrap_or_default();
-                let hash = blake3::hash(content.as_bytes()).to_hex().to_string();
-                out.push((
-                    Resource {
-                        name: l.text.clone(),
-                        path: l.target.clone(),
-                        content,
-                    },
-                    hash,
-                ));
-            }
+    fn keyer(&self) -> Keyer<'_> {
+        Keyer {
+            project: self.project,
+            opts: self.opts,
+            fingerprint: &self.fingerprint,
         }
-        out
+    }
+
+    fn resources(&self, rm: &RenderModule, k: usize) -> Vec<(Resource, String)> {
+        self.keyer().resources(rm, k)
     }
 
     fn key(
@@ -775,39 +747,8 @@ impl Renderer<'_, '_> {
         k: usize,
         defs: &[String],
         parent_tree: &str,
-    ) -> String {
-        let s = &rm.sections;
-        let f = &s.functional_specs[k - 1];
-        let norm = |v: &[std::sync::Arc<rekindle_spec::model::Item>]| {
-            v.iter()
-                .map(|i| keys::normalize(&i.text))
-                .collect::<Vec<_>>()
-        };
-        let scripts = [
-            ("unit", &self.opts.unittests_script),
-            ("conformance", &self.opts.conformance_tests_script),
-            ("prepare", &self.opts.prepare_environment_script),
-        ]
-        .iter()
-        .filter_map(|(n, p)| p.as_ref().map(|p| (n.to_string(), hash_file(p))))
-        .collect();
-        keys::render_key(&KeyInput {
-            template_version: prompts::template_version(),
-            models: &self.fingerprint,
-            module,
-            definitions: defs.iter().map(|d| keys::normalize(d)).collect(),
-            implementation_reqs: norm(&s.implementation_reqs),
-            test_reqs: norm(&s.test_reqs),
-            resources: self
-                .resources(rm, k)
-                .into_iter()
-                .map(|(r, h)| (r.path, h))
-                .collect(),
-            current: keys::normalize(&f.text),
-            acceptance_tests: norm(&f.acceptance_tests),
-            scripts,
-            parent_tree,
-        })
+    ) -> keys::KeyParts {
+        self.keyer().key(rm, module, k, defs, parent_tree)
     }
 
     fn context(&self, rm: &RenderModule, defs: &[String], k: usize) -> Context {
@@ -1147,6 +1088,279 @@ impl Renderer<'_, '_> {
                 .await?;
             self.apply(module, k, &d.code, &blocks)?;
         }
+    }
+}
+
+/// One functionality's state, for `rekindle status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FunctionalityState {
+    pub id: usize,
+    pub text: String,
+    /// `up_to_date`, `stale`, `not_rendered`, or `reusable` (stale only if an earlier stale
+    /// functionality's new code differs from its old code).
+    pub state: &'static str,
+    pub reasons: Vec<String>,
+    pub spec_file: String,
+    pub spec_lines: [usize; 2],
+}
+
+/// A generated file changed by hand.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Drift {
+    pub folder: String,
+    pub path: String,
+    pub change: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModuleState {
+    pub module: String,
+    pub functionalities: Vec<FunctionalityState>,
+    pub drift: Vec<Drift>,
+    /// A render was interrupted here; the next one discards its unfinished work.
+    pub interrupted: bool,
+}
+
+/// What `render` would do, without doing anything: per module, which functionalities are up to
+/// date, which stale and why, and which generated files were changed by hand.
+pub fn status(
+    project: &Project,
+    opts: &Options,
+    fingerprint: &serde_json::Value,
+) -> Result<Vec<ModuleState>, RenderError> {
+    let build = std::path::absolute(&opts.build_folder).map_err(io)?;
+    let keyer = Keyer {
+        project,
+        opts,
+        fingerprint,
+    };
+    let mut out = Vec::new();
+    let mut base_key = Some("empty".to_string());
+    let mut previous_module: Option<String> = None;
+    for rm in &project.render_order {
+        let module = project.module(rm.module).name.clone();
+        let d = dirs(&build, &module);
+        let code = Repo::new(&d.code);
+        let tests = Repo::new(&d.tests);
+        let interrupted = d.marker.exists();
+        let mut drift = Vec::new();
+        if !interrupted {
+            for (repo, folder) in [(&code, "code"), (&tests, "tests")] {
+                if repo.exists() {
+                    for (change, path) in repo.drift()? {
+                        drift.push(Drift {
+                            folder: repo.dir.display().to_string(),
+                            path,
+                            change,
+                        });
+                    }
+                }
+                let _ = folder;
+            }
+        }
+        let (base, done) = if code.exists() {
+            read_history(&module, &code)?
+        } else {
+            (None, HashMap::new())
+        };
+        let base_ok = base
+            .as_ref()
+            .zip(base_key.as_ref())
+            .is_some_and(|(b, k)| b.trailer("Rekindle-Base") == Some(k.as_str()));
+        let defs: Vec<String> = concepts::sorted_definitions(&project.bodies, &rm.sections)
+            .iter()
+            .map(|i| i.text.clone())
+            .collect();
+        let mut prev_tree = base.as_ref().filter(|_| base_ok).map(|b| b.tree.clone());
+        let mut first_stale: Option<usize> = None;
+        let mut functionalities = Vec::new();
+        let mut last_tree = None;
+        for (i, f) in rm.sections.functional_specs.iter().enumerate() {
+            let k = i + 1;
+            let pos = rekindle_spec::diag::position(&project.sources, f.span);
+            let old = done.get(&k);
+            let (state, reasons) = match (&prev_tree, old) {
+                (_, None) => ("not_rendered", vec!["not rendered yet".to_string()]),
+                (None, Some(_)) => (
+                    "stale",
+                    vec![match &previous_module {
+                        Some(m) if !base_ok => format!("the module before it ({m}) changed"),
+                        _ => "an earlier functionality changed".to_string(),
+                    }],
+                ),
+                (Some(pt), Some(o)) => {
+                    let parts = keyer.key(rm, &module, k, &defs, pt);
+                    if parts.key() == o.key {
+                        if first_stale.is_some() {
+                            (
+                                "reusable",
+                                vec![format!(
+                                    "reused if functionality {} produces the same code again",
+                                    first_stale.unwrap_or(0)
+                                )],
+                            )
+                        } else {
+                            ("up_to_date", Vec::new())
+                        }
+                    } else {
+                        let why = o
+                            .parts
+                            .as_ref()
+                            .map(|p| parts.explain(p).into_iter().map(str::to_string).collect())
+                            .unwrap_or_else(|| vec!["its render key changed".to_string()]);
+                        ("stale", why)
+                    }
+                }
+            };
+            if state == "stale" && first_stale.is_none() {
+                first_stale = Some(k);
+            }
+            // Follow the old chain: with early cutoff, later functionalities may still be reused.
+            prev_tree = old.map(|o| o.commit.tree.clone());
+            last_tree = prev_tree.clone();
+            functionalities.push(FunctionalityState {
+                id: k,
+                text: first_line(&f.text),
+                state,
+                reasons,
+                spec_file: pos.file,
+                spec_lines: [pos.line, pos.end_line],
+            });
+        }
+        let all_current = functionalities.iter().all(|f| f.state == "up_to_date");
+        base_key = if all_current { last_tree } else { None };
+        previous_module = Some(module.clone());
+        out.push(ModuleState {
+            module,
+            functionalities,
+            drift,
+            interrupted,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads finished functionalities from the code repository's history, oldest first.
+fn read_history(
+    module: &str,
+    code: &Repo,
+) -> Result<(Option<Commit>, HashMap<usize, Done>), RenderError> {
+    let mut base = None;
+    let mut done = HashMap::new();
+    for c in code.log()? {
+        if c.trailer("Rekindle-Module") != Some(module) {
+            continue;
+        }
+        let Some(id) = c
+            .trailer("Rekindle-Functionality")
+            .and_then(|v| v.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if id == 0 {
+            base = Some(c);
+            done.clear();
+            continue;
+        }
+        let key = c.trailer("Rekindle-Render-Key").unwrap_or("").to_string();
+        let tests_commit = c.trailer("Rekindle-Tests-Commit").map(str::to_string);
+        let parts = c
+            .trailer("Rekindle-Key-Parts")
+            .and_then(keys::KeyParts::parse);
+        done.insert(
+            id,
+            Done {
+                commit: c,
+                key,
+                parts,
+                tests_commit,
+            },
+        );
+    }
+    Ok((base, done))
+}
+
+/// What render keys are computed from, without models or side effects (shared by rendering and
+/// `status`).
+struct Keyer<'a> {
+    project: &'a Project,
+    opts: &'a Options,
+    fingerprint: &'a serde_json::Value,
+}
+
+impl Keyer<'_> {
+    fn resources(&self, rm: &RenderModule, k: usize) -> Vec<(Resource, String)> {
+        let s = &rm.sections;
+        let f = &s.functional_specs[k - 1];
+        let shared = s
+            .definitions
+            .iter()
+            .chain(&s.implementation_reqs)
+            .chain(&s.test_reqs);
+        let own = std::iter::once(f).chain(f.acceptance_tests.iter());
+        let mut out: Vec<(Resource, String)> = Vec::new();
+        for item in shared.chain(own) {
+            for l in &item.links {
+                let from = &self.project.sources.get(l.from).path;
+                let path = from.parent().unwrap_or(Path::new(".")).join(&l.target);
+                if out.iter().any(|(r, _)| r.path == l.target) {
+                    continue;
+                }
+                let content = std::fs::read_to_string(&path).unwrap_or_default();
+                let hash = blake3::hash(content.as_bytes()).to_hex().to_string();
+                out.push((
+                    Resource {
+                        name: l.text.clone(),
+                        path: l.target.clone(),
+                        content,
+                    },
+                    hash,
+                ));
+            }
+        }
+        out
+    }
+
+    fn key(
+        &self,
+        rm: &RenderModule,
+        module: &str,
+        k: usize,
+        defs: &[String],
+        parent_tree: &str,
+    ) -> keys::KeyParts {
+        let s = &rm.sections;
+        let f = &s.functional_specs[k - 1];
+        let norm = |v: &[std::sync::Arc<rekindle_spec::model::Item>]| {
+            v.iter()
+                .map(|i| keys::normalize(&i.text))
+                .collect::<Vec<_>>()
+        };
+        let scripts = [
+            ("unit", &self.opts.unittests_script),
+            ("conformance", &self.opts.conformance_tests_script),
+            ("prepare", &self.opts.prepare_environment_script),
+        ]
+        .iter()
+        .filter_map(|(n, p)| p.as_ref().map(|p| (n.to_string(), hash_file(p))))
+        .collect();
+        keys::parts(&KeyInput {
+            template_version: prompts::template_version(),
+            models: self.fingerprint,
+            module,
+            definitions: defs.iter().map(|d| keys::normalize(d)).collect(),
+            implementation_reqs: norm(&s.implementation_reqs),
+            test_reqs: norm(&s.test_reqs),
+            resources: self
+                .resources(rm, k)
+                .into_iter()
+                .map(|(r, h)| (r.path, h))
+                .collect(),
+            current: keys::normalize(&f.text),
+            acceptance_tests: norm(&f.acceptance_tests),
+            scripts,
+            parent_tree,
+        })
     }
 }
 

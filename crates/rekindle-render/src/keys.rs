@@ -32,9 +32,131 @@ pub struct KeyInput<'a> {
     pub parent_tree: &'a str,
 }
 
+fn h<T: Serialize>(v: &T) -> String {
+    let json = rekindle_llm::cache::canonical_json(v);
+    blake3::hash(json.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// The key split by where its inputs come from, so that a change can be explained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyParts {
+    pub spec: String,
+    pub shared: String,
+    pub resources: String,
+    pub templates: String,
+    pub models: String,
+    pub scripts: String,
+    pub parent: String,
+}
+
+const NAMES: [&str; 7] = [
+    "spec",
+    "shared",
+    "resources",
+    "templates",
+    "models",
+    "scripts",
+    "parent",
+];
+
+impl KeyParts {
+    fn fields(&self) -> [&String; 7] {
+        [
+            &self.spec,
+            &self.shared,
+            &self.resources,
+            &self.templates,
+            &self.models,
+            &self.scripts,
+            &self.parent,
+        ]
+    }
+
+    pub fn key(&self) -> String {
+        let joined: Vec<String> = NAMES
+            .iter()
+            .zip(self.fields())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        blake3::hash(joined.join(";").as_bytes())
+            .to_hex()
+            .to_string()
+    }
+
+    /// The value of the `Rekindle-Key-Parts` trailer.
+    pub fn trailer(&self) -> String {
+        NAMES
+            .iter()
+            .zip(self.fields())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    pub fn parse(trailer: &str) -> Option<KeyParts> {
+        let mut m = std::collections::HashMap::new();
+        for kv in trailer.split(';') {
+            let (k, v) = kv.split_once('=')?;
+            m.insert(k.trim(), v.trim().to_string());
+        }
+        let mut get = |k: &str| m.remove(k);
+        Some(KeyParts {
+            spec: get("spec")?,
+            shared: get("shared")?,
+            resources: get("resources")?,
+            templates: get("templates")?,
+            models: get("models")?,
+            scripts: get("scripts")?,
+            parent: get("parent")?,
+        })
+    }
+
+    /// What changed since `old`, in words.
+    pub fn explain(&self, old: &KeyParts) -> Vec<&'static str> {
+        let mut why = Vec::new();
+        if self.spec != old.spec {
+            why.push("its spec text or acceptance tests changed");
+        }
+        if self.shared != old.shared {
+            why.push("the definitions, implementation reqs or test reqs changed");
+        }
+        if self.resources != old.resources {
+            why.push("a linked resource changed");
+        }
+        if self.templates != old.templates {
+            why.push("rekindle's prompt templates changed");
+        }
+        if self.models != old.models {
+            why.push("the model settings changed");
+        }
+        if self.scripts != old.scripts {
+            why.push("a test script changed");
+        }
+        if self.parent != old.parent {
+            why.push("the code left by the functionality before it changed");
+        }
+        why
+    }
+}
+
+pub fn parts(input: &KeyInput<'_>) -> KeyParts {
+    KeyParts {
+        spec: h(&(&input.module, &input.current, &input.acceptance_tests)),
+        shared: h(&(
+            &input.definitions,
+            &input.implementation_reqs,
+            &input.test_reqs,
+        )),
+        resources: h(&input.resources),
+        templates: input.template_version.to_string(),
+        models: h(input.models),
+        scripts: h(&input.scripts),
+        parent: input.parent_tree.to_string(),
+    }
+}
+
 pub fn render_key(input: &KeyInput<'_>) -> String {
-    let json = rekindle_llm::cache::canonical_json(&(1u32, input));
-    blake3::hash(json.as_bytes()).to_hex().to_string()
+    parts(input).key()
 }
 
 #[cfg(test)]
@@ -63,5 +185,30 @@ mod tests {
         assert_eq!(mk("Show  it", "a"), mk("Show\nit", "a"));
         assert_ne!(mk("Show it", "a"), mk("Show it", "b"));
         assert_ne!(mk("Show it", "a"), mk("Show that", "a"));
+    }
+
+    #[test]
+    fn parts_round_trip_and_explain() {
+        let models = serde_json::json!({});
+        let input = KeyInput {
+            template_version: "t",
+            models: &models,
+            module: "m",
+            definitions: vec![],
+            implementation_reqs: vec![],
+            test_reqs: vec![],
+            resources: vec![],
+            current: "x".into(),
+            acceptance_tests: vec![],
+            scripts: vec![],
+            parent_tree: "p",
+        };
+        let a = parts(&input);
+        assert_eq!(KeyParts::parse(&a.trailer()), Some(a.clone()));
+        let mut b = a.clone();
+        b.spec = "other".into();
+        b.parent = "q".into();
+        assert_eq!(b.explain(&a).len(), 2);
+        assert_ne!(a.key(), b.key());
     }
 }

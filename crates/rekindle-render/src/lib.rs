@@ -9,5 +9,8 @@ pub mod events;
 pub mod keys;
 pub mod prompts;
 
-pub use engine::{render, ModelSet, Options, RenderError, Role, RoleModel};
+pub use engine::{
+    fingerprint, render, status, Drift, FunctionalityState, ModelSet, ModuleState, Options,
+    RenderError, Role, RoleModel,
+};
 pub use events::{Event, Observer, Summary};

@@ -159,6 +159,50 @@ impl Repo {
             .collect())
     }
 
+    /// Every difference between the working folder and HEAD: `(change, path)` with change one of
+    /// `modified`, `added`, `deleted`, `mode changed`, `modified, mode changed`.
+    pub fn drift(&self) -> Result<Vec<(String, String)>, GitError> {
+        let mut out = Vec::new();
+        if self.head()?.is_none() {
+            return Ok(out);
+        }
+        for line in self.run(&["diff", "--raw", "HEAD"])?.lines() {
+            // :100644 100755 <old> <new> M\tpath
+            let Some((meta, path)) = line.split_once('\t') else {
+                continue;
+            };
+            let f: Vec<&str> = meta.trim_start_matches(':').split_whitespace().collect();
+            if f.len() < 5 {
+                continue;
+            }
+            let mode = f[0] != f[1] && f[1] != "000000" && f[0] != "000000";
+            let change = match f[4].chars().next() {
+                Some('D') => "deleted".to_string(),
+                Some('A') => "added".to_string(),
+                _ => {
+                    let content = self
+                        .run(&["diff", "--numstat", "HEAD", "--", path])
+                        .map(|n| !n.starts_with("0\t0\t"))
+                        .unwrap_or(true);
+                    match (content, mode) {
+                        (true, true) => "modified, mode changed".into(),
+                        (false, true) => "mode changed".into(),
+                        _ => "modified".into(),
+                    }
+                }
+            };
+            out.push((change, path.to_string()));
+        }
+        for path in self
+            .run(&["ls-files", "--others", "--exclude-standard"])?
+            .lines()
+        {
+            out.push(("added".into(), path.to_string()));
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+
     /// Throws away every change since `commit` (or HEAD): rekindle's own unfinished work.
     pub fn reset_hard(&self, commit: Option<&str>) -> Result<(), GitError> {
         if self.head()?.is_some() {
