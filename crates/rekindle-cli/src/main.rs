@@ -705,7 +705,22 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
             args.format,
         );
     }
-    let built = match render_cmd::build_models(&settings, &r.provider) {
+    let lock_path = rekindle_ledger::lock::path_for(file);
+    let lock = match rekindle_ledger::lock::Lock::read(&lock_path) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    if r.locked && lock.is_none() {
+        return usage_error(
+            &format!(
+                "--locked: there is no {}; render once without --locked to write it",
+                lock_path.display()
+            ),
+            args.format,
+        );
+    }
+    let cache_only = r.offline || r.locked;
+    let built = match render_cmd::build_models(&settings, &r.provider, cache_only) {
         Ok(v) => v,
         Err(e) => return usage_error(&e, args.format),
     };
@@ -717,7 +732,7 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
         .map(|(_, (n, _))| n.as_str())
         .collect();
     if !hosted.is_empty()
-        && !r.offline
+        && !cache_only
         && !render_cmd::confirm(
             &format!(
                 "This render may call hosted models ({}), which can cost money. Continue?",
@@ -739,7 +754,7 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
     };
     let session = Session::new(
         Some(rekindle_llm::cache::Cache::new(settings.cache_dir())),
-        if r.offline {
+        if cache_only {
             Mode::Offline
         } else {
             Mode::Normal
@@ -786,8 +801,33 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
         &session,
         &mut recorder,
     ));
+    let journal = rekindle_ledger::journal::for_spec(file);
     match result {
-        Ok(_) => 0,
+        Ok(_) => {
+            let built = match rekindle_render::built(&project, &opts) {
+                Ok(b) => b,
+                Err(e) => return usage_error(&e.to_string(), args.format),
+            };
+            let now = render_cmd::lock_of(&built, &journal, lock.as_ref());
+            if r.locked {
+                let pinned: Vec<_> = now.pins.clone();
+                if let Some(diff) = lock.as_ref().and_then(|l| l.compare(&pinned)) {
+                    eprintln!("error: --locked: {diff}");
+                    return 1;
+                }
+                if !json {
+                    eprintln!(
+                        "locked: every functionality matches {}",
+                        lock_path.display()
+                    );
+                }
+                return 0;
+            }
+            if let Err(e) = now.write(&lock_path) {
+                eprintln!("warning: {e}");
+            }
+            0
+        }
         Err(e) => {
             if !json {
                 if let RenderError::Failed { output, .. }

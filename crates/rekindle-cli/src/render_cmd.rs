@@ -17,6 +17,10 @@ pub struct RenderArgs {
     /// Answer only from the response cache; fail on the first request it does not hold.
     #[arg(long)]
     pub offline: bool,
+    /// Replay rekindle.lock: answer only from the cache and check that every functionality comes
+    /// out with the locked render key and trees.
+    #[arg(long)]
+    pub locked: bool,
     /// Overwrite generated files changed by hand, after saving the edits as patches.
     #[arg(long)]
     pub force: bool,
@@ -259,6 +263,7 @@ pub struct Built {
 pub fn build_models(
     settings: &rekindle_config::Settings,
     args: &ProviderArgs,
+    cache_only: bool,
 ) -> Result<Built, String> {
     let mut built = Built {
         providers: Vec::new(),
@@ -266,20 +271,21 @@ pub fn build_models(
         roles: [0; 3],
         escalate: None,
     };
-    let index =
-        |spec: rekindle_llm::providers::ProviderSpec, built: &mut Built| -> Result<usize, String> {
-            if let Some(i) = built
-                .names
-                .iter()
-                .position(|(n, m)| *n == spec.name && *m == spec.model_name())
-            {
-                return Ok(i);
-            }
-            let p = rekindle_llm::providers::build(&spec).map_err(|e| e.to_string())?;
-            built.providers.push(p);
-            built.names.push((spec.name.clone(), spec.model_name()));
-            Ok(built.providers.len() - 1)
-        };
+    let index = |spec: rekindle_llm::providers::ProviderSpec,
+                 built: &mut Built|
+     -> Result<usize, String> {
+        if let Some(i) = built
+            .names
+            .iter()
+            .position(|(n, m)| *n == spec.name && *m == spec.model_name())
+        {
+            return Ok(i);
+        }
+        let p = rekindle_llm::providers::build_for(&spec, cache_only).map_err(|e| e.to_string())?;
+        built.providers.push(p);
+        built.names.push((spec.name.clone(), spec.model_name()));
+        Ok(built.providers.len() - 1)
+    };
     let mut roles = [0usize; 3];
     for (i, role) in [Role::Code, Role::Fix, Role::Tests].into_iter().enumerate() {
         roles[i] = index(models::select(settings, args, role)?, &mut built)?;
@@ -384,4 +390,66 @@ pub fn fingerprint(
         escalate,
         &opts.sampling,
     ))
+}
+
+/// The lock of the current build: pins from the build folder, cache keys from the journal (or the
+/// previous lock, for functionalities this journal never saw rendered).
+pub fn lock_of(
+    built: &[rekindle_render::Built],
+    journal: &rekindle_ledger::journal::Journal,
+    previous: Option<&rekindle_ledger::lock::Lock>,
+) -> rekindle_ledger::lock::Lock {
+    use serde_json::Value;
+    let entries = journal.entries().unwrap_or_default();
+    let pins = built
+        .iter()
+        .map(|b| {
+            let same = |e: &rekindle_ledger::journal::Entry| {
+                e.data.get("module").and_then(Value::as_str) == Some(b.module.as_str())
+                    && e.data.get("functionality").and_then(Value::as_u64) == Some(b.id as u64)
+            };
+            let render_id = entries
+                .iter()
+                .rev()
+                .find(|e| {
+                    e.kind == "step"
+                        && same(e)
+                        && e.data.get("render_key").and_then(Value::as_str)
+                            == Some(b.render_key.as_str())
+                })
+                .and_then(|e| e.data.get("render_id").cloned());
+            let mut cache: Vec<String> = match &render_id {
+                Some(rid) => entries
+                    .iter()
+                    .filter(|e| {
+                        e.kind == "model_call" && same(e) && e.data.get("render_id") == Some(rid)
+                    })
+                    .filter_map(|e| {
+                        e.data
+                            .get("request")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .collect(),
+                None => previous
+                    .and_then(|l| {
+                        l.pins.iter().find(|p| {
+                            p.module == b.module && p.id == b.id && p.render_key == b.render_key
+                        })
+                    })
+                    .map(|p| p.cache.clone())
+                    .unwrap_or_default(),
+            };
+            cache.dedup();
+            rekindle_ledger::lock::Pin {
+                module: b.module.clone(),
+                id: b.id,
+                render_key: b.render_key.clone(),
+                tree: b.tree.clone(),
+                tests_tree: b.tests_tree.clone(),
+                cache,
+            }
+        })
+        .collect();
+    rekindle_ledger::lock::Lock { pins }
 }

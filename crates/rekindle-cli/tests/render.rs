@@ -893,3 +893,87 @@ fn status_explains_staleness_and_lists_hand_edits() {
         ]
     );
 }
+
+#[test]
+fn locked_render_reproduces_the_build_without_any_model() {
+    let p = Project::new(&["l1", "l2", "l3"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let lock = std::fs::read_to_string(p.path().join("rekindle.lock")).unwrap();
+    assert_eq!(lock.matches("[[functionality]]").count(), 3, "{lock}");
+    // A fresh copy: specs, config, scripts, the lock and the cache; no build folder, no journal.
+    let copy = tempfile::tempdir().unwrap();
+    for f in [
+        "app.plain",
+        "config.yaml",
+        "unit.sh",
+        "conformance.sh",
+        "rekindle.lock",
+    ] {
+        std::fs::copy(p.path().join(f), copy.path().join(f)).unwrap();
+    }
+    copy_tree(
+        &p.path().join(".rekindle/cache"),
+        &copy.path().join(".rekindle/cache"),
+    );
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/v1", l.local_addr().unwrap().port())
+    };
+    let locked = |dir: &Path| {
+        rekindle_in(
+            dir,
+            &[
+                "render",
+                "app.plain",
+                "--locked",
+                "--provider",
+                "openai",
+                "--base-url",
+                &dead,
+                "--model",
+                "fake",
+            ],
+        )
+    };
+    let (code, _, err) = locked(copy.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("locked: every functionality matches"), "{err}");
+    assert_eq!(
+        output_of(&copy.path().join("plain_modules/app/code")),
+        "l1\nl2\nl3\n"
+    );
+    assert_eq!(
+        git(
+            &copy.path().join("plain_modules/app/code"),
+            &["rev-parse", "HEAD^{tree}"]
+        ),
+        git(&p.code(), &["rev-parse", "HEAD^{tree}"])
+    );
+    // A changed spec misses the cache: a clear failure, still without traffic.
+    std::fs::write(copy.path().join("app.plain"), spec(&["l1", "other", "l3"])).unwrap();
+    let (code, _, err) = locked(copy.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no cached reply"), "{err}");
+    // A tampered lock is caught.
+    std::fs::write(copy.path().join("app.plain"), spec(&["l1", "l2", "l3"])).unwrap();
+    let tampered = lock.replacen("tree = \"", "tree = \"0", 1);
+    std::fs::write(copy.path().join("rekindle.lock"), tampered).unwrap();
+    let (code, _, err) = locked(copy.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("functionality 1 of module app: the rebuilt code differs"),
+        "{err}"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}

@@ -3,3 +3,4 @@
 //! reordered or cut off. Queries over it answer "why is this here?".
 
 pub mod journal;
+pub mod lock;

@@ -130,6 +130,48 @@ fn local(_spec: &ProviderSpec) -> Result<Box<dyn Provider>, LlmError> {
     })
 }
 
+/// A stand-in for a provider when only the cache may answer (`--offline`, `--locked`): it has the
+/// real provider's kind and model, so cache keys are the same, but never loads or calls anything.
+pub struct CacheOnly {
+    pub kind: ProviderKind,
+    pub name: String,
+}
+
+#[async_trait::async_trait]
+impl Provider for CacheOnly {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (cache only)", self.name)
+    }
+
+    async fn complete(
+        &self,
+        _req: &crate::Request,
+        _sink: &mut dyn crate::TokenSink,
+    ) -> Result<crate::Response, LlmError> {
+        Err(LlmError::Config {
+            detail: format!(
+                "{} may not be called: only the response cache may answer",
+                self.name
+            ),
+        })
+    }
+}
+
+/// Builds `spec`'s provider, or its cache-only stand-in.
+pub fn build_for(spec: &ProviderSpec, cache_only: bool) -> Result<Box<dyn Provider>, LlmError> {
+    if cache_only {
+        return Ok(Box::new(CacheOnly {
+            kind: spec.kind,
+            name: spec.name.clone(),
+        }));
+    }
+    build(spec)
+}
+
 /// Seconds from config into a duration.
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)

@@ -1280,6 +1280,49 @@ fn read_history(
     Ok((base, done))
 }
 
+/// A finished functionality as the build folder holds it (for the lock).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Built {
+    pub module: String,
+    pub id: usize,
+    pub render_key: String,
+    pub tree: String,
+    pub tests_tree: String,
+    pub commit: String,
+}
+
+/// Every finished functionality of the current build, in render order.
+pub fn built(project: &Project, opts: &Options) -> Result<Vec<Built>, RenderError> {
+    let build = std::path::absolute(&opts.build_folder).map_err(io)?;
+    let mut out = Vec::new();
+    for rm in &project.render_order {
+        let module = project.module(rm.module).name.clone();
+        let d = dirs(&build, &module);
+        let code = Repo::new(&d.code);
+        let tests = Repo::new(&d.tests);
+        if !code.exists() {
+            continue;
+        }
+        let (_, done) = read_history(&module, &code)?;
+        for k in 1..=rm.sections.functional_specs.len() {
+            let Some(o) = done.get(&k) else { continue };
+            let tests_tree = match &o.tests_commit {
+                Some(c) => tests.tree_of(c)?,
+                None => String::new(),
+            };
+            out.push(Built {
+                module: module.clone(),
+                id: k,
+                render_key: o.key.clone(),
+                tree: o.commit.tree.clone(),
+                tests_tree,
+                commit: o.commit.id.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What render keys are computed from, without models or side effects (shared by rendering and
 /// `status`).
 struct Keyer<'a> {

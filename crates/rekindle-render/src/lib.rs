@@ -10,7 +10,7 @@ pub mod keys;
 pub mod prompts;
 
 pub use engine::{
-    fingerprint, render, status, Drift, FunctionalityState, ModelSet, ModuleState, Options,
-    RenderError, Role, RoleModel,
+    built, fingerprint, render, status, Built, Drift, FunctionalityState, ModelSet, ModuleState,
+    Options, RenderError, Role, RoleModel,
 };
 pub use events::{Event, Observer, Summary};
