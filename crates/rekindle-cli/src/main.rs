@@ -237,15 +237,10 @@ fn main() -> ExitCode {
             args,
             render: r,
         } => status(&file, check, &args, &r),
-        Command::Why {
-            target,
-            spec,
-            format,
-        } => provenance::why(
-            &target,
-            &journal_for(spec.as_deref()),
-            format == Format::Json,
-        ),
+        Command::Why { target, spec, format } => {
+            let target = map_build_dest(&target, spec.as_deref());
+            provenance::why(&target, &journal_for(spec.as_deref()), format == Format::Json)
+        }
         Command::Journal {
             command: JournalCommand::Verify { spec, format },
         } => provenance::verify(&journal_for(spec.as_deref()), format == Format::Json),
@@ -847,6 +842,43 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
             }
         }
     }
+}
+
+/// A path in the `build-dest` copy means the same file in the entry module's code folder.
+fn map_build_dest(target: &str, spec: Option<&Path>) -> String {
+    let spec = spec_or_default(spec);
+    let (path, line) = match target.rsplit_once(':') {
+        Some((p, l)) if l.parse::<usize>().is_ok() => (p, Some(l)),
+        _ => (target, None),
+    };
+    let mut db = SourceDb::default();
+    let settings = rekindle_config::load(&spec, &Overrides::default(), &mut db, &mut Vec::new());
+    let (Ok(abs), Ok(dest)) = (std::path::absolute(path), std::path::absolute(&settings.build_dest)) else {
+        return target.to_string();
+    };
+    let Ok(rel) = abs.strip_prefix(&dest) else {
+        return target.to_string();
+    };
+    let module = spec.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mapped = settings.build_folder.join(module).join("code").join(rel);
+    match line {
+        Some(l) => format!("{}:{l}", mapped.display()),
+        None => mapped.display().to_string(),
+    }
+}
+
+fn spec_or_default(spec: Option<&Path>) -> PathBuf {
+    spec.map(Path::to_path_buf).unwrap_or_else(|| {
+        let mut plain: Vec<PathBuf> = std::fs::read_dir(".")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "plain"))
+            .collect();
+        plain.sort();
+        plain.into_iter().next().unwrap_or_else(|| PathBuf::from("spec.plain"))
+    })
 }
 
 /// The journal of `spec`, or of the one .plain file in the current folder.
