@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 the work failed (spec errors), 2 usage or environment errors.
 
+mod attest;
 mod doctor;
 mod models;
 mod provenance;
@@ -90,6 +91,14 @@ enum Command {
         /// Exit 1 on any staleness or hand edit (for CI).
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: render_cmd::RenderArgs,
+    },
+    /// An in-toto / SLSA provenance statement for the rendered code.
+    Attest {
+        file: PathBuf,
         #[command(flatten)]
         args: SpecArgs,
         #[command(flatten)]
@@ -237,9 +246,22 @@ fn main() -> ExitCode {
             args,
             render: r,
         } => status(&file, check, &args, &r),
-        Command::Why { target, spec, format } => {
+        Command::Attest {
+            file,
+            args,
+            render: r,
+        } => attest_cmd(&file, &args, &r),
+        Command::Why {
+            target,
+            spec,
+            format,
+        } => {
             let target = map_build_dest(&target, spec.as_deref());
-            provenance::why(&target, &journal_for(spec.as_deref()), format == Format::Json)
+            provenance::why(
+                &target,
+                &journal_for(spec.as_deref()),
+                format == Format::Json,
+            )
         }
         Command::Journal {
             command: JournalCommand::Verify { spec, format },
@@ -853,13 +875,19 @@ fn map_build_dest(target: &str, spec: Option<&Path>) -> String {
     };
     let mut db = SourceDb::default();
     let settings = rekindle_config::load(&spec, &Overrides::default(), &mut db, &mut Vec::new());
-    let (Ok(abs), Ok(dest)) = (std::path::absolute(path), std::path::absolute(&settings.build_dest)) else {
+    let (Ok(abs), Ok(dest)) = (
+        std::path::absolute(path),
+        std::path::absolute(&settings.build_dest),
+    ) else {
         return target.to_string();
     };
     let Ok(rel) = abs.strip_prefix(&dest) else {
         return target.to_string();
     };
-    let module = spec.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let module = spec
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mapped = settings.build_folder.join(module).join("code").join(rel);
     match line {
         Some(l) => format!("{}:{l}", mapped.display()),
@@ -877,7 +905,10 @@ fn spec_or_default(spec: Option<&Path>) -> PathBuf {
             .filter(|p| p.extension().is_some_and(|e| e == "plain"))
             .collect();
         plain.sort();
-        plain.into_iter().next().unwrap_or_else(|| PathBuf::from("spec.plain"))
+        plain
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| PathBuf::from("spec.plain"))
     })
 }
 
@@ -979,5 +1010,30 @@ fn status(file: &Path, check: bool, args: &SpecArgs, r: &render_cmd::RenderArgs)
         1
     } else {
         0
+    }
+}
+
+fn attest_cmd(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
+    let (project, settings) = match load_valid_with_settings(file, args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let opts = render_cmd::options(file, &settings, r, &project);
+    let fingerprint = match render_cmd::fingerprint(&settings, &r.provider, &opts) {
+        Ok(f) => f,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    let lock = rekindle_ledger::lock::Lock::read(&rekindle_ledger::lock::path_for(file))
+        .ok()
+        .flatten();
+    match attest::statement(&project, &opts, &fingerprint, lock.as_ref()) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
 }

@@ -977,3 +977,60 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn attest_names_the_generated_files_and_every_input() {
+    let p = Project::new(&["a1", "a2"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let url = format!("{}/v1", p.server.url());
+    let args = [
+        "attest",
+        "app.plain",
+        "--provider",
+        "openai",
+        "--base-url",
+        url.as_str(),
+        "--model",
+        "fake",
+    ];
+    let (code, out, err) = rekindle_in(p.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(v["predicateType"], "https://slsa.dev/provenance/v1");
+    let main = v["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "main.sh")
+        .unwrap()
+        .clone();
+    let sum = std::process::Command::new("sha256sum")
+        .arg(p.code().join("main.sh"))
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(main["digest"]["sha256"], want);
+    let deps = v["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert!(
+        deps.iter().any(|d| d["uri"] == "file:app.plain"),
+        "{deps:?}"
+    );
+    assert!(deps.iter().any(|d| d["uri"] == "rekindle:prompt-templates"));
+    let cached = deps
+        .iter()
+        .filter(|d| d["uri"].as_str().unwrap().starts_with("rekindle:cache/"))
+        .count();
+    assert_eq!(cached, 4, "two model calls per functionality: {deps:?}");
+    // Files changed by hand cannot be attested.
+    std::fs::write(p.code().join("main.sh"), "echo mine\n").unwrap();
+    let (code, _, err) = rekindle_in(p.path(), &args);
+    assert_eq!(code, 1);
+    assert!(err.contains("changed by hand"), "{err}");
+}
