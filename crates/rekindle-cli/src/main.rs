@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the work failed (spec errors), 2 usage or environment errors.
 
 mod attest;
+mod burn;
 mod doctor;
 mod models;
 mod provenance;
@@ -91,6 +92,18 @@ enum Command {
         /// Exit 1 on any staleness or hand edit (for CI).
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: render_cmd::RenderArgs,
+    },
+    /// The deletion test: rebuild from the specs alone (no cache) in a scratch folder and run the
+    /// original and the new conformance tests against the rebuilt code.
+    Burn {
+        file: PathBuf,
+        /// Keep the scratch build here instead of a temporary folder.
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
         #[command(flatten)]
         args: SpecArgs,
         #[command(flatten)]
@@ -246,6 +259,12 @@ fn main() -> ExitCode {
             args,
             render: r,
         } => status(&file, check, &args, &r),
+        Command::Burn {
+            file,
+            into,
+            args,
+            render: r,
+        } => burn_cmd(&file, into.as_deref(), &args, &r),
         Command::Attest {
             file,
             args,
@@ -1035,5 +1054,155 @@ fn attest_cmd(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
             eprintln!("error: {e}");
             1
         }
+    }
+}
+
+fn burn_cmd(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
+    use rekindle_llm::session::{Mode, Session};
+    let (project, settings) = match load_valid_with_settings(file, args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let json = args.format == Format::Json;
+    let Some(script) = settings.conformance_tests_script.clone() else {
+        return usage_error(
+            "burn needs conformance-tests-script in config.yaml: it is what proves the rebuild",
+            args.format,
+        );
+    };
+    let original = std::path::absolute(
+        r.build_folder
+            .clone()
+            .unwrap_or_else(|| settings.build_folder.clone()),
+    )
+    .unwrap_or_default();
+    if !original.is_dir() {
+        return usage_error(
+            &format!(
+                "{} does not exist: render first, then burn",
+                original.display()
+            ),
+            args.format,
+        );
+    }
+    let built = match render_cmd::build_models(&settings, &r.provider, false) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e, args.format),
+    };
+    let n: usize = project
+        .render_order
+        .iter()
+        .map(|m| m.sections.functional_specs.len())
+        .sum();
+    let hosted: Vec<&str> = built
+        .providers
+        .iter()
+        .zip(&built.names)
+        .filter(|(p, _)| p.kind() != rekindle_llm::ProviderKind::Local)
+        .map(|(_, (name, _))| name.as_str())
+        .collect();
+    let calls = n * 2;
+    let cost_note = if hosted.is_empty() {
+        "local models, no cost".to_string()
+    } else {
+        format!("hosted models ({}) at their prices", hosted.join(", "))
+    };
+    if !json {
+        eprintln!("burn: rebuilding {n} functionalit{} from the specs alone, no cache: at least {calls} model calls, {cost_note}", if n == 1 { "y" } else { "ies" });
+    }
+    if !render_cmd::confirm("Spend that?", r.yes || hosted.is_empty()) {
+        eprintln!("cancelled");
+        return 1;
+    }
+    let scratch_dir;
+    let scratch = match into {
+        Some(d) => d.to_path_buf(),
+        None => {
+            scratch_dir = match tempfile::tempdir() {
+                Ok(d) => d,
+                Err(e) => return usage_error(&e.to_string(), args.format),
+            };
+            scratch_dir.path().to_path_buf()
+        }
+    };
+    let models = rekindle_render::ModelSet {
+        code: render_cmd::role_model(&built, built.roles[0]),
+        fix: render_cmd::role_model(&built, built.roles[1]),
+        tests: render_cmd::role_model(&built, built.roles[2]),
+        escalate: built
+            .escalate
+            .map(|(i, after)| (render_cmd::role_model(&built, i), after)),
+    };
+    let session = Session::new(
+        None,
+        Mode::Normal,
+        models::budget(&settings),
+        models::prices(&settings),
+    );
+    let mut opts = render_cmd::options(file, &settings, r, &project);
+    opts.build_folder = scratch.clone();
+    opts.copy_to = None;
+    opts.from = None;
+    let mut printer = render_cmd::Printer::new(json);
+    let result = runtime().block_on(rekindle_render::render(
+        &project,
+        &opts,
+        &models,
+        &session,
+        &mut printer,
+    ));
+    if let Err(e) = &result {
+        if !json {
+            eprintln!("burn: the specs alone did not render: {e}");
+        }
+        return 1;
+    }
+    let rows = burn::compare(
+        &project,
+        &original,
+        &std::path::absolute(&scratch).unwrap_or(scratch.clone()),
+        &script,
+        render_cmd::timeout(settings.test_script_timeout),
+    );
+    let ok = rows
+        .iter()
+        .all(|r| r.original_tests != Some(false) && r.new_tests != Some(false));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "burn", "ok": ok, "functionalities": rows, "summary": session.totals()})
+        );
+    } else {
+        let mark = |v: Option<bool>| match v {
+            Some(true) => "pass",
+            Some(false) => "FAIL",
+            None => "none",
+        };
+        println!(
+            "{:<20} {:>3}  {:<14} {:<9}",
+            "module", "#", "original tests", "new tests"
+        );
+        for row in &rows {
+            println!(
+                "{:<20} {:>3}  {:<14} {:<9}",
+                row.module,
+                row.id,
+                mark(row.original_tests),
+                mark(row.new_tests)
+            );
+        }
+        println!(
+            "{}",
+            if ok {
+                "the specs alone reproduce a passing system"
+            } else {
+                "the specs alone do NOT reproduce a passing system: the failing functionalities depend on something the specs do not say"
+            }
+        );
+    }
+    if ok {
+        0
+    } else {
+        1
     }
 }

@@ -1034,3 +1034,55 @@ fn attest_names_the_generated_files_and_every_input() {
     assert_eq!(code, 1);
     assert!(err.contains("changed by hand"), "{err}");
 }
+
+#[test]
+fn burn_rebuilds_from_the_specs_alone() {
+    let p = Project::new(&["b1", "b2"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let url = format!("{}/v1", p.server.url());
+    let burn = || {
+        rekindle_in(
+            p.path(),
+            &[
+                "burn",
+                "app.plain",
+                "--yes",
+                "--provider",
+                "openai",
+                "--base-url",
+                &url,
+                "--model",
+                "fake",
+            ],
+        )
+    };
+    let before = p.calls();
+    let (code, out, err) = burn();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("the specs alone reproduce a passing system"),
+        "{out}"
+    );
+    assert!(err.contains("at least 4 model calls"), "{err}");
+    assert_eq!(
+        p.calls() - before,
+        4,
+        "no cache: every call goes to the model"
+    );
+    // The build folder itself is untouched.
+    assert_eq!(output_of(&p.code()), "b1\nb2\n");
+    // A model that now reads functionality 2 differently: its own tests pass, the original fail.
+    p.behaviour
+        .lock()
+        .unwrap()
+        .alias
+        .push(("b2".into(), "bee-two".into()));
+    let (code, out, _) = burn();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("do NOT reproduce"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("app") && l.contains("  2  "))
+        .unwrap();
+    assert!(row.contains("FAIL") && row.contains("pass"), "{row}");
+}
