@@ -1086,3 +1086,91 @@ fn burn_rebuilds_from_the_specs_alone() {
         .unwrap();
     assert!(row.contains("FAIL") && row.contains("pass"), "{row}");
 }
+
+/// Plays a model for examples/word-count: every functionality appends a marked line to
+/// `wc_lite.py` and gets a conformance test that checks its line is there.
+fn word_count_model(s: &Seen) -> Reply {
+    let prompt = s.last_user();
+    let current = prompt
+        .split("--- FILE: wc_lite.py\n")
+        .nth(1)
+        .and_then(|r| r.split("--- END FILE").next())
+        .unwrap_or("import sys\n")
+        .to_string();
+    let k = current.matches("# functionality ").count() + 1;
+    if prompt.contains("Write conformance tests") {
+        let k = k - 1;
+        let test = format!(
+            "import unittest\n\nclass T(unittest.TestCase):\n    def test_line(self):\n        with open('wc_lite.py') as f:\n            self.assertIn('# functionality {k}', f.read())\n"
+        );
+        return openai_reply(&blocks(&[(&format!("test_f{k}.py"), test)]));
+    }
+    openai_reply(&blocks(&[(
+        "wc_lite.py",
+        format!("{current}# functionality {k}\n"),
+    )]))
+}
+
+#[test]
+fn why_on_the_multi_functionality_example_names_functionality_2() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(&examples.join("word-count"), &tmp.path().join("word-count"));
+    copy_tree(&examples.join("scripts"), &tmp.path().join("scripts"));
+    let dir = tmp.path().join("word-count");
+    let (server, _rt) = Server::start_blocking(vec![]);
+    server.set_responder(word_count_model);
+    let url = format!("{}/v1", server.url());
+    let (code, out, err) = rekindle_in(
+        &dir,
+        &[
+            "render",
+            "word-count.plain",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let file = dir.join("plain_modules/word-count/code/wc_lite.py");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = text.lines().position(|l| l == "# functionality 2").unwrap() + 1;
+    let (code, out, err) = rekindle_in(
+        &dir,
+        &[
+            "why",
+            &format!("build/wc_lite.py:{line}"),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["functionality"], 2, "{v}");
+    assert_eq!(v["module"], "word-count");
+    assert_eq!(
+        v["text"],
+        "When no argument is given, :App: should read :Input: from standard input."
+    );
+    assert_eq!(v["spec"]["file"], "word-count.plain");
+}
+
+#[test]
+fn a_damaged_lock_is_named_not_trusted() {
+    let p = Project::new(&["d1"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    std::fs::write(
+        p.path().join("rekindle.lock"),
+        "version = 1\n[[functionality]]\nmodule = \"app\"\nid = one\n",
+    )
+    .unwrap();
+    let (code, _, err) = p.render(&["--locked", "--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rekindle.lock line 4: id is not a number"),
+        "{err}"
+    );
+}
