@@ -14,16 +14,7 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use rekindle_workspace::git::output as git;
 
 /// The statement for the build of `project`, or why there is none.
 pub fn statement(

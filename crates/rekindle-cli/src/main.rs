@@ -798,22 +798,8 @@ fn render(file: &Path, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {
         models::budget(&settings),
         models::prices(&settings),
     );
-    let mut opts = rekindle_render::Options::new(
-        r.build_folder
-            .clone()
-            .unwrap_or_else(|| settings.build_folder.clone()),
-    );
-    opts.copy_to = settings.copy_build.then(|| settings.build_dest.clone());
-    opts.unittests_script = settings.unittests_script.clone();
-    opts.conformance_tests_script = settings.conformance_tests_script.clone();
-    opts.prepare_environment_script = settings.prepare_environment_script.clone();
-    opts.script_timeout = render_cmd::timeout(settings.test_script_timeout);
-    opts.from = r.from;
+    let mut opts = render_cmd::options(file, &settings, r, &project);
     opts.range = range;
-    opts.force = r.force;
-    opts.patches_dir = render_cmd::default_patches_dir(file);
-    opts.sampling.max_tokens = r.max_tokens;
-    opts.spec_hash = render_cmd::spec_hash(&project);
     // Ctrl-C: take the running test script down too; the next render resumes cleanly.
     std::thread::spawn(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -933,21 +919,7 @@ fn spec_or_default(spec: Option<&Path>) -> PathBuf {
 
 /// The journal of `spec`, or of the one .plain file in the current folder.
 fn journal_for(spec: Option<&Path>) -> rekindle_ledger::journal::Journal {
-    let spec = spec.map(Path::to_path_buf).unwrap_or_else(|| {
-        let mut plain: Vec<PathBuf> = std::fs::read_dir(".")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "plain"))
-            .collect();
-        plain.sort();
-        plain
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| PathBuf::from("spec.plain"))
-    });
-    rekindle_ledger::journal::for_spec(&spec)
+    rekindle_ledger::journal::for_spec(&spec_or_default(spec))
 }
 
 fn status(file: &Path, check: bool, args: &SpecArgs, r: &render_cmd::RenderArgs) -> u8 {

@@ -115,16 +115,7 @@ pub fn verify(journal: &Journal, json_out: bool) -> u8 {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use rekindle_workspace::git::output as git;
 
 /// The code repository that holds `file`, and the file's path inside it.
 fn repo_of(file: &Path) -> Option<(PathBuf, String)> {

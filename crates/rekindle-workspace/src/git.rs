@@ -310,6 +310,19 @@ impl Repo {
     }
 }
 
+/// The output of a plain `git` command run in `dir` (for read-only queries such as blame), or
+/// `None` when it fails.
+pub fn output(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Whether `git` can be run at all.
 pub fn available() -> bool {
     Command::new("git")
