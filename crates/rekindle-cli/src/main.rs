@@ -697,9 +697,17 @@ fn cache(command: CacheCommand) -> u8 {
             }
         }
         CacheCommand::Gc { older_than, at } => {
+            // Entries pinned in rekindle.lock are what `render --locked` replays: never collected.
+            let lock_path = rekindle_ledger::lock::path_for(&spec_or_default(at.spec.as_deref()));
+            let pinned: std::collections::HashSet<String> =
+                rekindle_ledger::lock::Lock::read(&lock_path)
+                    .ok()
+                    .flatten()
+                    .map(|l| l.pins.into_iter().flat_map(|p| p.cache).collect())
+                    .unwrap_or_default();
             let r = cache.gc(
                 older_than.map(|d| std::time::Duration::from_secs(d * 86_400)),
-                &|_| false,
+                &|key| pinned.contains(key),
             );
             match at.format {
                 Format::Json => println!(

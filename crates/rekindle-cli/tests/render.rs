@@ -1174,3 +1174,45 @@ fn a_damaged_lock_is_named_not_trusted() {
         "{err}"
     );
 }
+
+#[test]
+fn cache_gc_keeps_what_the_lock_pins() {
+    let p = Project::new(&["g1"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &[
+            "cache",
+            "gc",
+            "--older-than",
+            "0",
+            "--spec",
+            "app.plain",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["gc"]["removed"].as_u64(), v["gc"]["kept"].as_u64()),
+        (Some(0), Some(2)),
+        "{v}"
+    );
+    std::fs::remove_file(p.path().join("rekindle.lock")).unwrap();
+    let (_, out, _) = rekindle_in(
+        p.path(),
+        &[
+            "cache",
+            "gc",
+            "--older-than",
+            "0",
+            "--spec",
+            "app.plain",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["gc"]["removed"], 2, "{v}");
+}

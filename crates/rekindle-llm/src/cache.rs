@@ -233,7 +233,7 @@ impl Cache {
         for (path, meta) in self.entries() {
             let key = Self::key_of(&path);
             let remove = match self.get(&key) {
-                Ok(Some(p)) => !keep(&key) && cutoff.is_some_and(|c| p.created < c),
+                Ok(Some(p)) => !keep(&key) && cutoff.is_some_and(|c| p.created <= c),
                 Ok(None) => false,
                 Err(_) => true,
             };
