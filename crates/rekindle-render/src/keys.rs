@@ -59,6 +59,17 @@ const NAMES: [&str; 7] = [
     "parent",
 ];
 
+/// Why a part differs, in the order of [`NAMES`].
+const REASONS: [&str; 7] = [
+    "its spec text or acceptance tests changed",
+    "the definitions, implementation reqs or test reqs changed",
+    "a linked resource changed",
+    "rekindle's prompt templates changed",
+    "the model settings changed",
+    "a test script changed",
+    "the code left by the functionality before it changed",
+];
+
 impl KeyParts {
     fn fields(&self) -> [&String; 7] {
         [
@@ -73,14 +84,7 @@ impl KeyParts {
     }
 
     pub fn key(&self) -> String {
-        let joined: Vec<String> = NAMES
-            .iter()
-            .zip(self.fields())
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
-        blake3::hash(joined.join(";").as_bytes())
-            .to_hex()
-            .to_string()
+        blake3::hash(self.trailer().as_bytes()).to_hex().to_string()
     }
 
     /// The value of the `Rekindle-Key-Parts` trailer.
@@ -113,29 +117,13 @@ impl KeyParts {
 
     /// What changed since `old`, in words.
     pub fn explain(&self, old: &KeyParts) -> Vec<&'static str> {
-        let mut why = Vec::new();
-        if self.spec != old.spec {
-            why.push("its spec text or acceptance tests changed");
-        }
-        if self.shared != old.shared {
-            why.push("the definitions, implementation reqs or test reqs changed");
-        }
-        if self.resources != old.resources {
-            why.push("a linked resource changed");
-        }
-        if self.templates != old.templates {
-            why.push("rekindle's prompt templates changed");
-        }
-        if self.models != old.models {
-            why.push("the model settings changed");
-        }
-        if self.scripts != old.scripts {
-            why.push("a test script changed");
-        }
-        if self.parent != old.parent {
-            why.push("the code left by the functionality before it changed");
-        }
-        why
+        self.fields()
+            .into_iter()
+            .zip(old.fields())
+            .zip(REASONS)
+            .filter(|((new, old), _)| new != old)
+            .map(|(_, why)| why)
+            .collect()
     }
 }
 
