@@ -262,3 +262,36 @@ fn expand_merges_imports_and_templates() {
     let text = String::from_utf8(out.stdout).unwrap();
     insta::assert_snapshot!(text);
 }
+
+/// The outputs of `check` and `plan` (text and JSON) on the examples and fixtures must not change
+/// by accident.
+#[test]
+fn golden_check_and_plan_outputs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        ("../../examples/hello-world", "hello-world.plain"),
+        ("../../examples/word-count", "word-count.plain"),
+        ("tests/fixtures/golden", "app.plain"),
+        ("tests/fixtures/golden", "broken.plain"),
+    ];
+    let commands: [&[&str]; 4] = [
+        &["check"],
+        &["check", "--format", "json"],
+        &["plan"],
+        &["plan", "--format", "json"],
+    ];
+    let mut all = String::new();
+    for (dir, file) in cases {
+        for args in commands {
+            let out = rekindle(&root.join(dir)).args(args).arg(file).output().unwrap();
+            all.push_str(&format!(
+                "=== {} {file}\nexit {}\n--- stdout\n{}--- stderr\n{}\n",
+                args.join(" "),
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    insta::assert_snapshot!(all);
+}

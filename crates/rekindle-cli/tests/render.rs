@@ -1216,3 +1216,84 @@ fn cache_gc_keeps_what_the_lock_pins() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["gc"]["removed"], 2, "{v}");
 }
+
+/// Replaces what changes by design from run to run (folders, commit ids, hashes, render ids,
+/// timings) so that snapshots hold only what must stay the same.
+fn mask(text: &str, dir: &Path) -> String {
+    let mut out = text.replace(&dir.display().to_string(), "[DIR]");
+    if let Ok(real) = dir.canonicalize() {
+        out = out.replace(&real.display().to_string(), "[DIR]");
+    }
+    let rules = [
+        (r"\b[0-9a-f]{64}\b", "[HASH]"),
+        (r"\b[0-9a-f]{40}\b", "[COMMIT]"),
+        (r"\b[0-9a-f]{12}\b", "[SHORT]"),
+        (r"\b[0-9]{9,}-[0-9a-f]{4}\b", "[RENDER_ID]"),
+        (r#""seconds":[0-9.e-]+"#, r#""seconds":"[SECS]""#),
+        (r"[0-9]+\.[0-9]s\)", "[SECS]s)"),
+    ];
+    for (pattern, with) in rules {
+        out = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+/// The outputs of `status` (text and JSON) and `why` (text and JSON) must not change by
+/// accident: snapshots over a rendered project, a stale one, one edited by hand.
+#[test]
+fn golden_status_and_why_outputs() {
+    let p = Project::new(&["g1", "g2", "g3"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let url = format!("{}/v1", p.server.url());
+    let run = |args: &[&str]| {
+        let (code, out, err) = rekindle_in(p.path(), args);
+        mask(
+            &format!("exit {code}\n--- stdout\n{out}--- stderr\n{err}"),
+            p.path(),
+        )
+    };
+    let status = |json: bool| {
+        let mut args = vec![
+            "status",
+            "app.plain",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake",
+        ];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        run(&args)
+    };
+    let mut shots = Vec::new();
+    shots.push(("status rendered", status(false)));
+    shots.push(("status rendered json", status(true)));
+    for target in ["plain_modules/app/code/main.sh:3", "plain_modules/app/code/main.sh"] {
+        shots.push(("why", run(&["why", target])));
+        shots.push(("why json", run(&["why", target, "--format", "json"])));
+    }
+    shots.push(("why missing", run(&["why", "plain_modules/app/code/nope.sh:1"])));
+    std::fs::write(p.path().join("app.plain"), spec(&["g1", "changed", "g3"])).unwrap();
+    shots.push(("status stale", status(false)));
+    shots.push(("status stale json", status(true)));
+    std::fs::write(p.path().join("app.plain"), spec(&["g1", "g2", "g3"])).unwrap();
+    std::fs::write(p.code().join("main.sh"), "echo edited\n").unwrap();
+    std::fs::write(p.code().join("extra.txt"), "new\n").unwrap();
+    shots.push(("status hand edits", status(false)));
+    shots.push(("status hand edits json", status(true)));
+    shots.push((
+        "why hand edit",
+        run(&["why", "plain_modules/app/code/main.sh:1"]),
+    ));
+    let all: String = shots
+        .iter()
+        .map(|(name, out)| format!("=== {name}\n{out}\n"))
+        .collect();
+    insta::assert_snapshot!(all);
+}
