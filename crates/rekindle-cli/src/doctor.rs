@@ -46,9 +46,9 @@ fn check(name: &str, r: Result<String, (String, Option<String>)>) -> Check {
 }
 
 fn git() -> Result<String, (String, Option<String>)> {
-    match std::process::Command::new("git").arg("--version").output() {
-        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        _ => Err((
+    match rekindle_workspace::git::version() {
+        Some(v) => Ok(v),
+        None => Err((
             "git is not installed".into(),
             Some("install git: rekindle commits every rendered functionality".into()),
         )),

@@ -5,30 +5,9 @@ use rekindle_llm::http::{RetryPolicy, Timeouts};
 use rekindle_llm::meter::{Budget, Price, PriceTable};
 use rekindle_llm::providers::ProviderSpec;
 use rekindle_llm::ProviderKind;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// Provider options every model-using command takes.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct ProviderArgs {
-    /// A provider named in rekindle.toml, or a kind: openai (any OpenAI-compatible endpoint),
-    /// anthropic, local.
-    #[arg(long, value_name = "NAME")]
-    pub provider: Option<String>,
-    /// The endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// The model to ask for.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// For --provider local: the GGUF file (default: the fetched default model).
-    #[arg(long, value_name = "FILE")]
-    pub model_path: Option<PathBuf>,
-    /// The environment variable that holds the API key.
-    #[arg(long, value_name = "VAR")]
-    pub api_key_env: Option<String>,
-}
-
+pub use crate::args::ProviderArgs;
 pub use rekindle_render::Role;
 
 fn kind_of(s: &str) -> Option<ProviderKind> {

@@ -283,7 +283,11 @@ fn golden_check_and_plan_outputs() {
     let mut all = String::new();
     for (dir, file) in cases {
         for args in commands {
-            let out = rekindle(&root.join(dir)).args(args).arg(file).output().unwrap();
+            let out = rekindle(&root.join(dir))
+                .args(args)
+                .arg(file)
+                .output()
+                .unwrap();
             all.push_str(&format!(
                 "=== {} {file}\nexit {}\n--- stdout\n{}--- stderr\n{}\n",
                 args.join(" "),

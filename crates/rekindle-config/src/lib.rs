@@ -164,11 +164,12 @@ impl Settings {
     /// Where model replies are cached: rekindle.toml's `[cache] dir`, else `.rekindle/cache`
     /// beside the spec.
     pub fn cache_dir(&self) -> PathBuf {
-        self.toml
-            .cache
-            .dir
-            .clone()
-            .unwrap_or_else(|| self.spec_dir.join(".rekindle").join("cache"))
+        self.toml.cache.dir.clone().unwrap_or_else(|| {
+            rekindle_workspace::layout::ProjectLayout {
+                dir: self.spec_dir.clone(),
+            }
+            .default_cache()
+        })
     }
 }
 

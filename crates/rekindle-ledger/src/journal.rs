@@ -3,65 +3,38 @@
 //! that any edit, deletion, insertion or reordering breaks the chain at that entry. A truncated
 //! tail is caught by comparing with the head recorded elsewhere (the last commit's trailer).
 
+use crate::record::Record;
+use rekindle_llm::cache::canonical_json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The hash the first entry points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Canonical JSON: object keys sorted, no whitespace.
-pub fn canonical(v: &Value) -> String {
-    // serde_json keeps objects sorted (BTreeMap) unless `preserve_order` is on; rebuild to be sure.
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sort(&m[k]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    serde_json::to_string(&sort(v)).unwrap_or_default()
-}
-
 fn entry_hash(entry: &Map<String, Value>) -> String {
     let mut without = entry.clone();
     without.remove("hash");
-    blake3::hash(canonical(&Value::Object(without)).as_bytes())
+    blake3::hash(canonical_json(&Value::Object(without)).as_bytes())
         .to_hex()
         .to_string()
 }
 
-/// An entry as read back.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An entry as read back: its place in the chain and what it records.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Entry {
     pub seq: u64,
     pub prev: String,
     pub hash: String,
-    pub kind: String,
-    /// Everything else the entry holds.
     #[serde(flatten)]
-    pub data: Map<String, Value>,
+    pub record: Record,
 }
 
-#[derive(Debug)]
+/// The journal cannot be read or written; the message names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct JournalError(pub String);
-
-impl std::fmt::Display for JournalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for JournalError {}
 
 /// The journal file, appended to under an exclusive lock.
 #[derive(Clone, Debug)]
@@ -125,7 +98,12 @@ impl Journal {
         match text.lines().last() {
             None => Ok((GENESIS.into(), 0)),
             Some(l) => {
-                let e: Entry = serde_json::from_str(l).map_err(|e| {
+                #[derive(Deserialize)]
+                struct Link {
+                    seq: u64,
+                    hash: String,
+                }
+                let e: Link = serde_json::from_str(l).map_err(|e| {
                     JournalError(format!(
                         "the last entry of {} is damaged: {e}",
                         self.path.display()
@@ -136,8 +114,8 @@ impl Journal {
         }
     }
 
-    /// Appends an entry of `kind` with `data`; returns its hash.
-    pub fn append(&self, kind: &str, data: Value) -> Result<String, JournalError> {
+    /// Appends `record`; returns the new entry's hash.
+    pub fn append(&self, record: &Record) -> Result<String, JournalError> {
         use std::os::unix::io::AsRawFd;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| JournalError(e.to_string()))?;
@@ -152,20 +130,14 @@ impl Journal {
             libc::flock(file.as_raw_fd(), libc::LOCK_EX);
         }
         let (prev, seq) = self.tail()?;
-        let mut m = match data {
-            Value::Object(m) => m,
-            other => {
-                let mut m = Map::new();
-                m.insert("value".into(), other);
-                m
-            }
+        let Ok(Value::Object(mut m)) = serde_json::to_value(record) else {
+            return Err(JournalError("a journal record must be an object".into()));
         };
         m.insert("seq".into(), Value::from(seq));
         m.insert("prev".into(), Value::from(prev));
-        m.insert("kind".into(), Value::from(kind));
         let hash = entry_hash(&m);
         m.insert("hash".into(), Value::from(hash.clone()));
-        let mut line = canonical(&Value::Object(m));
+        let mut line = canonical_json(&Value::Object(m));
         line.push('\n');
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
@@ -276,26 +248,34 @@ pub fn verify_text(text: &str, expected_head: Option<&str>) -> Result<Verified, 
     })
 }
 
-/// The journal of a project whose spec is at `spec`.
-pub fn for_spec(spec: &Path) -> Journal {
-    let dir = spec
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Journal::new(dir.join(".rekindle").join("journal.jsonl"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::record::ModelCall;
+    use rekindle_render::Role;
+
+    fn call(n: u64) -> Record {
+        Record::ModelCall(ModelCall {
+            render_id: "r".into(),
+            module: "m".into(),
+            functionality: 1,
+            role: Role::Code,
+            request: "k".into(),
+            provider: "p".into(),
+            model: "x".into(),
+            cache_hit: false,
+            tokens_in: n,
+            tokens_out: 1,
+            cost: 0.5,
+            seconds: 1.5,
+        })
+    }
 
     fn journal() -> (tempfile::TempDir, Journal) {
         let d = tempfile::tempdir().unwrap();
         let j = Journal::new(d.path().join("j.jsonl"));
         for i in 0..5 {
-            j.append("model_call", json!({"n": i, "cost": 0.5}))
-                .unwrap();
+            j.append(&call(i)).unwrap();
         }
         (d, j)
     }
@@ -322,7 +302,21 @@ mod tests {
         let v = j.verify(None).unwrap();
         assert_eq!(v.entries, 5);
         assert!(j.verify(Some(&v.head)).is_ok());
-        assert_eq!(j.entries().unwrap()[3].data["n"], 3);
+        assert_eq!(j.entries().unwrap()[3].record, call(3));
+        // The format on disk: canonical JSON, the record's fields beside the chain's.
+        let line = &lines(&j)[0];
+        assert!(
+            line.starts_with("{\"cache_hit\":false,\"cost\":0.5,"),
+            "{line}"
+        );
+        for field in [
+            "\"kind\":\"model_call\"",
+            "\"role\":\"code\"",
+            "\"seq\":0",
+            "\"prev\":\"0000",
+        ] {
+            assert!(line.contains(field), "{field} not in {line}");
+        }
     }
 
     #[test]
@@ -332,7 +326,7 @@ mod tests {
         let head = j.verify(None).unwrap().head;
         // Edit.
         let mut l = good.clone();
-        l[2] = l[2].replace("\"n\":2", "\"n\":7");
+        l[2] = l[2].replace("\"tokens_in\":2", "\"tokens_in\":7");
         write(&j, &l);
         let b = j.verify(None).unwrap_err();
         assert_eq!((b.line, b.reason.contains("edited")), (3, true), "{b:?}");
@@ -363,6 +357,6 @@ mod tests {
         std::fs::write(&j.path, &text[..text.len() - 10]).unwrap();
         assert!(j.verify(None).unwrap_err().reason.contains("cut off"));
         // Appending to a damaged journal is refused, not papered over.
-        assert!(j.append("x", json!({})).is_err());
+        assert!(j.append(&call(9)).is_err());
     }
 }

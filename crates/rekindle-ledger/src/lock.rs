@@ -1,10 +1,20 @@
-//! `rekindle.lock`: a diff-friendly text file, meant to be committed, that pins every
+//! `rekindle.lock`: a diff-friendly TOML file, meant to be committed, that pins every
 //! functionality to its render key, the trees it produced, and the cached replies it used, so
-//! that `render --locked` can reproduce the build with no model and prove it did.
+//! that `render --locked` can reproduce the build with no model and prove it did. This module
+//! owns the format; serde and `toml` read and write it.
 
-use std::path::{Path, PathBuf};
+use crate::journal::Journal;
+use crate::record::Record;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The format version this rekindle reads and writes.
+const VERSION: u32 = 1;
+
+const HEADER: &str = "# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/cache;\n# `rekindle render --locked` then rebuilds the same code without any model.\n";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Pin {
     pub module: String,
     pub id: usize,
@@ -12,6 +22,7 @@ pub struct Pin {
     pub tree: String,
     pub tests_tree: String,
     /// Response-cache keys of the model calls that produced it.
+    #[serde(default)]
     pub cache: Vec<String>,
 }
 
@@ -20,105 +31,144 @@ pub struct Lock {
     pub pins: Vec<Pin>,
 }
 
-pub fn path_for(spec: &Path) -> PathBuf {
-    spec.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("rekindle.lock")
+/// The file as TOML sees it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: toml::Spanned<u32>,
+    #[serde(default, rename = "functionality")]
+    pins: Vec<Pin>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The text is not a lock this version reads; `line` is 1-based.
+    #[error("rekindle.lock line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 impl Lock {
     pub fn to_text(&self) -> String {
-        let mut out = String::from("# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/cache;\n# `rekindle render --locked` then rebuilds the same code without any model.\nversion = 1\n");
-        for p in &self.pins {
-            out.push_str(&format!(
-                "\n[[functionality]]\nmodule = \"{}\"\nid = {}\nrender-key = \"{}\"\ntree = \"{}\"\ntests-tree = \"{}\"\ncache = [\n{}]\n",
-                p.module,
-                p.id,
-                p.render_key,
-                p.tree,
-                p.tests_tree,
-                p.cache.iter().map(|c| format!("  \"{c}\",\n")).collect::<String>()
-            ));
-        }
-        out
+        let file = File {
+            version: toml::Spanned::new(0..0, VERSION),
+            pins: self.pins.clone(),
+        };
+        let body = toml::to_string_pretty(&file).unwrap_or_default();
+        format!("{HEADER}{body}")
     }
 
     /// Reads a lock; the error names the line.
-    pub fn parse(text: &str) -> Result<Lock, String> {
-        let mut pins: Vec<Pin> = Vec::new();
-        let mut in_cache = false;
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            let bad = |what: &str| format!("rekindle.lock line {}: {what}", i + 1);
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if in_cache {
-                if line == "]" {
-                    in_cache = false;
-                } else {
-                    let v = line.trim_end_matches(',').trim_matches('"');
-                    pins.last_mut()
-                        .ok_or_else(|| bad("cache entry outside a functionality"))?
-                        .cache
-                        .push(v.to_string());
-                }
-                continue;
-            }
-            if line == "[[functionality]]" {
-                pins.push(Pin {
-                    module: String::new(),
-                    id: 0,
-                    render_key: String::new(),
-                    tree: String::new(),
-                    tests_tree: String::new(),
-                    cache: Vec::new(),
-                });
-                continue;
-            }
-            let (k, v) = line
-                .split_once('=')
-                .ok_or_else(|| bad("expected `key = value`"))?;
-            let (k, v) = (k.trim(), v.trim());
-            if k == "version" {
-                if v != "1" {
-                    return Err(bad("unknown version; this rekindle reads version 1"));
-                }
-                continue;
-            }
-            let p = pins
-                .last_mut()
-                .ok_or_else(|| bad("a value outside [[functionality]]"))?;
-            let s = v.trim_matches('"').to_string();
-            match k {
-                "module" => p.module = s,
-                "id" => p.id = v.parse().map_err(|_| bad("id is not a number"))?,
-                "render-key" => p.render_key = s,
-                "tree" => p.tree = s,
-                "tests-tree" => p.tests_tree = s,
-                "cache" if v == "[" => in_cache = true,
-                "cache" if v == "[]" => {}
-                _ => return Err(bad(&format!("unknown key `{k}`"))),
-            }
+    pub fn parse(text: &str) -> Result<Lock, LockError> {
+        let file: File = toml::from_str(text).map_err(|e| LockError::Syntax {
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        if *file.version.get_ref() != VERSION {
+            return Err(LockError::Syntax {
+                line: line_of(text, file.version.span().start),
+                message: format!("unknown version; this rekindle reads version {VERSION}"),
+            });
         }
-        Ok(Lock { pins })
+        Ok(Lock { pins: file.pins })
     }
 
-    pub fn read(path: &Path) -> Result<Option<Lock>, String> {
+    pub fn read(path: &Path) -> Result<Option<Lock>, LockError> {
         match std::fs::read_to_string(path) {
             Ok(t) => Lock::parse(&t).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(LockError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
     /// Writes atomically.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
+    pub fn write(&self, path: &Path) -> Result<(), LockError> {
         let tmp = path.with_extension("lock.tmp");
         std::fs::write(&tmp, self.to_text())
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .map_err(|source| LockError::Write {
+                path: path.display().to_string(),
+                source,
+            })
+    }
+
+    /// The lock of a build: pins from the build folder, cache keys from the journal (or the
+    /// previous lock, for functionalities this journal never saw rendered).
+    pub fn of_build(
+        built: &[rekindle_render::Built],
+        journal: &Journal,
+        previous: Option<&Lock>,
+    ) -> Lock {
+        let records: Vec<Record> = journal
+            .entries()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.record)
+            .collect();
+        let pins = built
+            .iter()
+            .map(|b| {
+                let render_id = records.iter().rev().find_map(|r| match r {
+                    Record::Step(s)
+                        if s.module == b.module
+                            && s.functionality == b.id
+                            && s.render_key == b.render_key =>
+                    {
+                        Some(s.render_id.as_str())
+                    }
+                    _ => None,
+                });
+                let mut cache: Vec<String> = match render_id {
+                    Some(rid) => records
+                        .iter()
+                        .filter_map(|r| match r {
+                            Record::ModelCall(c)
+                                if c.module == b.module
+                                    && c.functionality == b.id
+                                    && c.render_id == rid =>
+                            {
+                                Some(c.request.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    None => previous
+                        .and_then(|l| {
+                            l.pins.iter().find(|p| {
+                                p.module == b.module && p.id == b.id && p.render_key == b.render_key
+                            })
+                        })
+                        .map(|p| p.cache.clone())
+                        .unwrap_or_default(),
+                };
+                cache.dedup();
+                Pin {
+                    module: b.module.clone(),
+                    id: b.id,
+                    render_key: b.render_key.clone(),
+                    tree: b.tree.clone(),
+                    tests_tree: b.tests_tree.clone(),
+                    cache,
+                }
+            })
+            .collect();
+        Lock { pins }
     }
 
     /// The first difference between what was pinned and what was built, in words.
@@ -170,26 +220,50 @@ impl Lock {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_compare() {
-        let lock = Lock {
+    fn lock() -> Lock {
+        Lock {
             pins: vec![Pin {
-                module: "app".into(),
+                module: "app \"quoted\"".into(),
                 id: 1,
                 render_key: "k".into(),
                 tree: "t".into(),
                 tests_tree: "tt".into(),
                 cache: vec!["c1".into(), "c2".into()],
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn round_trip_and_compare() {
+        let lock = lock();
         let text = lock.to_text();
+        assert!(text.starts_with("# rekindle.lock"), "{text}");
+        assert!(text.contains("[[functionality]]") && text.contains("render-key = \"k\""));
         assert_eq!(Lock::parse(&text).unwrap(), lock);
         assert!(lock.compare(&lock.pins).is_none());
         let mut other = lock.pins.clone();
         other[0].tree = "x".into();
         assert!(lock.compare(&other).unwrap().contains("code differs"));
-        assert!(Lock::parse("version = 1\nid = 3\n")
+    }
+
+    #[test]
+    fn the_format_of_the_first_version_still_reads() {
+        let text = "# comment\nversion = 1\n\n[[functionality]]\nmodule = \"app\"\nid = 2\nrender-key = \"k\"\ntree = \"t\"\ntests-tree = \"tt\"\ncache = [\n  \"c1\",\n]\n";
+        let l = Lock::parse(text).unwrap();
+        assert_eq!((l.pins[0].id, l.pins[0].cache.len()), (2, 1));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Lock::parse("version = 1\nid = 3\n")
             .unwrap_err()
-            .contains("line 2"));
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let e = Lock::parse("# x\n\nversion = 2\n").unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("unknown version"), "{e}");
+        let e = Lock::parse("version = 1\n[[functionality]]\nmodule = \"a\"\nid = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4"), "{e}");
     }
 }

@@ -131,8 +131,10 @@ fn unfence(content: &str) -> String {
     out
 }
 
-/// Writes blocks in the format (for prompts that show existing files, and for tests).
-pub fn format(blocks: &[FileBlock]) -> String {
+/// Writes blocks in the format: the inverse of [`parse`], which the tests check. (Prompts show
+/// existing files through their templates.)
+#[cfg(test)]
+fn format(blocks: &[FileBlock]) -> String {
     let mut out = String::new();
     for b in blocks {
         match b {

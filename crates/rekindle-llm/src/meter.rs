@@ -101,25 +101,23 @@ impl Meter {
         self.calls.push(r);
     }
 
-    /// Whether one more model call fits the budget; the reason when it does not.
-    pub fn check(&self, b: &Budget) -> Result<(), String> {
+    /// Whether one more model call fits the budget; which limit is reached when it does not.
+    pub fn check(&self, b: &Budget) -> Result<(), BudgetReached> {
         let t = &self.totals;
         if let Some(max) = b.max_calls {
             if t.model_calls >= max {
-                return Err(format!("{max} model calls (max-calls)"));
+                return Err(BudgetReached::Calls { max });
             }
         }
         if let Some(max) = b.max_tokens {
-            if t.tokens_in + t.tokens_out >= max {
-                return Err(format!(
-                    "{} of {max} tokens used (max-tokens)",
-                    t.tokens_in + t.tokens_out
-                ));
+            let used = t.tokens_in + t.tokens_out;
+            if used >= max {
+                return Err(BudgetReached::Tokens { used, max });
             }
         }
         if let Some(max) = b.max_cost {
             if t.cost >= max {
-                return Err(format!("${:.4} of ${max:.2} spent (max-cost)", t.cost));
+                return Err(BudgetReached::Cost { spent: t.cost, max });
             }
         }
         Ok(())
@@ -141,6 +139,17 @@ impl Meter {
             t.model_seconds
         )
     }
+}
+
+/// The budget limit a run reached (rekindle.toml's `[budget]`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BudgetReached {
+    #[error("{max} model calls (max-calls)")]
+    Calls { max: u64 },
+    #[error("{used} of {max} tokens used (max-tokens)")]
+    Tokens { used: u64, max: u64 },
+    #[error("${spent:.4} of ${max:.2} spent (max-cost)")]
+    Cost { spent: f64, max: f64 },
 }
 
 #[cfg(test)]
@@ -175,7 +184,7 @@ mod tests {
             cost: 1.9,
             cache_hit: false,
         });
-        assert!(m.check(&b).unwrap_err().contains("max-calls"));
+        assert!(m.check(&b).unwrap_err().to_string().contains("max-calls"));
         assert!(m.summary().starts_with("1 model call, 0 cache hits"));
     }
 }

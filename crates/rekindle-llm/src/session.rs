@@ -107,8 +107,9 @@ impl Session {
             return Err(LlmError::CacheMiss { key });
         }
         if let Ok(m) = self.meter.lock() {
-            m.check(&self.budget)
-                .map_err(|what| LlmError::Budget { what })?;
+            m.check(&self.budget).map_err(|reached| LlmError::Budget {
+                what: reached.to_string(),
+            })?;
         }
         let started = Instant::now();
         let response = provider.complete(req, sink).await?;

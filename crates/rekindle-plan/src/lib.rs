@@ -1,6 +1,11 @@
 //! The render plan: what `rekindle render` would do for a loaded project — modules in render
-//! order, each functionality with its acceptance tests and where it is written. Pure: built from
-//! a [`Project`] without I/O. (Staleness joins the plan once rendering records what it did.)
+//! order, each functionality with its acceptance tests and where it is written ([`plan`]), the
+//! render keys that decide reuse ([`keys`]), and the one decision "is this functionality stale,
+//! and why" that both `render` and `status` make ([`stale`]). Pure: no I/O; what the build
+//! recorded is read by the caller and passed in.
+
+pub mod keys;
+pub mod stale;
 
 use rekindle_spec::diag::position;
 use rekindle_spec::project::Project;

@@ -1,7 +1,64 @@
 //! What a render reports while it runs: one value per step, printed as a live line on a terminal
 //! or as one JSON object per line with `--format json`.
 
-use serde::Serialize;
+use crate::options::Role;
+use serde::{Deserialize, Serialize};
+
+/// What happens to a functionality in this render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionalityStatus {
+    /// Unchanged: its earlier result is kept.
+    Reused,
+    Rendering,
+}
+
+/// A step of rendering one functionality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Implement,
+    UnitTests,
+    FixUnitTests,
+    PrepareEnvironment,
+    ConformanceTests,
+    FixConformance,
+    FixRegression,
+}
+
+impl Phase {
+    /// The phase in words, as the log shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Phase::Implement => "implement",
+            Phase::UnitTests => "unit tests",
+            Phase::FixUnitTests => "fix unit tests",
+            Phase::PrepareEnvironment => "prepare environment",
+            Phase::ConformanceTests => "conformance tests",
+            Phase::FixConformance => "fix conformance",
+            Phase::FixRegression => "fix regression",
+        }
+    }
+}
+
+/// Which of the project's scripts ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptKind {
+    Unit,
+    Conformance,
+    Prepare,
+}
+
+impl ScriptKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::Unit => "unit",
+            ScriptKind::Conformance => "conformance",
+            ScriptKind::Prepare => "prepare",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -20,18 +77,18 @@ pub enum Event {
         module: String,
         id: usize,
         of: usize,
-        status: &'static str,
+        status: FunctionalityStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     Phase {
         module: String,
         id: usize,
-        phase: &'static str,
+        phase: Phase,
         attempt: u32,
     },
     ModelCall {
-        role: &'static str,
+        role: Role,
         /// The request's hash (its response-cache key).
         key: String,
         provider: String,
@@ -43,7 +100,7 @@ pub enum Event {
         seconds: f64,
     },
     Script {
-        kind: &'static str,
+        kind: ScriptKind,
         outcome: rekindle_workspace::scripts::Outcome,
         exit_code: i32,
         seconds: f64,
@@ -72,7 +129,7 @@ pub enum Event {
     Summary(Summary),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileHash {
     pub path: String,
     pub blake3: Option<String>,
@@ -96,14 +153,4 @@ pub struct Summary {
 pub trait Observer: Send {
     fn event(&mut self, e: &Event);
     fn token(&mut self, _text: &str) {}
-}
-
-/// Collects events (for tests).
-#[derive(Default)]
-pub struct Collect(pub Vec<Event>);
-
-impl Observer for Collect {
-    fn event(&mut self, e: &Event) {
-        self.0.push(e.clone());
-    }
 }

@@ -3,14 +3,25 @@
 //! conformance tests (fixing code or tests), re-run earlier conformance tests, and commit. A
 //! functionality whose render key is unchanged is reused at zero cost; state lives in git
 //! commit trailers, so an interrupted render resumes where it stopped.
+//!
+//! By concern: [`options`] (what to do, with which models), [`run`](mod@run) (the loop over
+//! modules and functionalities), `steps` (one functionality: implement, test, fix, restart),
+//! `history` (state read back from git, replay, recovery), [`status`](mod@status) (what a render
+//! would do), [`burn`] (the deletion test's comparison), [`error`], [`events`], [`prompts`].
 
-pub mod engine;
+pub mod burn;
+pub mod error;
 pub mod events;
-pub mod keys;
+mod history;
+pub mod options;
 pub mod prompts;
+pub mod run;
+pub mod status;
+mod steps;
 
-pub use engine::{
-    built, fingerprint, render, status, Built, Drift, FunctionalityState, ModelSet, ModuleState,
-    Options, RenderError, Role, RoleModel,
-};
+pub use error::RenderError;
 pub use events::{Event, Observer, Summary};
+pub use history::{built, Built};
+pub use options::{ModelSet, Options, Role, RoleModel};
+pub use run::render;
+pub use status::{status, Drift, ModuleState, Status};

@@ -80,6 +80,10 @@ pub struct Project {
     /// Required modules first, the entry last.
     pub render_order: Vec<RenderModule>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every linked resource, read once, in the order the links were checked.
+    resources: Vec<resources::Resource>,
+    /// (linking file, target as written) → index in `resources`.
+    resource_index: HashMap<(FileId, String), usize>,
 }
 
 impl Project {
@@ -89,6 +93,18 @@ impl Project {
 
     pub fn module(&self, id: ModuleId) -> &Module {
         &self.modules[id]
+    }
+
+    /// The resource `link` names, as the loader read it (`None` when the link is bad).
+    pub fn resource(&self, link: &crate::model::Link) -> Option<&resources::Resource> {
+        self.resource_index
+            .get(&(link.from, link.target.clone()))
+            .map(|&i| &self.resources[i])
+    }
+
+    /// Every linked resource the project reads.
+    pub fn resources(&self) -> &[resources::Resource] {
+        &self.resources
     }
 }
 
@@ -739,7 +755,7 @@ impl Loader<'_> {
                         continue;
                     }
                     let from = self.p.sources.get(link.from).path.clone();
-                    resources::check(
+                    let resolved = resources::check(
                         self.fs,
                         link,
                         &from,
@@ -747,6 +763,11 @@ impl Loader<'_> {
                         self.opts.max_resource_bytes,
                         &mut self.p.diagnostics,
                     );
+                    let key = (link.from, link.target.clone());
+                    if let (Some(r), false) = (resolved, self.p.resource_index.contains_key(&key)) {
+                        self.p.resource_index.insert(key, self.p.resources.len());
+                        self.p.resources.push(r);
+                    }
                 }
             }
         }

@@ -9,6 +9,18 @@ use crate::model::Link;
 use crate::source::decode;
 use std::path::{Path, PathBuf};
 
+/// A linked resource as the loader read it: checked once, kept in the `Project`, so that no
+/// later stage reads it again (or reads something else).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// The file, relative to the linking file's folder as written.
+    pub path: PathBuf,
+    /// Its text, exactly as read.
+    pub content: String,
+    /// BLAKE3 of the content, hex.
+    pub blake3: String,
+}
+
 fn has_scheme(target: &str) -> bool {
     let Some(colon) = target.find(':') else {
         return false;
@@ -21,7 +33,8 @@ fn has_scheme(target: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Checks one link found in the file at `from`; `roots` are canonical project folders.
+/// Checks one link found in the file at `from`; `roots` are canonical project folders. Returns
+/// the resource when the link is good.
 pub fn check(
     fs: &dyn Fs,
     link: &Link,
@@ -29,7 +42,7 @@ pub fn check(
     roots: &[PathBuf],
     max_bytes: u64,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Option<Resource> {
     let target = link.target.split(['#', '?']).next().unwrap_or("");
     let err = |code, msg: String| Diagnostic::error(code, msg).at(link.span, "linked here");
     if has_scheme(&link.target) || target.starts_with('/') || target.starts_with('\\') {
@@ -37,28 +50,28 @@ pub fn check(
             err("E0601", format!("only relative links to files in the project are allowed, not `{}`", link.target))
                 .help("link to a file beside the spec, for example `[api](api.yaml)`; to mention a URL, write it as text or in backticks"),
         );
-        return;
+        return None;
     }
     if target.is_empty() {
         diags.push(
             err("E0602", "the link has no target file".into())
                 .help("write it as `[name](relative/path.ext)`"),
         );
-        return;
+        return None;
     }
     if link.text.trim().is_empty() {
         diags.push(
             err("E0607", format!("the link to `{target}` has no text"))
                 .help("name the resource: `[name](path)`"),
         );
-        return;
+        return None;
     }
     if from.starts_with(library::PREFIX) {
         diags.push(err(
             "E0601",
             "built-in templates cannot link resources".into(),
         ));
-        return;
+        return None;
     }
     if target.ends_with(".plain") {
         diags.push(
@@ -66,7 +79,7 @@ pub fn check(
                 "to use another module, name it under `import` or `requires` in the front matter",
             ),
         );
-        return;
+        return None;
     }
     let dir = from
         .parent()
@@ -85,7 +98,7 @@ pub fn check(
                 dir.display()
             )),
         );
-        return;
+        return None;
     };
     if !roots.iter().any(|r| real.starts_with(r)) {
         diags.push(
@@ -93,14 +106,14 @@ pub fn check(
                 .note(format!("it resolves to {}", real.display()))
                 .help("move the file into the project folder, or list its folder under `roots` in rekindle.toml"),
         );
-        return;
+        return None;
     }
     if !fs.is_file(&real) {
         diags.push(err(
             "E0602",
             format!("linked resource `{target}` is not a file"),
         ));
-        return;
+        return None;
     }
     match fs.len(&real) {
         Ok(n) if n > max_bytes => {
@@ -113,7 +126,7 @@ pub fn check(
                 )
                 .help("link a smaller excerpt, or raise `max-resource-bytes` in rekindle.toml"),
             );
-            return;
+            return None;
         }
         Ok(_) => {}
         Err(e) => {
@@ -121,7 +134,7 @@ pub fn check(
                 "E0602",
                 format!("cannot read linked resource `{target}`: {e}"),
             ));
-            return;
+            return None;
         }
     }
     match fs.read(&real) {
@@ -134,11 +147,21 @@ pub fn check(
                     )
                     .help("resources go into prompts as text: link UTF-8 text files only"),
                 );
+                return None;
             }
+            let content = String::from_utf8(bytes).ok()?;
+            Some(Resource {
+                path: from.parent().unwrap_or(Path::new(".")).join(target),
+                blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
+                content,
+            })
         }
-        Err(e) => diags.push(err(
-            "E0602",
-            format!("cannot read linked resource `{target}`: {e}"),
-        )),
+        Err(e) => {
+            diags.push(err(
+                "E0602",
+                format!("cannot read linked resource `{target}`: {e}"),
+            ));
+            None
+        }
     }
 }

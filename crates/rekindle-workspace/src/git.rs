@@ -4,19 +4,45 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("git {command} failed: {detail}")]
 pub struct GitError {
     pub command: String,
     pub detail: String,
 }
 
-impl std::fmt::Display for GitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "git {} failed: {}", self.command, self.detail)
+/// How a file differs from the last commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DriftChange {
+    #[serde(rename = "modified")]
+    Modified,
+    #[serde(rename = "added")]
+    Added,
+    #[serde(rename = "deleted")]
+    Deleted,
+    #[serde(rename = "mode changed")]
+    ModeChanged,
+    #[serde(rename = "modified, mode changed")]
+    ModifiedAndModeChanged,
+}
+
+impl DriftChange {
+    pub fn words(self) -> &'static str {
+        match self {
+            DriftChange::Modified => "modified",
+            DriftChange::Added => "added",
+            DriftChange::Deleted => "deleted",
+            DriftChange::ModeChanged => "mode changed",
+            DriftChange::ModifiedAndModeChanged => "modified, mode changed",
+        }
     }
 }
 
-impl std::error::Error for GitError {}
+impl std::fmt::Display for DriftChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.words())
+    }
+}
 
 /// A repository at `dir`.
 #[derive(Clone, Debug)]
@@ -44,6 +70,9 @@ impl Commit {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// Fields separated by 0x1f, commits by 0x1e.
+const COMMIT_FORMAT: &str = "--format=%H%x1f%T%x1f%P%x1f%s%x1f%(trailers:only,unfold)%x1e";
 
 pub const AUTHOR: &str = "rekindle";
 pub const EMAIL: &str = "rekindle@localhost";
@@ -159,9 +188,8 @@ impl Repo {
             .collect())
     }
 
-    /// Every difference between the working folder and HEAD: `(change, path)` with change one of
-    /// `modified`, `added`, `deleted`, `mode changed`, `modified, mode changed`.
-    pub fn drift(&self) -> Result<Vec<(String, String)>, GitError> {
+    /// Every difference between the working folder and HEAD, by path.
+    pub fn drift(&self) -> Result<Vec<(DriftChange, String)>, GitError> {
         let mut out = Vec::new();
         if self.head()?.is_none() {
             return Ok(out);
@@ -177,17 +205,17 @@ impl Repo {
             }
             let mode = f[0] != f[1] && f[1] != "000000" && f[0] != "000000";
             let change = match f[4].chars().next() {
-                Some('D') => "deleted".to_string(),
-                Some('A') => "added".to_string(),
+                Some('D') => DriftChange::Deleted,
+                Some('A') => DriftChange::Added,
                 _ => {
                     let content = self
                         .run(&["diff", "--numstat", "HEAD", "--", path])
                         .map(|n| !n.starts_with("0\t0\t"))
                         .unwrap_or(true);
                     match (content, mode) {
-                        (true, true) => "modified, mode changed".into(),
-                        (false, true) => "mode changed".into(),
-                        _ => "modified".into(),
+                        (true, true) => DriftChange::ModifiedAndModeChanged,
+                        (false, true) => DriftChange::ModeChanged,
+                        _ => DriftChange::Modified,
                     }
                 }
             };
@@ -197,7 +225,7 @@ impl Repo {
             .run(&["ls-files", "--others", "--exclude-standard"])?
             .lines()
         {
-            out.push(("added".into(), path.to_string()));
+            out.push((DriftChange::Added, path.to_string()));
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(out)
@@ -217,12 +245,21 @@ impl Repo {
         if self.head()?.is_none() {
             return Ok(Vec::new());
         }
-        // Fields separated by 0x1f, commits by 0x1e.
-        let out = self.run(&[
-            "log",
-            "--reverse",
-            "--format=%H%x1f%T%x1f%P%x1f%s%x1f%(trailers:only,unfold)%x1e",
-        ])?;
+        self.commits(&["log", "--reverse", COMMIT_FORMAT])
+    }
+
+    /// One commit, with its trailers.
+    pub fn commit(&self, id: &str) -> Result<Commit, GitError> {
+        self.commits(&["log", "-1", COMMIT_FORMAT, id])?
+            .pop()
+            .ok_or_else(|| GitError {
+                command: format!("log -1 {id}"),
+                detail: "no such commit".into(),
+            })
+    }
+
+    fn commits(&self, args: &[&str]) -> Result<Vec<Commit>, GitError> {
+        let out = self.run(args)?;
         Ok(out
             .split('\u{1e}')
             .filter(|c| !c.trim().is_empty())
@@ -301,6 +338,48 @@ impl Repo {
         Ok(d)
     }
 
+    /// The repository whose working folder holds `file`, and the file's path inside it.
+    pub fn containing(file: &Path) -> Option<(Repo, String)> {
+        let abs = std::path::absolute(file).ok()?;
+        let mut dir = abs.parent()?;
+        loop {
+            if dir.join(".git").is_dir() {
+                let rel = abs.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+                return Some((Repo::new(dir), rel));
+            }
+            dir = dir.parent()?;
+        }
+    }
+
+    /// The commit that last changed line `line` (1-based) of `path`; all zeros when the line is
+    /// not committed.
+    pub fn blame_line(&self, path: &str, line: usize) -> Result<Option<String>, GitError> {
+        let range = format!("{line},{line}");
+        let out = self.run(&["blame", "--porcelain", "-L", &range, "--", path])?;
+        Ok(out.split_whitespace().next().map(str::to_string))
+    }
+
+    /// The last commit that changed `path`.
+    pub fn last_commit_of(&self, path: &str) -> Result<Option<String>, GitError> {
+        let out = self.run(&["log", "-1", "--format=%H", "--", path])?;
+        Ok(Some(out.trim().to_string()).filter(|s| !s.is_empty()))
+    }
+
+    /// The files HEAD holds, by path.
+    pub fn ls_files(&self) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .run(&["ls-files", "-z"])?
+            .split('\0')
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Removes the index lock a killed git left behind.
+    pub fn clear_index_lock(&self) {
+        let _ = std::fs::remove_file(self.dir.join(".git").join("index.lock"));
+    }
+
     /// The tree id of `commit`.
     pub fn tree_of(&self, commit: &str) -> Result<String, GitError> {
         Ok(self
@@ -310,29 +389,19 @@ impl Repo {
     }
 }
 
-/// The output of a plain `git` command run in `dir` (for read-only queries such as blame), or
-/// `None` when it fails.
-pub fn output(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Whether `git` can be run at all.
 pub fn available() -> bool {
+    version().is_some()
+}
+
+/// What `git --version` says, when git can be run.
+pub fn version() -> Option<String> {
     Command::new("git")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-pub fn is_inside(path: &Path, root: &Path) -> bool {
-    path.starts_with(root)
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
 #[cfg(test)]

@@ -3,4 +3,6 @@
 
 pub mod files;
 pub mod git;
+pub mod layout;
 pub mod scripts;
+pub mod trailers;

@@ -13,7 +13,7 @@ pub const EXIT_TIMEOUT: i32 = 124;
 /// Output kept in memory per run: the start and the end survive, the middle is dropped.
 const KEEP: usize = 512 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Passed,

@@ -7,7 +7,14 @@
 //! `>` comment changes nothing. The texts of earlier functionalities are deliberately *not* in
 //! the key: they reach this functionality only through the code they produced (the parent
 //! tree), which is what makes early cutoff possible.
+//!
+//! Pure: the caller supplies what needs I/O (the prompt templates' version, the scripts' hashes,
+//! the parent tree); the spec supplies the linked resources it already read.
 
+use rekindle_llm::{ProviderKind, Sampling};
+use rekindle_spec::concepts;
+use rekindle_spec::model::Item;
+use rekindle_spec::project::{Project, RenderModule};
 use serde::Serialize;
 
 pub fn normalize(text: &str) -> String {
@@ -87,7 +94,7 @@ impl KeyParts {
         blake3::hash(self.trailer().as_bytes()).to_hex().to_string()
     }
 
-    /// The value of the `Rekindle-Key-Parts` trailer.
+    /// The parts as one line, as the key-parts commit trailer records them.
     pub fn trailer(&self) -> String {
         NAMES
             .iter()
@@ -145,6 +152,115 @@ pub fn parts(input: &KeyInput<'_>) -> KeyParts {
 
 pub fn render_key(input: &KeyInput<'_>) -> String {
     parts(input).key()
+}
+
+/// The model settings that go into every render key: each role's provider kind and model, the
+/// escalation step, and the sampling parameters.
+pub fn model_settings(
+    roles: [(ProviderKind, &str); 3],
+    escalate: Option<((ProviderKind, &str), u32)>,
+    sampling: &Sampling,
+) -> serde_json::Value {
+    let one =
+        |(kind, model): &(ProviderKind, &str)| serde_json::json!({"kind": kind, "model": model});
+    serde_json::json!({
+        "code": one(&roles[0]), "fix": one(&roles[1]), "tests": one(&roles[2]),
+        "escalate": escalate.as_ref().map(|(m, n)| serde_json::json!({"model": one(m), "after": n})),
+        "sampling": sampling,
+    })
+}
+
+/// A linked resource of a functionality, as the spec resolved it.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkedResource<'a> {
+    /// The link's text.
+    pub name: &'a str,
+    /// The link's target as written.
+    pub target: &'a str,
+    pub content: &'a str,
+    pub blake3: &'a str,
+}
+
+/// Everything besides the spec that every key of one render depends on.
+#[derive(Clone, Debug)]
+pub struct KeyContext<'a> {
+    pub template_version: &'a str,
+    /// [`model_settings`].
+    pub models: &'a serde_json::Value,
+    /// (script role, BLAKE3 of the script).
+    pub scripts: Vec<(String, String)>,
+}
+
+/// Computes the keys of one project's functionalities.
+pub struct Keyer<'a> {
+    pub project: &'a Project,
+    pub context: KeyContext<'a>,
+}
+
+impl<'a> Keyer<'a> {
+    /// The definitions a module's prompts show, in the reference's order.
+    pub fn definitions(&self, rm: &RenderModule) -> Vec<String> {
+        concepts::sorted_definitions(&self.project.bodies, &rm.sections)
+            .iter()
+            .map(|i| i.text.clone())
+            .collect()
+    }
+
+    /// The resources linked from the module's shared sections and from functionality `k` and its
+    /// acceptance tests, each once, in order of appearance.
+    pub fn resources(&self, rm: &'a RenderModule, k: usize) -> Vec<LinkedResource<'a>> {
+        let s = &rm.sections;
+        let f = &s.functional_specs[k - 1];
+        let shared = s
+            .definitions
+            .iter()
+            .chain(&s.implementation_reqs)
+            .chain(&s.test_reqs);
+        let own = std::iter::once(f).chain(f.acceptance_tests.iter());
+        let mut out: Vec<LinkedResource<'a>> = Vec::new();
+        for item in shared.chain(own) {
+            for l in &item.links {
+                if out.iter().any(|r| r.target == l.target) {
+                    continue;
+                }
+                let Some(r) = self.project.resource(l) else {
+                    continue;
+                };
+                out.push(LinkedResource {
+                    name: &l.text,
+                    target: &l.target,
+                    content: &r.content,
+                    blake3: &r.blake3,
+                });
+            }
+        }
+        out
+    }
+
+    /// The key of functionality `k` (1-based) of `rm`, built on `parent_tree`.
+    pub fn key(&self, rm: &RenderModule, defs: &[String], k: usize, parent_tree: &str) -> KeyParts {
+        let s = &rm.sections;
+        let f = &s.functional_specs[k - 1];
+        let norm =
+            |v: &[std::sync::Arc<Item>]| v.iter().map(|i| normalize(&i.text)).collect::<Vec<_>>();
+        parts(&KeyInput {
+            template_version: self.context.template_version,
+            models: self.context.models,
+            module: &self.project.module(rm.module).name,
+            definitions: defs.iter().map(|d| normalize(d)).collect(),
+            implementation_reqs: norm(&s.implementation_reqs),
+            test_reqs: norm(&s.test_reqs),
+            resources: self
+                .resources(rm, k)
+                .into_iter()
+                .map(|r| (r.target.to_string(), r.blake3.to_string()))
+                .collect(),
+            current: normalize(&f.text),
+            acceptance_tests: norm(&f.acceptance_tests),
+            scripts: self.context.scripts.clone(),
+            parent_tree,
+        })
+    }
 }
 
 #[cfg(test)]

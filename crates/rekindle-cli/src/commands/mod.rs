@@ -1,0 +1,84 @@
+//! One module per command. Each takes its parsed arguments, calls the library crates and prints
+//! its output; errors come back as [`CliError`] and are printed in one place, [`run`].
+
+mod attest;
+mod burn;
+mod cache;
+mod check;
+mod doctor;
+mod expand;
+mod journal;
+mod model;
+mod plan;
+mod render;
+mod status;
+mod why;
+
+use crate::args::{Command, Format, JournalCommand};
+use crate::exit::ExitStatus;
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+/// Runs `command` and reports its error, if any; returns the status to exit with.
+pub fn run(command: Command) -> ExitStatus {
+    let format = error_format(&command);
+    let result = match command {
+        Command::Check { files, args } => check::run(&files, &args),
+        Command::Plan { file, args } => plan::run(&file, &args),
+        Command::Render { file, args, render } => render::run(&file, &args, &render),
+        Command::Expand { file, module, args } => expand::run(&file, module.as_deref(), &args),
+        Command::Doctor {
+            file,
+            provider,
+            format,
+        } => doctor::run(file.as_deref(), &provider, format),
+        Command::Model { command } => model::run(command),
+        Command::Status {
+            file,
+            check,
+            args,
+            render,
+        } => status::run(&file, check, &args, &render),
+        Command::Burn {
+            file,
+            into,
+            args,
+            render,
+        } => burn::run(&file, into.as_deref(), &args, &render),
+        Command::Attest { file, args, render } => attest::run(&file, &args, &render),
+        Command::Why {
+            target,
+            spec,
+            format,
+        } => why::run(&target, spec.as_deref(), format),
+        Command::Journal {
+            command: JournalCommand::Verify { spec, format },
+        } => journal::verify(spec.as_deref(), format),
+        Command::Cache { command } => cache::run(command),
+    };
+    result.unwrap_or_else(|e| e.report(format))
+}
+
+/// How a command's errors are printed: as JSON when its output is JSON.
+fn error_format(command: &Command) -> Format {
+    match command {
+        Command::Check { args, .. }
+        | Command::Plan { args, .. }
+        | Command::Render { args, .. }
+        | Command::Expand { args, .. }
+        | Command::Status { args, .. }
+        | Command::Burn { args, .. } => args.format,
+        Command::Why { format, .. } => *format,
+        // Their errors were always plain text.
+        Command::Attest { .. }
+        | Command::Doctor { .. }
+        | Command::Model { .. }
+        | Command::Journal { .. }
+        | Command::Cache { .. } => Format::Text,
+    }
+}

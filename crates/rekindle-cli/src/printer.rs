@@ -1,0 +1,185 @@
+//! Prints a render's events: JSON lines with `--format json`, else a readable log on stderr
+//! (with a live status line on a terminal).
+
+use rekindle_render::events::FunctionalityStatus;
+use rekindle_render::{Event, Observer};
+use std::io::{IsTerminal, Write};
+
+/// Prints events: JSON lines, or a readable log (with a live status line on a terminal).
+pub struct Printer {
+    pub json: bool,
+    pub tty: bool,
+    status: String,
+    tokens: usize,
+    started: std::time::Instant,
+}
+
+impl Printer {
+    pub fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            tty: !json && std::io::stderr().is_terminal(),
+            status: String::new(),
+            tokens: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn line(&mut self, text: String) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        let _ = writeln!(err, "{text}");
+        if self.tty && !self.status.is_empty() {
+            let _ = write!(err, "{}", self.status);
+        }
+        let _ = err.flush();
+    }
+
+    fn set_status(&mut self, s: String) {
+        self.status = s;
+        self.tokens = 0;
+        self.started = std::time::Instant::now();
+        if self.tty {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{}", self.status);
+            let _ = err.flush();
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn event(&mut self, e: &Event) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+            let _ = out.flush();
+            return;
+        }
+        match e {
+            Event::Start {
+                modules,
+                functionalities,
+                ..
+            } => self.line(format!(
+                "rendering {} module{} ({} functionalit{})",
+                modules.len(),
+                if modules.len() == 1 { "" } else { "s" },
+                functionalities,
+                if *functionalities == 1 { "y" } else { "ies" }
+            )),
+            Event::Module { module, .. } => self.line(format!("module {module}")),
+            Event::Functionality {
+                module,
+                id,
+                of,
+                status,
+                reason,
+            } => match status {
+                FunctionalityStatus::Reused => self.line(format!("  {id}/{of} reused (unchanged)")),
+                FunctionalityStatus::Rendering => {
+                    self.line(format!(
+                        "  {id}/{of} rendering: {}",
+                        reason.as_deref().unwrap_or("")
+                    ));
+                    self.set_status(format!("  {module} {id}/{of}"));
+                }
+            },
+            Event::Phase {
+                module,
+                id,
+                phase,
+                attempt,
+            } => {
+                let a = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                if !self.tty {
+                    self.line(format!("    {}{a}", phase.words()));
+                }
+                self.set_status(format!("  {module} {id}: {}{a}", phase.words()));
+            }
+            Event::ModelCall {
+                role,
+                model,
+                cache_hit,
+                tokens_in,
+                tokens_out,
+                cost,
+                seconds,
+                ..
+            } => {
+                let how = if *cache_hit {
+                    "cache hit".to_string()
+                } else {
+                    format!(
+                        "{tokens_in} in / {tokens_out} out, {:.1}s{}",
+                        seconds,
+                        if *cost > 0.0 {
+                            format!(", ${cost:.4}")
+                        } else {
+                            String::new()
+                        }
+                    )
+                };
+                self.line(format!("    model ({role}, {model}): {how}"));
+            }
+            Event::Script {
+                kind,
+                outcome,
+                exit_code,
+                seconds,
+            } => self.line(
+                format!(
+                    "    {} tests: {outcome:?} (exit {exit_code}, {seconds:.1}s)",
+                    kind.name()
+                )
+                .to_lowercase(),
+            ),
+            Event::Committed {
+                id, commit, files, ..
+            } => self.line(format!(
+                "  {id} done: commit {} ({} file{} changed)",
+                &commit[..commit.len().min(10)],
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            )),
+            Event::Failed { reason, .. } => self.line(format!("error: {reason}")),
+            Event::Warning { message } => self.line(format!("warning: {message}")),
+            Event::Summary(s) => {
+                self.status.clear();
+                self.line(format!(
+                    "{}: {} rendered, {} reused; {} model calls, {} cache hits, {} tokens in, {} out, ${:.4}, {:.1}s",
+                    if s.ok { "done" } else { "failed" },
+                    s.rendered,
+                    s.reused,
+                    s.model_calls,
+                    s.cache_hits,
+                    s.tokens_in,
+                    s.tokens_out,
+                    s.cost,
+                    s.seconds
+                ))
+            }
+        }
+    }
+
+    fn token(&mut self, text: &str) {
+        if !self.tty {
+            return;
+        }
+        self.tokens += text.len().div_ceil(4).max(1);
+        let secs = self.started.elapsed().as_secs_f64().max(0.1);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K{}  ~{:.0} tok/s",
+            self.status,
+            self.tokens as f64 / secs
+        );
+        let _ = err.flush();
+    }
+}

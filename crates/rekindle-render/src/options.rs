@@ -1,0 +1,152 @@
+//! What a render is asked to do: the models of each role, the build folder and scripts, the
+//! bounds on fixing, and which functionalities to force.
+
+use rekindle_llm::{Provider, Sampling};
+use rekindle_workspace::files::Limits;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The part a model plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Code,
+    Fix,
+    Tests,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Code, Role::Fix, Role::Tests];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Code => "code",
+            Role::Fix => "fix",
+            Role::Tests => "tests",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A provider and the model name to ask it for.
+pub struct RoleModel<'a> {
+    pub provider: &'a dyn Provider,
+    pub model: String,
+    /// Where it is, for messages and the key (no secrets).
+    pub label: String,
+}
+
+pub struct ModelSet<'a> {
+    pub code: RoleModel<'a>,
+    pub fix: RoleModel<'a>,
+    pub tests: RoleModel<'a>,
+    /// Used for fixes once this many fix attempts of one functionality have failed.
+    pub escalate: Option<(RoleModel<'a>, u32)>,
+}
+
+impl ModelSet<'_> {
+    pub(crate) fn get(&self, role: Role, failures: u32) -> &RoleModel<'_> {
+        if role == Role::Fix {
+            if let Some((m, after)) = &self.escalate {
+                if failures >= *after {
+                    return m;
+                }
+            }
+        }
+        match role {
+            Role::Code => &self.code,
+            Role::Fix => &self.fix,
+            Role::Tests => &self.tests,
+        }
+    }
+
+    /// The model settings that go into every render key.
+    pub fn settings(&self, sampling: &Sampling) -> serde_json::Value {
+        fn one<'x>(m: &'x RoleModel<'_>) -> (rekindle_llm::ProviderKind, &'x str) {
+            (m.provider.kind(), m.model.as_str())
+        }
+        rekindle_plan::keys::model_settings(
+            [one(&self.code), one(&self.fix), one(&self.tests)],
+            self.escalate.as_ref().map(|(m, n)| (one(m), *n)),
+            sampling,
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub build_folder: PathBuf,
+    /// Copy the last module's code here after a successful render (`copy-build`).
+    pub copy_to: Option<PathBuf>,
+    pub unittests_script: Option<PathBuf>,
+    pub conformance_tests_script: Option<PathBuf>,
+    pub prepare_environment_script: Option<PathBuf>,
+    pub script_timeout: Duration,
+    /// Re-render from this functionality of the entry module on (1-based).
+    pub from: Option<usize>,
+    /// Render only these functionalities of the entry module (inclusive).
+    pub range: Option<(usize, usize)>,
+    /// Overwrite hand edits, after saving them as patches under `patches_dir`.
+    pub force: bool,
+    pub patches_dir: PathBuf,
+    /// Fix attempts after a failed unit or conformance run, per phase.
+    pub fix_attempts: u32,
+    /// Fresh restarts of a functionality after its fixes ran out.
+    pub restarts: u32,
+    pub sampling: Sampling,
+    /// Bytes of current code shown in prompts.
+    pub prompt_budget: usize,
+    /// Bytes of script output shown in prompts.
+    pub output_budget: usize,
+    /// A hash of the spec files, recorded in commits.
+    pub spec_hash: String,
+    pub limits: Limits,
+}
+
+impl Options {
+    pub fn new(build_folder: PathBuf) -> Options {
+        Options {
+            patches_dir: rekindle_workspace::layout::BuildLayout::new(&build_folder).patches(),
+            build_folder,
+            copy_to: None,
+            unittests_script: None,
+            conformance_tests_script: None,
+            prepare_environment_script: None,
+            script_timeout: Duration::from_secs(120),
+            from: None,
+            range: None,
+            force: false,
+            fix_attempts: 3,
+            restarts: 1,
+            sampling: Sampling::default(),
+            prompt_budget: 48 * 1024,
+            output_budget: 6 * 1024,
+            spec_hash: String::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The test scripts that go into render keys: (role, BLAKE3 of the script).
+    pub fn script_hashes(&self) -> Vec<(String, String)> {
+        [
+            ("unit", &self.unittests_script),
+            ("conformance", &self.conformance_tests_script),
+            ("prepare", &self.prepare_environment_script),
+        ]
+        .iter()
+        .filter_map(|(n, p)| p.as_ref().map(|p| (n.to_string(), hash_file(p))))
+        .collect()
+    }
+}
+
+fn hash_file(p: &std::path::Path) -> String {
+    std::fs::read(p)
+        .map(|b| blake3::hash(&b).to_hex().to_string())
+        .unwrap_or_else(|_| "missing".into())
+}

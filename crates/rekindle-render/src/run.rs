@@ -1,0 +1,362 @@
+//! The loop itself: modules in `requires` order, functionalities in order. Each functionality is
+//! reused when its render key is unchanged (replaying its commit onto a re-rendered parent when
+//! needed), otherwise rendered by [`crate::steps`] and committed with its trailers. Killing the
+//! process at any moment leaves either a finished commit or a marker whose work the next run
+//! discards.
+
+use crate::error::{io, RenderError};
+use crate::events::{Event, FileHash, FunctionalityStatus, Observer, Summary};
+use crate::history::{self, Base};
+use crate::options::{ModelSet, Options};
+use crate::prompts::{self, Context, Resource};
+use rekindle_llm::session::Session;
+use rekindle_plan::keys::{KeyContext, KeyParts, Keyer};
+use rekindle_plan::stale::{self, first_line};
+use rekindle_spec::project::{Project, RenderModule};
+use rekindle_workspace::files;
+use rekindle_workspace::git::Repo;
+use rekindle_workspace::layout::BuildLayout;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Renders what is stale in `project`.
+pub async fn render(
+    project: &Project,
+    opts: &Options,
+    models: &ModelSet<'_>,
+    session: &Session,
+    obs: &mut dyn Observer,
+) -> Result<Summary, RenderError> {
+    if project.has_errors() {
+        return Err(RenderError::Usage(
+            "the spec has errors; run `rekindle check` to see them".into(),
+        ));
+    }
+    let started = Instant::now();
+    // Scripts get absolute folders: they run from the code folder, not from here.
+    let mut opts = opts.clone();
+    opts.build_folder = std::path::absolute(&opts.build_folder).map_err(io)?;
+    if let Some(c) = &opts.copy_to {
+        opts.copy_to = Some(std::path::absolute(c).map_err(io)?);
+    }
+    let opts = &opts;
+    let layout = BuildLayout::new(&opts.build_folder);
+    let _lock = history::lock(&layout)?;
+    let render_id = history::stamp();
+    let total: usize = project
+        .render_order
+        .iter()
+        .map(|m| m.sections.functional_specs.len())
+        .sum();
+    obs.event(&Event::Start {
+        render_id: render_id.clone(),
+        modules: project
+            .render_order
+            .iter()
+            .map(|m| project.module(m.module).name.clone())
+            .collect(),
+        functionalities: total,
+    });
+    let settings = models.settings(&opts.sampling);
+    let mut r = Renderer {
+        project,
+        opts,
+        layout,
+        models,
+        session,
+        obs,
+        render_id,
+        keyer: Keyer {
+            project,
+            context: KeyContext {
+                template_version: prompts::template_version(),
+                models: &settings,
+                scripts: opts.script_hashes(),
+            },
+        },
+        summary: Summary::default(),
+    };
+    let result = r.run().await;
+    let t = session.totals();
+    let mut summary = std::mem::take(&mut r.summary);
+    summary.model_calls = t.model_calls;
+    summary.cache_hits = t.cache_hits;
+    summary.tokens_in = t.tokens_in;
+    summary.tokens_out = t.tokens_out;
+    summary.cost = t.cost;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.ok = result.is_ok();
+    for w in session.take_warnings() {
+        r.obs.event(&Event::Warning { message: w });
+    }
+    if let Err(e) = &result {
+        let (module, id) = e.functionality().unwrap_or(("", 0));
+        r.obs.event(&Event::Failed {
+            module: module.to_string(),
+            id,
+            reason: e.to_string(),
+        });
+    }
+    r.obs.event(&Event::Summary(summary.clone()));
+    result.map(|()| summary)
+}
+
+pub(crate) struct Renderer<'a, 'm> {
+    pub project: &'a Project,
+    pub opts: &'a Options,
+    pub layout: BuildLayout,
+    pub models: &'a ModelSet<'m>,
+    pub session: &'a Session,
+    pub obs: &'a mut dyn Observer,
+    pub render_id: String,
+    pub keyer: Keyer<'a>,
+    pub summary: Summary,
+}
+
+impl Renderer<'_, '_> {
+    async fn run(&mut self) -> Result<(), RenderError> {
+        let order = &self.project.render_order;
+        let mut base = Base {
+            from: None,
+            tree_key: "empty".into(),
+        };
+        for (i, rm) in order.iter().enumerate() {
+            let entry = i + 1 == order.len();
+            let (code_dir, final_tree) = self.module(rm, &base, entry).await?;
+            base = Base {
+                from: Some(code_dir),
+                tree_key: final_tree,
+            };
+        }
+        if let (Some(dest), Some(from)) = (&self.opts.copy_to, &base.from) {
+            files::replace_contents(from, dest)
+                .map_err(|e| io(format!("cannot copy the build to {}: {e}", dest.display())))?;
+        }
+        Ok(())
+    }
+
+    fn trailers(
+        &self,
+        module: &str,
+        id: usize,
+        parts: &KeyParts,
+        tests_commit: Option<&str>,
+    ) -> rekindle_workspace::trailers::Trailers {
+        history::step_trailers(
+            module,
+            id,
+            parts,
+            &self.opts.spec_hash,
+            &self.render_id,
+            tests_commit,
+        )
+    }
+
+    /// Checks `--from` and `--range` against the entry module's functionalities.
+    fn check_bounds(&self, module: &str, n: usize) -> Result<(), RenderError> {
+        if let Some(from) = self.opts.from {
+            if from > n + 1 || from == 0 {
+                return Err(RenderError::Usage(format!(
+                    "--from {from}: module {module} has functionalities 1 to {n}"
+                )));
+            }
+        }
+        if let Some((a, b)) = self.opts.range {
+            if a == 0 || a > b || b > n {
+                return Err(RenderError::Usage(format!(
+                    "--range {a}..{b}: module {module} has functionalities 1 to {n}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn module(
+        &mut self,
+        rm: &RenderModule,
+        base: &Base,
+        entry: bool,
+    ) -> Result<(PathBuf, String), RenderError> {
+        let module = self.project.module(rm.module).name.clone();
+        let n = rm.sections.functional_specs.len();
+        self.obs.event(&Event::Module {
+            module: module.clone(),
+            functionalities: n,
+        });
+        let d = self.layout.module(&module);
+        let code = Repo::new(&d.code);
+        let tests = Repo::new(&d.tests);
+        code.init()?;
+        tests.init()?;
+        let force = self.opts.force.then_some(self.opts.patches_dir.as_path());
+        history::recover(&module, &d, &code, &tests, force, &mut *self.obs)?;
+        let h = history::read(&module, &code)?;
+        let (base_commit, tests_base) =
+            history::ensure_base(&module, &code, &tests, base, h.base.as_ref())?;
+        if entry {
+            self.check_bounds(&module, n)?;
+        }
+        let mut prev_commit = base_commit.id.clone();
+        let mut prev_tree = base_commit.tree.clone();
+        let mut prev_tests = tests_base;
+        let defs = self.keyer.definitions(rm);
+        for k in 1..=n {
+            let f = &rm.sections.functional_specs[k - 1];
+            let parts = self.keyer.key(rm, &defs, k, &prev_tree);
+            let key = parts.key();
+            let forced = entry
+                && (self.opts.from.is_some_and(|from| k >= from)
+                    || self.opts.range.is_some_and(|(a, b)| k >= a && k <= b));
+            let old = h.done.get(&k);
+            let verdict = stale::judge(old.map(|o| o.recorded()).as_ref(), Ok(&parts), forced);
+            if let (None, Some(old)) = (&verdict, old) {
+                // Reuse; replay the commit onto a re-rendered parent when needed.
+                let (c, t) = if old.commit.parent.as_deref() == Some(prev_commit.as_str()) {
+                    (
+                        old.commit.id.clone(),
+                        old.tests_commit.clone().unwrap_or_default(),
+                    )
+                } else {
+                    let t = match &old.tests_commit {
+                        Some(tc) => {
+                            let tree = tests.tree_of(tc)?;
+                            tests.commit_tree(&tree, Some(&prev_tests), &tests.message(tc)?)?
+                        }
+                        None => prev_tests.clone(),
+                    };
+                    let msg = self
+                        .trailers(&module, k, &parts, Some(&t))
+                        .message(&history::subject(&module, k));
+                    (
+                        code.commit_tree(&old.commit.tree, Some(&prev_commit), &msg)?,
+                        t,
+                    )
+                };
+                self.summary.reused += 1;
+                self.obs.event(&Event::Functionality {
+                    module: module.clone(),
+                    id: k,
+                    of: n,
+                    status: FunctionalityStatus::Reused,
+                    reason: None,
+                });
+                prev_commit = c;
+                prev_tree = old.commit.tree.clone();
+                prev_tests = t;
+                continue;
+            }
+            let reasons = verdict.unwrap_or_default();
+            if entry {
+                if let Some((_, b)) = self.opts.range {
+                    if k > b {
+                        break;
+                    }
+                }
+            }
+            self.obs.event(&Event::Functionality {
+                module: module.clone(),
+                id: k,
+                of: n,
+                status: FunctionalityStatus::Rendering,
+                reason: Some(
+                    reasons
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            });
+            // Start from the state the previous functionality left.
+            code.move_head(&prev_commit)?;
+            if !prev_tests.is_empty() {
+                tests.move_head(&prev_tests)?;
+            }
+            std::fs::write(&d.marker, &self.render_id).map_err(io)?;
+            let cx = self.context(rm, &defs, k);
+            if let Err(e) = self.functionality(&module, k, &cx, &d).await {
+                // Leave the repositories as the last finished functionality left them.
+                code.reset_hard(None)?;
+                tests.reset_hard(None)?;
+                let _ = std::fs::remove_file(&d.marker);
+                return Err(e);
+            }
+            let tests_commit = tests.commit_all(
+                &format!("rekindle: conformance tests of functionality {k} of module {module}"),
+                &self.trailers(&module, k, &parts, None).pairs(),
+            )?;
+            let changed: Vec<String> = code.changes()?.into_iter().map(|(_, p)| p).collect();
+            let subject = format!(
+                "{}\n\n{}",
+                history::subject(&module, k),
+                first_line(&f.text)
+            );
+            let commit = code.commit_all(
+                &subject,
+                &self
+                    .trailers(&module, k, &parts, Some(&tests_commit))
+                    .pairs(),
+            )?;
+            std::fs::remove_file(&d.marker).map_err(io)?;
+            self.summary.rendered += 1;
+            let pos = rekindle_spec::diag::position(&self.project.sources, f.span);
+            let files = changed
+                .into_iter()
+                .map(|path| {
+                    let blake3 = std::fs::read(d.code.join(&path))
+                        .ok()
+                        .map(|b| blake3::hash(&b).to_hex().to_string());
+                    FileHash { path, blake3 }
+                })
+                .collect();
+            self.obs.event(&Event::Committed {
+                module: module.clone(),
+                id: k,
+                commit: commit.clone(),
+                tests_commit: tests_commit.clone(),
+                render_key: key.clone(),
+                text: first_line(&f.text),
+                spec_file: pos.file,
+                spec_lines: [pos.line, pos.end_line],
+                files,
+            });
+            prev_tree = code.tree_of(&commit)?;
+            prev_commit = commit;
+            prev_tests = tests_commit;
+        }
+        // The branch ends at the last functionality (the spec may have lost some).
+        if code.head()?.as_deref() != Some(prev_commit.as_str()) {
+            code.move_head(&prev_commit)?;
+        }
+        if !prev_tests.is_empty() && tests.head()?.as_deref() != Some(prev_tests.as_str()) {
+            tests.move_head(&prev_tests)?;
+        }
+        Ok((d.code, prev_tree))
+    }
+
+    /// What every prompt about functionality `k` shows.
+    fn context(&self, rm: &RenderModule, defs: &[String], k: usize) -> Context {
+        let s = &rm.sections;
+        let f = &s.functional_specs[k - 1];
+        let texts = |v: &[std::sync::Arc<rekindle_spec::model::Item>]| {
+            v.iter().map(|i| i.text.clone()).collect::<Vec<_>>()
+        };
+        Context {
+            definitions: defs.to_vec(),
+            implementation_reqs: texts(&s.implementation_reqs),
+            test_reqs: texts(&s.test_reqs),
+            resources: self
+                .keyer
+                .resources(rm, k)
+                .into_iter()
+                .map(|r| Resource {
+                    name: r.name.to_string(),
+                    path: r.target.to_string(),
+                    content: r.content.to_string(),
+                })
+                .collect(),
+            previous: texts(&s.functional_specs[..k - 1]),
+            current: f.text.clone(),
+            acceptance_tests: texts(&f.acceptance_tests),
+        }
+    }
+}

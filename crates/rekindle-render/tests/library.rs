@@ -1,0 +1,347 @@
+//! The render loop at its library boundary: `render` and `status` called directly, against a
+//! scripted model served on 127.0.0.1 (the real OpenAI-compatible provider talks to it), with
+//! real bash test scripts and real git repositories. The CLI's own tests cover printing and exit
+//! codes; these cover what the loop does and that `status` predicts it.
+
+use rekindle_llm::meter::{Budget, PriceTable};
+use rekindle_llm::providers::ProviderSpec;
+use rekindle_llm::session::{Mode, Session};
+use rekindle_llm::{Provider, ProviderKind};
+use rekindle_plan::stale::State;
+use rekindle_render::events::{FunctionalityStatus, Phase};
+use rekindle_render::{Event, ModelSet, Observer, Options, RenderError, RoleModel, Summary};
+use rekindle_testkit::{openai_reply, Reply, Seen, Server};
+use rekindle_workspace::git::Repo;
+use rekindle_workspace::layout::BuildLayout;
+use rekindle_workspace::trailers::Trailers;
+use std::path::{Path, PathBuf};
+
+/// Runs every `unit_*.sh` in the code folder.
+const UNIT: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in unit_*.sh; do [ -e \"$t\" ] || continue; bash \"$t\" || { echo \"unit test $t failed\"; exit 1; }; done\n";
+/// Runs every test in the functionality's conformance folder against the code.
+const CONFORMANCE: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do bash \"$t\" || { echo \"conformance test $t failed\"; exit 1; }; done\n";
+
+/// The word that functionality "Print WORD." asks for.
+fn word(prompt: &str) -> String {
+    let after = prompt
+        .split("# The functionality to implement now")
+        .nth(1)
+        .unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn block(path: &str, content: &str) -> String {
+    format!("--- FILE: {path}\n{content}--- END FILE\n")
+}
+
+/// A tiny programmer: each functionality appends an `echo` to main.sh; a word starting with
+/// `broken` first gets a failing unit test, fixed when asked.
+fn programmer(s: &Seen) -> Reply {
+    let prompt = s.last_user();
+    let w = word(&prompt);
+    if prompt.contains("# Unit test failure") {
+        return openai_reply(&block(&format!("unit_{w}.sh"), "exit 0\n"));
+    }
+    if prompt.contains("Write conformance tests") {
+        return openai_reply(&block(
+            "check.sh",
+            &format!("bash main.sh | grep -qx {w}\n"),
+        ));
+    }
+    let main = prompt
+        .split("--- FILE: main.sh\n")
+        .nth(1)
+        .and_then(|r| r.split("--- END FILE").next())
+        .unwrap_or("#!/usr/bin/env bash\n")
+        .to_string();
+    let unit = if w.starts_with("broken") {
+        "exit 1\n"
+    } else {
+        "exit 0\n"
+    };
+    openai_reply(&format!(
+        "{}{}",
+        block("main.sh", &format!("{main}echo {w}\n")),
+        block(&format!("unit_{w}.sh"), unit)
+    ))
+}
+
+#[derive(Default)]
+struct Log(Vec<Event>);
+
+impl Observer for Log {
+    fn event(&mut self, e: &Event) {
+        self.0.push(e.clone());
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    server: Server,
+    _server_rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn new(words: &[&str]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("unit.sh", UNIT), ("conformance.sh", CONFORMANCE)] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let (server, server_rt) = Server::start_blocking(vec![]);
+        server.set_responder(programmer);
+        let f = Fixture {
+            dir,
+            server,
+            _server_rt: server_rt,
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        };
+        f.write_spec(words);
+        f
+    }
+
+    fn write_spec(&self, words: &[&str]) {
+        let mut s = String::from("***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n");
+        for w in words {
+            s.push_str(&format!("- Print {w}.\n\n"));
+        }
+        std::fs::write(self.dir.path().join("app.plain"), s).unwrap();
+    }
+
+    fn project(&self) -> rekindle_spec::project::Project {
+        let p = rekindle_spec::project::load(
+            &self.dir.path().join("app.plain"),
+            &Default::default(),
+            &rekindle_spec::loader::RealFs,
+        );
+        assert!(!p.has_errors(), "{:?}", p.diagnostics);
+        p
+    }
+
+    fn options(&self) -> Options {
+        let mut o = Options::new(self.dir.path().join("build"));
+        o.unittests_script = Some(self.dir.path().join("unit.sh"));
+        o.conformance_tests_script = Some(self.dir.path().join("conformance.sh"));
+        o.patches_dir = self.dir.path().join("patches");
+        o.script_timeout = std::time::Duration::from_secs(10);
+        o
+    }
+
+    fn code(&self) -> PathBuf {
+        BuildLayout::new(self.dir.path().join("build"))
+            .module("app")
+            .code
+    }
+
+    fn provider(&self) -> Box<dyn Provider> {
+        let mut spec = ProviderSpec::new("openai", ProviderKind::Openai);
+        spec.base_url = Some(format!("{}/v1", self.server.url()));
+        spec.model = Some("fake".into());
+        rekindle_llm::providers::build_for(&spec, false).unwrap()
+    }
+
+    fn render(&self, opts: &Options) -> (Result<Summary, RenderError>, Vec<Event>) {
+        let provider = self.provider();
+        let session = Session::new(
+            Some(rekindle_llm::cache::Cache::new(
+                self.dir.path().join("cache"),
+            )),
+            Mode::Normal,
+            Budget::default(),
+            PriceTable::default(),
+        );
+        let mut log = Log::default();
+        let r = self.rt.block_on(rekindle_render::render(
+            &self.project(),
+            opts,
+            &models(provider.as_ref()),
+            &session,
+            &mut log,
+        ));
+        (r, log.0)
+    }
+
+    fn status(&self, opts: &Options) -> rekindle_render::Status {
+        let provider = self.provider();
+        let settings = models(provider.as_ref()).settings(&opts.sampling);
+        rekindle_render::status(&self.project(), opts, &settings).unwrap()
+    }
+}
+
+fn models(provider: &dyn Provider) -> ModelSet<'_> {
+    let m = || RoleModel {
+        provider,
+        model: "fake".into(),
+        label: "openai".into(),
+    };
+    ModelSet {
+        code: m(),
+        fix: m(),
+        tests: m(),
+        escalate: None,
+    }
+}
+
+fn statuses(events: &[Event]) -> Vec<(usize, FunctionalityStatus, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Functionality {
+                id, status, reason, ..
+            } => Some((*id, *status, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn phases(events: &[Event], k: usize) -> Vec<Phase> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Phase { id, phase, .. } if *id == k => Some(*phase),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run_main(code: &Path) -> String {
+    let out = std::process::Command::new("bash")
+        .arg("main.sh")
+        .current_dir(code)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn renders_commits_with_trailers_then_reuses() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    let opts = f.options();
+    let (r, events) = f.render(&opts);
+    let s = r.unwrap();
+    assert_eq!((s.rendered, s.reused, s.model_calls), (2, 0, 4));
+    assert_eq!(
+        phases(&events, 1),
+        [Phase::Implement, Phase::UnitTests, Phase::ConformanceTests]
+    );
+    assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
+    // Every functionality is one commit whose trailers say which, on top of the module's base.
+    let log = Repo::new(f.code()).log().unwrap();
+    let t: Vec<Trailers> = log.iter().filter_map(Trailers::of).collect();
+    assert_eq!(
+        t.iter().map(|t| t.functionality).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_eq!(t[0].base.as_deref(), Some("empty"));
+    assert!(t[1..].iter().all(|t| t.module == "app"
+        && t.render_key.as_ref().is_some_and(|k| k.len() == 64)
+        && t.tests_commit.is_some()));
+    let (r, events) = f.render(&opts);
+    let s = r.unwrap();
+    assert_eq!((s.rendered, s.reused, s.model_calls), (0, 2, 0));
+    assert!(statuses(&events)
+        .iter()
+        .all(|(_, st, _)| *st == FunctionalityStatus::Reused));
+}
+
+#[test]
+fn a_failing_unit_test_is_fixed() {
+    let f = Fixture::new(&["broken1"]);
+    let (r, events) = f.render(&f.options());
+    assert_eq!(r.unwrap().model_calls, 3);
+    assert_eq!(
+        phases(&events, 1),
+        [
+            Phase::Implement,
+            Phase::UnitTests,
+            Phase::FixUnitTests,
+            Phase::UnitTests,
+            Phase::ConformanceTests
+        ]
+    );
+}
+
+/// `status` and `render` share one decision: what status predicts is what render then does,
+/// for the same reasons.
+#[test]
+fn status_predicts_what_render_does() {
+    let f = Fixture::new(&["one", "two", "three"]);
+    let opts = f.options();
+    f.render(&opts).0.unwrap();
+    assert!(f.status(&opts).clean());
+    f.write_spec(&["one", "deux", "three"]);
+    let st = f.status(&opts);
+    let states: Vec<_> = st.modules[0]
+        .functionalities
+        .iter()
+        .map(|s| (s.state, s.reasons.clone()))
+        .collect();
+    assert_eq!(states[0], (State::UpToDate, vec![]));
+    assert_eq!(
+        states[1],
+        (
+            State::Stale,
+            vec!["its spec text or acceptance tests changed".to_string()]
+        )
+    );
+    assert_eq!(states[2].0, State::Reusable);
+    assert_eq!((st.pending(), st.reusable()), (1, 1));
+    let (r, events) = f.render(&opts);
+    r.unwrap();
+    let seen = statuses(&events);
+    assert_eq!(seen[0].1, FunctionalityStatus::Reused);
+    assert_eq!(
+        (seen[1].1, seen[1].2.as_deref()),
+        (
+            FunctionalityStatus::Rendering,
+            Some("its spec text or acceptance tests changed")
+        )
+    );
+    // Functionality 3 now sits on different code: its key changed for that reason alone.
+    assert_eq!(
+        (seen[2].1, seen[2].2.as_deref()),
+        (
+            FunctionalityStatus::Rendering,
+            Some("the code left by the functionality before it changed")
+        )
+    );
+    assert!(f.status(&opts).clean());
+}
+
+#[test]
+fn hand_edits_stop_the_render_and_force_saves_them() {
+    let f = Fixture::new(&["keep"]);
+    let mut opts = f.options();
+    f.render(&opts).0.unwrap();
+    std::fs::write(f.code().join("main.sh"), "echo mine\n").unwrap();
+    let st = f.status(&opts);
+    assert_eq!(st.hand_edits(), 1);
+    assert_eq!(st.modules[0].drift[0].path, "main.sh");
+    f.write_spec(&["changed"]);
+    match f.render(&opts).0 {
+        Err(RenderError::HandEdits { paths, .. }) => assert_eq!(paths, ["main.sh"]),
+        other => panic!("expected hand edits, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(f.code().join("main.sh")).unwrap(),
+        "echo mine\n"
+    );
+    opts.force = true;
+    f.render(&opts).0.unwrap();
+    let patches: Vec<_> = std::fs::read_dir(f.dir.path().join("patches"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(patches.len(), 1);
+    let patch = std::fs::read_to_string(patches[0].path()).unwrap();
+    assert!(patch.contains("+echo mine"), "{patch}");
+    assert_eq!(run_main(&f.code()), "changed\n");
+}
