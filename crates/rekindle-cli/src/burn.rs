@@ -3,6 +3,7 @@
 //! ones against the rebuilt code, and say per functionality whether the specs reproduce a passing
 //! system.
 
+use rekindle_workspace::sandbox::SandboxPolicy;
 use serde::Serialize;
 use std::path::Path;
 
@@ -16,11 +17,18 @@ pub struct Row {
     pub new_tests: Option<bool>,
 }
 
-fn passes(script: &Path, code: &Path, tests: &Path, timeout: std::time::Duration) -> Option<bool> {
+fn passes(
+    script: &Path,
+    code: &Path,
+    tests: &Path,
+    timeout: std::time::Duration,
+    sandbox: &SandboxPolicy,
+) -> Option<bool> {
     if !tests.is_dir() {
         return None;
     }
-    let run = rekindle_workspace::scripts::run(script, &[code, tests], code, timeout).ok()?;
+    let run =
+        rekindle_workspace::scripts::run(script, &[code, tests], code, timeout, sandbox).ok()?;
     Some(run.outcome == rekindle_workspace::scripts::Outcome::Passed)
 }
 
@@ -32,6 +40,7 @@ pub fn compare(
     scratch: &Path,
     script: &Path,
     timeout: std::time::Duration,
+    sandbox: &SandboxPolicy,
 ) -> Vec<Row> {
     let mut rows = Vec::new();
     for rm in &project.render_order {
@@ -47,12 +56,14 @@ pub fn compare(
                     &code,
                     &original.join(&module).join("tests").join(&folder),
                     timeout,
+                    sandbox,
                 ),
                 new_tests: passes(
                     script,
                     &code,
                     &scratch.join(&module).join("tests").join(&folder),
                     timeout,
+                    sandbox,
                 ),
             });
         }

@@ -1143,6 +1143,7 @@ fn burn_cmd(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &render_cmd::R
         &std::path::absolute(&scratch).unwrap_or(scratch.clone()),
         &script,
         render_cmd::timeout(settings.test_script_timeout),
+        &opts.sandbox,
     );
     let ok = rows
         .iter()

@@ -24,6 +24,7 @@ use rekindle_spec::concepts;
 use rekindle_spec::project::{Project, RenderModule};
 use rekindle_workspace::files::{self, Change, FileText, Limits};
 use rekindle_workspace::git::{Commit, GitError, Repo};
+use rekindle_workspace::sandbox::SandboxPolicy;
 use rekindle_workspace::scripts::{self, Outcome};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,8 @@ pub struct Options {
     /// A hash of the spec files, recorded in commits.
     pub spec_hash: String,
     pub limits: Limits,
+    /// What every script may do (the sandbox).
+    pub sandbox: SandboxPolicy,
 }
 
 impl Options {
@@ -157,6 +160,7 @@ impl Options {
             output_budget: 6 * 1024,
             spec_hash: String::new(),
             limits: Limits::default(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 }
@@ -788,7 +792,14 @@ impl Renderer<'_, '_> {
         args: &[&Path],
         cwd: &Path,
     ) -> Result<scripts::Run, RenderError> {
-        let run = scripts::run(script, args, cwd, self.opts.script_timeout).map_err(io)?;
+        let run = scripts::run(
+            script,
+            args,
+            cwd,
+            self.opts.script_timeout,
+            &self.opts.sandbox,
+        )
+        .map_err(io)?;
         self.obs.event(&Event::Script {
             kind,
             outcome: run.outcome,
