@@ -12,32 +12,41 @@
 //!
 //! **Why bubblewrap.** It is the tool Flatpak and Claude Code use on Linux, packaged by every
 //! distribution, small and well reviewed; it runs as a separate process, so nothing forks inside
-//! rekindle's multi-threaded runtime. Measured here (2 cores, kernel 6.18), a sandboxed `true`
-//! costs about 13 ms over a direct one; the `hakoniwa` crate, which builds a similar container
-//! in-process, took a median of 32 ms. Landlock plus seccomp alone (Codex's way) would not give a
-//! PID namespace, and so no reliable end for double-forked processes.
+//! rekindle's multi-threaded runtime. Measured here (2 cores, kernel 6.18, idle), bubblewrap runs
+//! `true` in about 13 ms more than a direct start; the `hakoniwa` crate, which builds a similar
+//! container in-process, took a median of 32 ms. Landlock plus seccomp alone (Codex's way) would
+//! give no PID namespace, and so no reliable end for double-forked processes. `bench/sandbox.sh`
+//! measures a whole script run.
 //!
 //! How each requirement is met:
 //! - user, mount, PID, network, IPC, UTS and cgroup namespaces; every capability dropped; no
 //!   nested user namespaces; a new session (no terminal to inject keystrokes into);
+//! - rekindle's user keeps its uid inside (so the files a script writes are the user's); for
+//!   root, the kernel files that check only the owner are read-only or hidden (`/proc/sys`,
+//!   `/proc/sysrq-trigger`, `/proc/keys`... as Docker does), and a seccomp filter refuses the
+//!   keyrings, which are not namespaced, and a few calls a test never needs
+//!   (`sandbox/seccomp.rs`);
 //! - the whole process tree ends with the script: bubblewrap's PID 1 exits when the script does,
 //!   and the kernel kills everything left in the namespace; on a timeout rekindle kills
 //!   bubblewrap, whose PID 1 dies with it (`--die-with-parent`), with the same effect, whatever
-//!   the processes did with `setsid` or double forks;
+//!   the processes did with `setsid` or double forks; the same when rekindle itself is killed;
 //! - limits: CPU seconds, file size and memory (data segment) per process are rlimits set before
 //!   bubblewrap starts and inherited by everything; processes (and total memory) are a cgroup
-//!   (v1 or v2) where rekindle may create one, which is where it runs as root. Root is exempt from
-//!   `RLIMIT_NPROC`, so as root without a writable cgroup the process limit cannot be enforced and
-//!   the sandbox refuses; as another user `RLIMIT_NPROC` is set inside the new user namespace
-//!   (set before it, the kernel would count every process the user runs elsewhere);
+//!   (v1 or v2, `sandbox/cgroup.rs`) where rekindle may create one, which is where it runs as
+//!   root. Root is exempt from `RLIMIT_NPROC`, so as root without a writable cgroup the process
+//!   limit cannot be enforced and the sandbox refuses; as another user `RLIMIT_NPROC` is set
+//!   inside the new user namespace (set before it, the kernel would count every process the
+//!   user runs elsewhere);
 //! - output is bounded by [`crate::scripts`].
 
 pub(crate) mod cgroup;
+mod seccomp;
 
 use cgroup::Cgroup;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -449,6 +458,8 @@ pub(crate) struct Confined {
     pub cgroup: Option<Cgroup>,
     /// bubblewrap's own stderr: set-up errors. The script's stderr goes to the output.
     setup: Option<std::io::PipeReader>,
+    /// The seccomp filter, open until bubblewrap has read it.
+    _seccomp: Option<std::io::PipeReader>,
 }
 
 impl Confined {
@@ -525,6 +536,7 @@ pub(crate) fn confine(
             cmd,
             cgroup: None,
             setup: None,
+            _seccomp: None,
         });
     }
     if !cfg!(target_os = "linux") {
@@ -593,6 +605,23 @@ pub(crate) fn confine(
         }
     }
     a.args(["--proc", "/proc", "--dev", "/dev"]);
+    // Inside, rekindle's user keeps its uid (root stays uid 0, without capabilities). Kernel
+    // files that check only the owner would then obey the script: make them read-only or hide
+    // them, as Docker does for its root containers.
+    for p in PROC_READ_ONLY.iter().map(Path::new).filter(|p| p.exists()) {
+        a.at_own_path("--ro-bind", p);
+    }
+    for p in PROC_HIDDEN.iter().map(Path::new).filter(|p| p.exists()) {
+        if p.is_dir() {
+            a.args([OsStr::new("--tmpfs"), p.as_os_str()]);
+        } else {
+            a.args([
+                OsStr::new("--ro-bind"),
+                OsStr::new("/dev/null"),
+                p.as_os_str(),
+            ]);
+        }
+    }
     let temp_size = (limits.temp_mb * 1024 * 1024).to_string();
     for t in [SANDBOX_TMP, "/dev/shm"] {
         if limits.temp_mb > 0 {
@@ -615,6 +644,18 @@ pub(crate) fn confine(
     for r in readonly {
         a.at_own_path("--ro-bind", r);
     }
+    let seccomp = match seccomp::program() {
+        Some(program) => {
+            let (reader, mut writer) = std::io::pipe().map_err(io_err)?;
+            // A few hundred bytes: the pipe holds them all before bubblewrap reads.
+            std::io::Write::write_all(&mut writer, program).map_err(io_err)?;
+            drop(writer);
+            a.args(["--seccomp".to_string(), reader.as_raw_fd().to_string()]);
+            Some(reader)
+        }
+        None => None,
+    };
+    let seccomp_fd = seccomp.as_ref().map(|r| r.as_raw_fd());
     a.args([OsStr::new("--chdir"), cwd.as_os_str()]);
     a.args(["--remount-ro", "/", "--"]);
     // `sh` starts faster; `ulimit -u` is bash's.
@@ -637,7 +678,8 @@ pub(crate) fn confine(
     ];
     let join: Vec<std::os::fd::RawFd> = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
     // SAFETY: the closure runs between fork and exec, so it may only make async-signal-safe
-    // calls: setrlimit and write on descriptors opened before the fork. It allocates nothing.
+    // calls: setrlimit, fcntl and write on descriptors opened before the fork. It allocates
+    // nothing.
     unsafe {
         cmd.pre_exec(move || {
             for (resource, value) in rlimits {
@@ -649,6 +691,12 @@ pub(crate) fn confine(
                     rlim_max: value as libc::rlim_t,
                 };
                 if libc::setrlimit(resource, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // bubblewrap reads the filter from this descriptor.
+            if let Some(fd) = seccomp_fd {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -665,6 +713,7 @@ pub(crate) fn confine(
         cmd,
         cgroup,
         setup: Some(setup_reader),
+        _seccomp: seccomp,
     })
 }
 
@@ -692,6 +741,30 @@ fn unsafe_free_geteuid() -> u32 {
 /// Read-only at their own paths (or recreated as the same symlink).
 const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// Kernel settings and triggers under `/proc`, read-only inside (Docker's list).
+const PROC_READ_ONLY: &[&str] = &[
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+];
+
+/// Kernel state under `/proc` that is nobody's business inside (Docker's list, and the
+/// keyrings, which are not namespaced).
+const PROC_HIDDEN: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/proc/asound",
 ];
 
 /// Files and folders of `/etc` that hold secrets; hidden behind an empty file or folder.

@@ -206,6 +206,53 @@ fn files_outside_the_project_cannot_be_read() {
 }
 
 #[test]
+fn kernel_settings_are_read_only() {
+    let p = project();
+    // Non-destructive: `test -w` asks, and the one write puts back the value already there.
+    let body =
+        "for f in /proc/sys/vm/swappiness /proc/sysrq-trigger /proc/irq/default_smp_affinity \
+                /proc/sys/kernel/hostname; do\n\
+                  if [ -e \"$f\" ] && [ -w \"$f\" ]; then echo \"WRITABLE $f\"; fi\n\
+                done\n\
+                v=$(cat /proc/sys/vm/swappiness)\n\
+                echo \"$v\" > /proc/sys/vm/swappiness && echo WROTE-SYSCTL\n\
+                cat /proc/keys /proc/timer_list 2>&1 | head -3\n\
+                exit 0";
+    let r = p.run(body, &sandboxed(), Duration::from_secs(20));
+    assert_eq!(r.outcome, Outcome::Passed, "{}", r.output);
+    assert!(!r.output.contains("WRITABLE"), "{}", r.output);
+    assert!(!r.output.contains("WROTE-SYSCTL"), "{}", r.output);
+    assert!(r.output.contains("Read-only file system"), "{}", r.output);
+}
+
+#[test]
+fn the_keyrings_and_other_kernel_calls_are_refused() {
+    let p = project();
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0): root's keyring outside, were it
+    // allowed; and the same call by its x32 number, which a filter must not let through.
+    let body = "python3 - <<'EOF'\n\
+                import ctypes, os, platform\n\
+                libc = ctypes.CDLL(None, use_errno=True)\n\
+                nr = {'x86_64': 250, 'aarch64': 219}[platform.machine()]\n\
+                calls = [nr] + ([nr | 0x40000000] if platform.machine() == 'x86_64' else [])\n\
+                for n in calls:\n\
+                \x20   r = libc.syscall(n, 0, -4, 0)\n\
+                \x20   print('keyctl', hex(n), r, os.strerror(ctypes.get_errno()))\n\
+                EOF";
+    let r = p.run(body, &sandboxed(), Duration::from_secs(20));
+    assert_eq!(r.outcome, Outcome::Passed, "{}", r.output);
+    let lines: Vec<&str> = r
+        .output
+        .lines()
+        .filter(|l| l.starts_with("keyctl"))
+        .collect();
+    assert!(!lines.is_empty(), "{}", r.output);
+    for l in lines {
+        assert!(l.contains(" -1 Operation not permitted"), "{}", r.output);
+    }
+}
+
+#[test]
 fn no_key_in_the_environment() {
     let p = project();
     let body = "env\ncat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'\n\
