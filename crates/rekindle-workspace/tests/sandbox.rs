@@ -2,7 +2,7 @@
 //! concrete outcome (the file is absent, the listener accepted nothing, no process survives).
 //! Where the sandbox cannot be set up these tests fail; they are never skipped.
 
-use rekindle_workspace::sandbox::{Limits, Mode, SandboxError, SandboxPolicy};
+use rekindle_workspace::sandbox::{Limits, Mode, ProcessLimit, SandboxError, SandboxPolicy};
 use rekindle_workspace::scripts::{self, Outcome, Run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -572,11 +572,57 @@ fn refusals_name_the_cause() {
     );
 }
 
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 #[test]
 fn the_probe_reports_how_limits_are_enforced() {
     setup();
     let probe = sandboxed().probe().unwrap();
     assert_eq!(probe.mode, Mode::Enabled);
+    // Root is exempt from RLIMIT_NPROC: a cgroup, or the sandbox would have refused.
+    let expected = if is_root() {
+        ProcessLimit::Cgroup
+    } else {
+        ProcessLimit::Rlimit
+    };
+    assert_eq!(probe.process_limit, expected);
     let text = probe.to_string();
     assert!(text.starts_with("works (bubblewrap"), "{text}");
+}
+
+/// Root's limits are a cgroup; another user's are rlimits set inside the user namespace. As
+/// root (CI), this runs the tests that depend on it again as `nobody`, so both paths are tested.
+#[test]
+fn as_another_user_the_sandbox_holds_too() {
+    setup();
+    if !is_root() {
+        return; // every other test here already runs as a user that is not root
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "processes_are_limited_and_a_fork_bomb_ends",
+            "a_memory_hog_is_stopped",
+            "cpu_time_file_size_and_output_are_limited",
+            "a_timeout_ends_every_descendant",
+            "the_probe_reports_how_limits_are_enforced",
+            "the_given_folders_are_writable_and_python_runs",
+            "--test-threads=2",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home.path())
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("test result: ok. 6 passed"), "{text}");
 }
