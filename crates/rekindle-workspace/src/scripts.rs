@@ -4,7 +4,7 @@
 //! are the only ones it can write. A script that runs past its timeout is killed with every
 //! process it started and counts as 124; one whose output passes the policy's bound is stopped.
 
-use crate::sandbox::{self, SandboxError, SandboxPolicy};
+use crate::sandbox::{self, Mode, SandboxError, SandboxPolicy};
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -117,6 +117,28 @@ impl Collected {
         out.push_str(&String::from_utf8_lossy(&tail));
         out
     }
+}
+
+/// Added to a failed run's output that shows a network error while the sandbox has no network.
+pub const NO_NETWORK_NOTE: &str =
+    "\n[the sandbox has no network; if the project's scripts need it \
+     (to install packages, say), allow it with network = true in [sandbox] of rekindle.toml]\n";
+
+/// Whether output reads like a failed name lookup or connection.
+fn looks_offline(output: &str) -> bool {
+    [
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Could not resolve host",
+        "getaddrinfo",
+        "EAI_AGAIN",
+        "ENOTFOUND",
+        "Network is unreachable",
+        "ENETUNREACH",
+        "NewConnectionError",
+    ]
+    .iter()
+    .any(|s| output.contains(s))
 }
 
 /// Runs `script` with `args` in `cwd`, at most `timeout`, under `policy`. The folders among
@@ -244,6 +266,9 @@ pub fn run(
             "\n[processes the script left running kept its output open; the rest was not read]\n",
         );
     }
+    if exit_code != 0 && policy.mode == Mode::Enabled && !policy.network && looks_offline(&output) {
+        output.push_str(NO_NETWORK_NOTE);
+    }
     let outcome = match exit_code {
         _ if c.overflow => Outcome::Failed,
         0 => Outcome::Passed,
@@ -351,6 +376,22 @@ mod tests {
         assert_eq!((r.outcome, r.exit_code), (Outcome::TimedOut, 124));
         assert!(t.elapsed() < Duration::from_secs(10));
         assert!(r.output.contains("started"));
+    }
+
+    #[test]
+    fn a_network_failure_names_the_setting() {
+        let d = tempfile::tempdir().unwrap();
+        let s = script(
+            d.path(),
+            "python3 -c \"import socket; socket.getaddrinfo('pypi.org', 443)\"",
+        );
+        let r = run(&s, &[], d.path(), Duration::from_secs(30), &sandboxed()).unwrap();
+        assert_eq!(r.outcome, Outcome::Failed, "{}", r.output);
+        assert!(r.output.ends_with(NO_NETWORK_NOTE), "{}", r.output);
+        // A failure that is not about the network gets no such note.
+        let s = script(d.path(), "echo 'AssertionError: 1 != 2'; exit 1");
+        let r = run(&s, &[], d.path(), Duration::from_secs(30), &sandboxed()).unwrap();
+        assert!(!r.output.contains("network"), "{}", r.output);
     }
 
     #[test]
