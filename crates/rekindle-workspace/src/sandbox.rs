@@ -371,7 +371,7 @@ impl SandboxPolicy {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_else(|_| "bubblewrap".into());
         let dir = tempfile::tempdir().map_err(io_err)?;
-        let (reader, writer) = std::io::pipe().map_err(io_err)?;
+        let (mut reader, writer) = std::io::pipe().map_err(io_err)?;
         let mut confined = confine(
             self,
             &[OsString::from("true")],
@@ -380,18 +380,20 @@ impl SandboxPolicy {
             &[],
             writer,
         )?;
-        drop(reader);
         let status = confined
             .spawn()
             .and_then(|mut c| c.wait())
             .map_err(io_err)?;
-        let stderr = confined.setup_errors();
+        let mut output = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut output);
+        let code = status.code().unwrap_or(1);
+        if let Some(e) = confined.setup_errors(&output, code) {
+            return Err(setup_error(e));
+        }
         if !status.success() {
-            return Err(setup_error(if stderr.is_empty() {
-                format!("a sandboxed `true` exited with {status}")
-            } else {
-                stderr
-            }));
+            return Err(setup_error(format!(
+                "a sandboxed `true` exited with {status}: {output}"
+            )));
         }
         Ok(Probe {
             mode: Mode::Enabled,
@@ -456,7 +458,8 @@ pub(crate) struct Confined {
     pub cmd: Command,
     /// The cgroup that holds the run (removed on drop).
     pub cgroup: Option<Cgroup>,
-    /// bubblewrap's own stderr: set-up errors. The script's stderr goes to the output.
+    /// bubblewrap's own stderr, where a shell runs before the script (which joins the script's
+    /// stderr to its stdout). Otherwise bubblewrap's messages are in the output.
     setup: Option<std::io::PipeReader>,
     /// The seccomp filter, open until bubblewrap has read it.
     _seccomp: Option<std::io::PipeReader>,
@@ -470,13 +473,17 @@ impl Confined {
         cmd.spawn()
     }
 
-    /// What bubblewrap itself reported; call after the process ended. Reads only what is
-    /// already there, so nothing left running can make it wait.
-    pub fn setup_errors(&mut self) -> String {
+    /// What bubblewrap itself reported if it could not set the sandbox up, given the run's
+    /// `output` and exit code; call after the process ended. Without a shell before the script,
+    /// bubblewrap's stderr is the script's, and its failure is exit 1 with output that starts
+    /// with `bwrap: `: a script that fakes one stops the render, as its exit 69 would.
+    pub fn setup_errors(&mut self, output: &str, exit_code: i32) -> Option<String> {
         use std::os::fd::AsRawFd;
         let Some(mut r) = self.setup.take() else {
-            return String::new();
+            return (exit_code == 1 && output.starts_with("bwrap: "))
+                .then(|| output.lines().next().unwrap_or_default().to_string());
         };
+        // Only what is already there, so nothing left running can make this wait.
         // SAFETY: fcntl on a descriptor this function owns.
         unsafe {
             let fd = r.as_raw_fd();
@@ -488,20 +495,16 @@ impl Confined {
         }
         let mut buf = Vec::new();
         let _ = std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, 64 * 1024), &mut buf);
-        String::from_utf8_lossy(&buf).trim().to_string()
+        let text = String::from_utf8_lossy(&buf).trim().to_string();
+        (exit_code != 0 && !text.is_empty()).then_some(text)
     }
 }
 
-/// The shell line that runs inside the namespaces before the script: the script's stderr joins
-/// its stdout (bubblewrap's own stderr stays apart, so set-up errors are told from test
-/// failures), and `RLIMIT_NPROC` is set here, inside the new user namespace.
-fn inner_shell(nproc: Option<u64>) -> String {
-    let mut s = String::from("exec 2>&1 || exit 125\n");
-    if let Some(n) = nproc {
-        s.push_str(&format!("ulimit -u {n} || exit 125\n"));
-    }
-    s.push_str("exec \"$@\"\n");
-    s
+/// The shell line that runs inside the namespaces before the script where `RLIMIT_NPROC` must
+/// be set there, inside the new user namespace: it also joins the script's stderr to its stdout,
+/// so that bubblewrap's own stderr stays apart.
+fn inner_shell(nproc: u64) -> String {
+    format!("exec 2>&1 || exit 125\nulimit -u {nproc} || exit 125\nexec \"$@\"\n")
 }
 
 /// Builds the command that runs `program` (program and arguments) in `cwd` under `policy`, with
@@ -658,18 +661,23 @@ pub(crate) fn confine(
     let seccomp_fd = seccomp.as_ref().map(|r| r.as_raw_fd());
     a.args([OsStr::new("--chdir"), cwd.as_os_str()]);
     a.args(["--remount-ro", "/", "--"]);
-    // `sh` starts faster; `ulimit -u` is bash's.
-    let shell = if nproc.is_some() { "bash" } else { "sh" };
-    a.args([shell, "-c", &inner_shell(nproc), "rekindle-sandbox"]);
+    if let Some(n) = nproc {
+        a.args(["bash", "-c", &inner_shell(n), "rekindle-sandbox"]);
+    }
     a.args(program);
 
-    let (setup_reader, setup_writer) = std::io::pipe().map_err(io_err)?;
+    let (setup, stderr) = if nproc.is_some() {
+        let (reader, writer) = std::io::pipe().map_err(io_err)?;
+        (Some(reader), writer)
+    } else {
+        (None, output.try_clone().map_err(io_err)?)
+    };
     let mut cmd = Command::new(bwrap);
     cmd.args(a.0)
         .env_clear()
         .envs(env)
         .stdout(output)
-        .stderr(setup_writer);
+        .stderr(stderr);
     let rlimits = [
         (libc::RLIMIT_CPU, limits.cpu_seconds),
         (libc::RLIMIT_FSIZE, limits.file_size_mb * 1024 * 1024),
@@ -712,7 +720,7 @@ pub(crate) fn confine(
     Ok(Confined {
         cmd,
         cgroup,
-        setup: Some(setup_reader),
+        setup,
         _seccomp: seccomp,
     })
 }
@@ -958,6 +966,36 @@ mod tests {
         let p: SandboxPolicy = toml::from_str("mode = \"disabled\"").unwrap();
         assert_eq!(p, SandboxPolicy::disabled());
         assert!(toml::from_str::<SandboxPolicy>("netwrk = true").is_err());
+    }
+
+    /// bubblewrap's own failures are told from a script's: exit 1 with `bwrap: ` first.
+    #[test]
+    fn set_up_failures_are_recognised() {
+        let Ok(bwrap) = bwrap_path() else {
+            panic!("{}", SandboxError::BwrapMissing);
+        };
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let mut cmd = Command::new(bwrap);
+        cmd.args(["--ro-bind", "/nonexistent-rekindle", "/x", "true"])
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer);
+        let mut confined = Confined {
+            cmd,
+            cgroup: None,
+            setup: None,
+            _seccomp: None,
+        };
+        let status = confined.spawn().unwrap().wait().unwrap();
+        let mut output = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut output).unwrap();
+        let code = status.code().unwrap();
+        let detail = confined.setup_errors(&output, code).expect(&output);
+        assert!(detail.contains("/nonexistent-rekindle"), "{detail}");
+        let e = setup_error(detail);
+        assert!(e.to_string().contains("--no-sandbox"), "{e}");
+        // A test that fails is not a set-up failure, nor is a passing run.
+        assert_eq!(confined.setup_errors("FAILED (failures=1)\n", 1), None);
+        assert_eq!(confined.setup_errors("bwrap: done", 0), None);
     }
 
     #[test]

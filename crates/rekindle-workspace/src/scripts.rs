@@ -238,7 +238,6 @@ pub fn run(
     RUNNING.store(0, std::sync::atomic::Ordering::SeqCst);
     let drained = done_rx.recv_timeout(DRAIN).is_ok();
     let duration = started.elapsed();
-    let setup_errors = confined.setup_errors();
     let c = collected.lock().unwrap_or_else(|p| p.into_inner());
     let mut output = c.text();
     let exit_code = if timed_out {
@@ -246,9 +245,11 @@ pub fn run(
     } else {
         status.and_then(|s| s.code()).unwrap_or(1)
     };
-    if !setup_errors.is_empty() && exit_code != 0 && !timed_out && !c.overflow {
-        let e = sandbox::setup_error(setup_errors);
-        return Err(err(e.to_string(), Some(e)));
+    if !timed_out && !c.overflow {
+        if let Some(detail) = confined.setup_errors(&output, exit_code) {
+            let e = sandbox::setup_error(detail);
+            return Err(err(e.to_string(), Some(e)));
+        }
     }
     if c.overflow {
         output.push_str(&format!(
