@@ -463,6 +463,29 @@ pub(crate) struct Confined {
     setup: Option<std::io::PipeReader>,
     /// The seccomp filter, open until bubblewrap has read it.
     _seccomp: Option<std::io::PipeReader>,
+    /// How the run joins its cgroup.
+    join: Option<Join>,
+}
+
+/// bubblewrap reports its sandbox's first process on `info` and waits on `block` before it
+/// starts the script, so rekindle moves both into the cgroup while the mounts are made, and
+/// every process the script starts is born inside it.
+struct Join {
+    info: std::io::PipeReader,
+    block: std::io::PipeWriter,
+    /// bubblewrap's ends, closed in rekindle once it has started.
+    theirs: (std::io::PipeWriter, std::io::PipeReader),
+}
+
+/// The `"child-pid": N` of bubblewrap's `--info-fd` JSON.
+fn child_pid(info: &str) -> Option<u32> {
+    let rest = &info[info.find("\"child-pid\"")? + "\"child-pid\"".len()..];
+    let digits: String = rest
+        .trim_start_matches([':', ' '])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 impl Confined {
@@ -470,7 +493,34 @@ impl Confined {
     /// ends) is dropped, so that the pipes close when the process tree is gone.
     pub fn spawn(&mut self) -> std::io::Result<std::process::Child> {
         let mut cmd = std::mem::replace(&mut self.cmd, Command::new("/"));
-        cmd.spawn()
+        let mut child = cmd.spawn()?;
+        drop(cmd);
+        if let (Some(join), Some(cgroup)) = (self.join.take(), self.cgroup.as_mut()) {
+            let Join {
+                mut info,
+                mut block,
+                theirs,
+            } = join;
+            drop(theirs);
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(
+                &mut std::io::Read::take(&mut info, 64 * 1024),
+                &mut text,
+            );
+            // No report: bubblewrap failed before its sandbox existed, and says why.
+            if let Some(inner) = child_pid(&text) {
+                let joined = cgroup
+                    .join(child.id())
+                    .and_then(|()| cgroup.join(inner))
+                    .and_then(|()| std::io::Write::write_all(&mut block, b"x"));
+                if let Err(e) = joined {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(child)
     }
 
     /// What bubblewrap itself reported if it could not set the sandbox up, given the run's
@@ -540,6 +590,7 @@ pub(crate) fn confine(
             cgroup: None,
             setup: None,
             _seccomp: None,
+            join: None,
         });
     }
     if !cfg!(target_os = "linux") {
@@ -658,7 +709,33 @@ pub(crate) fn confine(
         }
         None => None,
     };
-    let seccomp_fd = seccomp.as_ref().map(|r| r.as_raw_fd());
+    let join = match cgroup {
+        Some(_) => {
+            let (info, info_theirs) = std::io::pipe().map_err(io_err)?;
+            let (block_theirs, block) = std::io::pipe().map_err(io_err)?;
+            a.args([
+                "--info-fd".to_string(),
+                info_theirs.as_raw_fd().to_string(),
+                "--block-fd".to_string(),
+                block_theirs.as_raw_fd().to_string(),
+            ]);
+            Some(Join {
+                info,
+                block,
+                theirs: (info_theirs, block_theirs),
+            })
+        }
+        None => None,
+    };
+    // Descriptors bubblewrap reads or writes: open across its exec.
+    let inherited: Vec<std::os::fd::RawFd> = seccomp
+        .iter()
+        .map(|r| r.as_raw_fd())
+        .chain(
+            join.iter()
+                .flat_map(|j| [j.theirs.0.as_raw_fd(), j.theirs.1.as_raw_fd()]),
+        )
+        .collect();
     a.args([OsStr::new("--chdir"), cwd.as_os_str()]);
     a.args(["--remount-ro", "/", "--"]);
     if let Some(n) = nproc {
@@ -684,10 +761,8 @@ pub(crate) fn confine(
         (libc::RLIMIT_DATA, limits.memory_mb * 1024 * 1024),
         (libc::RLIMIT_CORE, 0),
     ];
-    let join: Vec<std::os::fd::RawFd> = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
     // SAFETY: the closure runs between fork and exec, so it may only make async-signal-safe
-    // calls: setrlimit, fcntl and write on descriptors opened before the fork. It allocates
-    // nothing.
+    // calls: setrlimit and fcntl on descriptors opened before the fork. It allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for (resource, value) in rlimits {
@@ -702,15 +777,8 @@ pub(crate) fn confine(
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            // bubblewrap reads the filter from this descriptor.
-            if let Some(fd) = seccomp_fd {
+            for &fd in &inherited {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            // "0" moves the writing process into the cgroup, before it can fork.
-            for &fd in &join {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -722,6 +790,7 @@ pub(crate) fn confine(
         cgroup,
         setup,
         _seccomp: seccomp,
+        join,
     })
 }
 
@@ -968,6 +1037,13 @@ mod tests {
         assert!(toml::from_str::<SandboxPolicy>("netwrk = true").is_err());
     }
 
+    #[test]
+    fn the_sandbox_pid_is_read_from_bubblewraps_report() {
+        let info = "{\n    \"child-pid\": 4242,\n    \"cgroup-namespace\": 4026531835\n}\n";
+        assert_eq!(child_pid(info), Some(4242));
+        assert_eq!(child_pid(""), None);
+    }
+
     /// bubblewrap's own failures are told from a script's: exit 1 with `bwrap: ` first.
     #[test]
     fn set_up_failures_are_recognised() {
@@ -984,6 +1060,7 @@ mod tests {
             cgroup: None,
             setup: None,
             _seccomp: None,
+            join: None,
         };
         let status = confined.spawn().unwrap().wait().unwrap();
         let mut output = String::new();

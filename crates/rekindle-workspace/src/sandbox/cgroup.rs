@@ -1,6 +1,7 @@
 //! The cgroup of one sandboxed run: where rekindle may create one (as root), it bounds the
-//! processes and the memory of the whole run, which rlimits cannot do for root. Joining it costs
-//! about 10 ms per run on cgroup v1 (moving a process waits for an RCU grace period).
+//! processes and the memory of the whole run, which rlimits cannot do for root. Moving a process
+//! into it costs about 10 ms on cgroup v1 (the move waits for an RCU grace period), so it is done
+//! while bubblewrap sets the sandbox up, which waits for it before it starts the script.
 
 use super::Limits;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ impl Cgroup {
                 "+pids"
             };
             let _ = std::fs::write(root.join("cgroup.subtree_control"), want);
+            sweep(root);
             let dir = root.join(&name);
             std::fs::create_dir(&dir).ok()?;
             cg.dirs.push(dir.clone());
@@ -90,7 +92,9 @@ impl Cgroup {
                 })
             };
             if limits.processes > 0 {
-                let dir = root.join("pids").join(path_of("pids")?).join(&name);
+                let parent = root.join("pids").join(path_of("pids")?);
+                sweep(&parent);
+                let dir = parent.join(&name);
                 std::fs::create_dir(&dir).ok()?;
                 cg.dirs.push(dir.clone());
                 cg.pids =
@@ -99,6 +103,7 @@ impl Cgroup {
             }
             if memory > 0 {
                 if let Some(parent) = path_of("memory").map(|p| root.join("memory").join(p)) {
+                    sweep(&parent);
                     let dir = parent.join(&name);
                     if std::fs::create_dir(&dir).is_ok() {
                         cg.dirs.push(dir.clone());
@@ -118,9 +123,12 @@ impl Cgroup {
         Some(cg)
     }
 
-    pub(super) fn procs_fds(&self) -> Vec<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    /// Moves the process `pid` into the cgroup (in every hierarchy).
+    pub(super) fn join(&mut self, pid: u32) -> std::io::Result<()> {
+        for f in &mut self.procs {
+            std::io::Write::write_all(f, pid.to_string().as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Whether the memory limit killed a process of this run.
@@ -137,6 +145,36 @@ impl Cgroup {
                 .and_then(|n| n.trim().parse::<u64>().ok())
                 .is_some_and(|n| n > 0)
         })
+    }
+}
+
+/// Removes, once per process and folder, the empty cgroups of rekindle processes that are gone
+/// (killed before they could remove their own).
+fn sweep(parent: &Path) {
+    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.iter().any(|p| p == parent) {
+            return;
+        }
+        swept.push(parent.to_path_buf());
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("rekindle-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            // Fails, harmlessly, if anything is still inside.
+            let _ = std::fs::remove_dir(e.path());
+        }
     }
 }
 
