@@ -7,6 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/lib/deps.sh
 ensure_build_deps
+ensure_sandbox_deps
 ensure_llama_deps
 export_llama_cpu_flags
 cargo build --release --locked -p rekindle --features local

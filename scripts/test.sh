@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 ensure_build_deps
+ensure_sandbox_deps
 ensure_llama_deps
 export_llama_cpu_flags
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -25,6 +25,11 @@ ensure_build_deps() {
   command -v python3 >/dev/null 2>&1 || apt_install python3
 }
 
+# Every script rekindle runs (and so all generated code) runs in bubblewrap's sandbox.
+ensure_sandbox_deps() {
+  command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+}
+
 ensure_llama_deps() {
   # llama-cpp-sys builds llama.cpp with cmake and generates bindings with libclang.
   command -v cmake >/dev/null 2>&1 || apt_install cmake

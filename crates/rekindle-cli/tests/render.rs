@@ -549,20 +549,23 @@ fn replies_cannot_write_outside_the_build_folder() {
 #[test]
 fn interrupted_render_resumes() {
     let p = Project::new(&["a", "b", "c"], Behaviour::default());
-    // Kill rekindle while functionality 2's conformance tests run (only while `hang` exists, so
-    // the script itself, which is part of every render key, stays the same).
+    // Kill rekindle while functionality 2's conformance tests run. The script sits in the
+    // sandbox and sees nothing of the project, so the signal to hang comes in an allow-listed
+    // variable (`LC_*`), given to the first render only (the script, part of every render key,
+    // stays the same), and the hanging process says it started through its command line.
+    let tag = format!("rekindle-hang-{}", std::process::id());
     std::fs::write(
         p.path().join("conformance.sh"),
         CONFORMANCE.replace(
             "code=\"$1\"; tests=\"$2\"",
-            "code=\"$1\"; tests=\"$2\"\nif [ -f \"$code/../../../hang\" ]; then case \"$tests\" in */f02) touch \"$code/../../../started\"; sleep 600;; esac; fi",
+            "code=\"$1\"; tests=\"$2\"\nif [ -n \"${LC_REKINDLE_TEST_HANG:-}\" ]; then case \"$tests\" in */f02) (exec -a \"$LC_REKINDLE_TEST_HANG\" sleep 600);; esac; fi",
         ),
     )
     .unwrap();
-    std::fs::write(p.path().join("hang"), "").unwrap();
     let url = format!("{}/v1", p.server.url());
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rekindle"))
         .current_dir(p.path())
+        .env("LC_REKINDLE_TEST_HANG", &tag)
         .args([
             "render",
             "app.plain",
@@ -579,18 +582,28 @@ fn interrupted_render_resumes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = p.path().join("started");
+    let hanging = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).starts_with(&tag))
+        })
+    };
     let t = std::time::Instant::now();
-    while !started.exists() && t.elapsed() < std::time::Duration::from_secs(60) {
+    while !hanging() && t.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(
-        started.exists(),
+        hanging(),
         "the render never reached functionality 2's tests"
     );
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
-    std::fs::remove_file(p.path().join("hang")).unwrap();
+    // The sandbox dies with rekindle, and the script with it.
+    let t = std::time::Instant::now();
+    while hanging() && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!hanging(), "the script outlived rekindle");
     let (code, events, err) = p.render(&[]);
     assert_eq!(code, 0, "{err}");
     let s = summary(&events);

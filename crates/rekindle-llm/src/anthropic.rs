@@ -104,7 +104,7 @@ impl Anthropic {
         let secret = self.key.as_ref().map(Secret::expose);
         if !(200..300).contains(&status) {
             let headers = resp.headers().clone();
-            let text = http::redact(&resp.text().await.unwrap_or_default(), secret);
+            let text = http::redact(&http::error_body(resp).await, secret);
             return Err(http::status_error(
                 &url,
                 &req.model,

@@ -262,17 +262,97 @@ impl<'a> RetryState<'a> {
     }
 }
 
+/// The most of a streamed reply rekindle reads: far more than any model's answer, with its
+/// per-token framing, yet a bound on a server that never stops.
+pub const MAX_STREAM: u64 = 128 * 1024 * 1024;
+/// The most of a whole (not streamed) response body rekindle reads.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The most of an error body kept for the message; the rest is not read.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Reads a whole response body, refusing one larger than `limit` bytes before reading it (by its
+/// `Content-Length`) or as soon as it passes the limit.
+pub async fn read_body(
+    url: &str,
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, LlmError> {
+    let too_large = || LlmError::Malformed {
+        url: url.to_string(),
+        detail: format!("the response body is larger than {limit} bytes, the most rekindle reads"),
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(LlmError::Malformed {
+                    url: url.to_string(),
+                    detail: format!("the response body broke off: {e}"),
+                })
+            }
+        }
+    }
+}
+
+/// The start of an error response's body, for the message: at most [`MAX_ERROR_BODY`] bytes are
+/// read; what follows is dropped unread.
+pub async fn error_body(mut resp: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut cut = false;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            cut = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if cut {
+        text.push_str(" […]");
+    }
+    text
+}
+
 /// Reads a streamed response as server-sent events, calling `on_event` for each; enforces the
-/// idle and total timeouts. `on_event` returns `Ok(true)` to stop early (end of stream marker).
+/// idle and total timeouts, and the bounds on one event ([`sse::MAX_EVENT`]) and on the whole
+/// stream ([`MAX_STREAM`]). `on_event` returns `Ok(true)` to stop early (end of stream marker).
 pub async fn read_events(
     url: &str,
     resp: reqwest::Response,
     t: &Timeouts,
     started: Instant,
+    on_event: impl FnMut(sse::Event) -> Result<bool, LlmError>,
+) -> Result<(), LlmError> {
+    read_events_within(url, resp, t, started, MAX_STREAM, on_event).await
+}
+
+async fn read_events_within(
+    url: &str,
+    resp: reqwest::Response,
+    t: &Timeouts,
+    started: Instant,
+    max_stream: u64,
     mut on_event: impl FnMut(sse::Event) -> Result<bool, LlmError>,
 ) -> Result<(), LlmError> {
     let mut stream = resp.bytes_stream();
     let mut parser = sse::Parser::default();
+    let mut total = 0u64;
+    let malformed = |detail: String| LlmError::Malformed {
+        url: url.to_string(),
+        detail,
+    };
     loop {
         let left = t.total.saturating_sub(started.elapsed());
         let wait = t.idle.min(left);
@@ -293,18 +373,20 @@ pub async fn read_events(
         };
         match next {
             Some(Ok(bytes)) => {
-                for e in parser.push(&bytes) {
+                total += bytes.len() as u64;
+                if total > max_stream {
+                    return Err(malformed(format!(
+                        "the stream passed {max_stream} bytes, the most rekindle reads"
+                    )));
+                }
+                let events = parser.push(&bytes).map_err(|e| malformed(e.to_string()))?;
+                for e in events {
                     if on_event(e)? {
                         return Ok(());
                     }
                 }
             }
-            Some(Err(e)) => {
-                return Err(LlmError::Malformed {
-                    url: url.to_string(),
-                    detail: format!("the stream broke off: {e}"),
-                })
-            }
+            Some(Err(e)) => return Err(malformed(format!("the stream broke off: {e}"))),
             None => {
                 if let Some(e) = parser.finish() {
                     on_event(e)?;
@@ -312,5 +394,97 @@ pub async fn read_events(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rekindle_testkit::{Reply, Server};
+
+    async fn get(server: &Server) -> reqwest::Response {
+        reqwest::get(server.url()).await.unwrap()
+    }
+
+    fn full(status: u16, body: Vec<u8>) -> Reply {
+        Reply::Full {
+            status,
+            headers: vec![],
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_bounded_by_its_length_and_as_it_arrives() {
+        let server = Server::start(vec![
+            full(200, vec![b'a'; 1000]),
+            full(200, vec![b'a'; 1001]),
+            // No Content-Length: refused once the bytes pass the bound.
+            Reply::Stream {
+                chunks: vec![vec![b'b'; 600]; 4],
+                pause: Duration::ZERO,
+            },
+        ])
+        .await;
+        let url = server.url();
+        assert_eq!(
+            read_body(&url, get(&server).await, 1000)
+                .await
+                .unwrap()
+                .len(),
+            1000
+        );
+        for _ in 0..2 {
+            let e = read_body(&url, get(&server).await, 1000).await.unwrap_err();
+            assert!(matches!(e, LlmError::Malformed { .. }), "{e}");
+            assert!(e.to_string().contains("larger than 1000 bytes"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_body_is_cut_unread() {
+        let server = Server::start(vec![full(500, vec![b'e'; 10 * MAX_ERROR_BODY])]).await;
+        let text = error_body(get(&server).await).await;
+        assert!(text.len() <= MAX_ERROR_BODY + 8, "{}", text.len());
+        assert!(text.ends_with(" […]"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_bounded_in_all_and_per_event() {
+        let t = Timeouts::default();
+        let events = Reply::sse(&vec!["x".repeat(100); 50], 512);
+        let server = Server::start(vec![
+            events.clone(),
+            events,
+            Reply::Stream {
+                chunks: vec![vec![b'z'; 64 * 1024]; 80],
+                pause: Duration::ZERO,
+            },
+        ])
+        .await;
+        let url = server.url();
+        let mut n = 0;
+        read_events_within(&url, get(&server).await, &t, Instant::now(), 10_000, |_| {
+            n += 1;
+            Ok(false)
+        })
+        .await
+        .unwrap();
+        assert_eq!(n, 50);
+        let e = read_events_within(&url, get(&server).await, &t, Instant::now(), 2_000, |_| {
+            Ok(false)
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("the stream passed 2000 bytes"),
+            "{e}"
+        );
+        // 5 MiB of one event that never ends.
+        let e = read_events(&url, get(&server).await, &t, Instant::now(), |_| Ok(false))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Malformed { .. }), "{e}");
+        assert!(e.to_string().contains("event passed"), "{e}");
     }
 }

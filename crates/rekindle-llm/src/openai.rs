@@ -91,7 +91,7 @@ impl OpenAi {
         let secret = self.key.as_ref().map(Secret::expose);
         if !(200..300).contains(&status) {
             let headers = resp.headers().clone();
-            let text = http::redact(&resp.text().await.unwrap_or_default(), secret);
+            let text = http::redact(&http::error_body(resp).await, secret);
             return Err(http::status_error(
                 &url,
                 &req.model,
@@ -124,11 +124,10 @@ impl OpenAi {
         };
         if is_json {
             // A server that ignored `stream: true`.
-            let text = resp
-                .text()
+            let body = http::read_body(&url, resp, http::MAX_BODY)
                 .await
-                .map_err(|e| Attempt::Fatal(malformed(e.to_string())))?;
-            let v: Value = serde_json::from_str(&text)
+                .map_err(Attempt::Fatal)?;
+            let v: Value = serde_json::from_slice(&body)
                 .map_err(|e| Attempt::Fatal(malformed(format!("the body is not JSON ({e})"))))?;
             let content = v
                 .pointer("/choices/0/message/content")

@@ -519,3 +519,63 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_body_larger_than_the_bound_is_refused_unread() {
+    let huge = vec![b' '; rekindle_llm::http::MAX_BODY + 1];
+    let server = Server::start(vec![Reply::Full {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: huge,
+    }])
+    .await;
+    let e = openai(&server)
+        .complete(&request(), &mut NoSink)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LlmError::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("larger than"), "{e}");
+}
+
+#[tokio::test]
+async fn a_huge_error_body_is_cut() {
+    let mut body = b"{\"error\": {\"message\": \"".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 4 * 1024 * 1024));
+    body.extend(b"\"}}");
+    for provider in ["openai", "anthropic"] {
+        let server = Server::start(vec![Reply::Full {
+            status: 400,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.clone(),
+        }])
+        .await;
+        let e = if provider == "openai" {
+            openai(&server).complete(&request(), &mut NoSink).await
+        } else {
+            anthropic(&server).complete(&request(), &mut NoSink).await
+        }
+        .unwrap_err();
+        assert!(
+            e.to_string().len() < 2 * rekindle_llm::http::MAX_ERROR_BODY,
+            "{provider}: {} bytes",
+            e.to_string().len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_endless_stream_event_is_refused() {
+    let mut chunks = vec![b"data: {\"choices\":[{\"delta\":{\"content\":\"".to_vec()];
+    chunks.extend(std::iter::repeat_n(vec![b'a'; 64 * 1024], 80));
+    let server = Server::start(vec![Reply::Stream {
+        chunks,
+        pause: Duration::ZERO,
+    }])
+    .await;
+    let e = openai(&server)
+        .complete(&request(), &mut NoSink)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LlmError::Malformed { .. }), "{e}");
+    assert!(e.to_string().contains("event passed"), "{e}");
+}

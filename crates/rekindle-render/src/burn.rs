@@ -4,6 +4,7 @@
 
 use rekindle_spec::project::Project;
 use rekindle_workspace::layout::BuildLayout;
+use rekindle_workspace::sandbox::SandboxPolicy;
 use rekindle_workspace::scripts::{self, Outcome};
 use serde::Serialize;
 use std::path::Path;
@@ -26,11 +27,18 @@ impl BurnRow {
     }
 }
 
-fn passes(script: &Path, code: &Path, tests: &Path, timeout: Duration) -> Option<bool> {
+/// How the conformance script is run: with which timeout, in which sandbox.
+pub struct Runner<'a> {
+    pub script: &'a Path,
+    pub timeout: Duration,
+    pub sandbox: &'a SandboxPolicy,
+}
+
+fn passes(r: &Runner<'_>, code: &Path, tests: &Path) -> Option<bool> {
     if !tests.is_dir() {
         return None;
     }
-    let run = scripts::run(script, &[code, tests], code, timeout).ok()?;
+    let run = scripts::run(r.script, &[code, tests], code, r.timeout, r.sandbox).ok()?;
     Some(run.outcome == Outcome::Passed)
 }
 
@@ -40,8 +48,7 @@ pub fn compare(
     project: &Project,
     original: &Path,
     scratch: &Path,
-    script: &Path,
-    timeout: Duration,
+    runner: &Runner<'_>,
 ) -> Vec<BurnRow> {
     let (original, scratch) = (BuildLayout::new(original), BuildLayout::new(scratch));
     let mut rows = Vec::new();
@@ -52,8 +59,8 @@ pub fn compare(
             rows.push(BurnRow {
                 module: module.clone(),
                 id: k,
-                original_tests: passes(script, &new.code, &old.conformance_tests(k), timeout),
-                new_tests: passes(script, &new.code, &new.conformance_tests(k), timeout),
+                original_tests: passes(runner, &new.code, &old.conformance_tests(k)),
+                new_tests: passes(runner, &new.code, &new.conformance_tests(k)),
             });
         }
     }

@@ -3,6 +3,7 @@
 
 use rekindle_llm::{Provider, Sampling};
 use rekindle_workspace::files::Limits;
+use rekindle_workspace::sandbox::SandboxPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -107,6 +108,8 @@ pub struct Options {
     /// A hash of the spec files, recorded in commits.
     pub spec_hash: String,
     pub limits: Limits,
+    /// What every script may do (the sandbox).
+    pub sandbox: SandboxPolicy,
 }
 
 impl Options {
@@ -129,6 +132,7 @@ impl Options {
             output_budget: 6 * 1024,
             spec_hash: String::new(),
             limits: Limits::default(),
+            sandbox: SandboxPolicy::default(),
         }
     }
 

@@ -43,7 +43,14 @@ impl Renderer<'_, '_> {
         args: &[&Path],
         cwd: &Path,
     ) -> Result<scripts::Run, RenderError> {
-        let run = scripts::run(script, args, cwd, self.opts.script_timeout).map_err(io)?;
+        let run = scripts::run(
+            script,
+            args,
+            cwd,
+            self.opts.script_timeout,
+            &self.opts.sandbox,
+        )
+        .map_err(io)?;
         self.obs.event(&Event::Script {
             kind,
             outcome: run.outcome,

@@ -1,8 +1,10 @@
-//! The side-effecting edge of rendering: build folders, git repositories, test scripts, and the
-//! sandbox that keeps untrusted model replies inside the build folder.
+//! The side-effecting edge of rendering: build folders, git repositories, test scripts, the
+//! check that keeps untrusted model replies inside the build folder (`files`), and the sandbox
+//! every script runs in (`sandbox`).
 
 pub mod files;
 pub mod git;
 pub mod layout;
+pub mod sandbox;
 pub mod scripts;
 pub mod trailers;

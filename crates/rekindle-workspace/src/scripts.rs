@@ -1,17 +1,25 @@
 //! Test scripts with the reference's interface: argument 1 the code folder, argument 2 the
 //! conformance tests folder; exit 0 pass, 69 the environment is unusable, anything else failure.
-//! A script that runs past its timeout is killed with its whole process group and counts as 124.
+//! Every script runs under a [`SandboxPolicy`] (see [`crate::sandbox`]): the folders it is given
+//! are the only ones it can write. A script that runs past its timeout is killed with every
+//! process it started and counts as 124; one whose output passes the policy's bound is stopped.
 
+use crate::sandbox::{self, Mode, SandboxError, SandboxPolicy};
+use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const EXIT_ENVIRONMENT: i32 = 69;
 pub const EXIT_TIMEOUT: i32 = 124;
 /// Output kept in memory per run: the start and the end survive, the middle is dropped.
 const KEEP: usize = 512 * 1024;
+/// How long output is still read after the script ended (processes it left running outside a
+/// sandbox may hold the pipe open for ever).
+const DRAIN: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,7 +35,7 @@ pub enum Outcome {
 pub struct Run {
     pub outcome: Outcome,
     pub exit_code: i32,
-    /// stdout and stderr interleaved as written.
+    /// stdout and stderr interleaved as written, with rekindle's notes (a limit reached) last.
     pub output: String,
     pub duration: Duration,
 }
@@ -36,6 +44,8 @@ pub struct Run {
 pub struct ScriptError {
     pub script: String,
     pub detail: String,
+    /// Set when the sandbox could not be set up (the detail is its message, cause and fix).
+    pub sandbox: Option<SandboxError>,
 }
 
 impl std::fmt::Display for ScriptError {
@@ -55,7 +65,8 @@ fn is_executable(p: &Path) -> bool {
 /// can take its script down with it.
 static RUNNING: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-/// Kills the script running now, if any, with its whole process group.
+/// Kills the script running now, if any, with its whole process group (in the sandbox: with
+/// every process it started).
 pub fn kill_running() {
     let pgid = RUNNING.swap(0, std::sync::atomic::Ordering::SeqCst);
     if pgid > 0 {
@@ -70,103 +81,197 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
-/// Runs `script` with `args` in `cwd`, at most `timeout`.
+/// Output as it is collected: bounded in memory whatever the script writes.
+#[derive(Default)]
+struct Collected {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: usize,
+    total: u64,
+    /// The script wrote more than the policy allows and was stopped.
+    overflow: bool,
+}
+
+impl Collected {
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = KEEP.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..room]);
+        self.tail.extend(&bytes[room..]);
+        if self.tail.len() > KEEP {
+            let extra = self.tail.len() - KEEP;
+            self.tail.drain(..extra);
+            self.dropped += extra;
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::from_utf8_lossy(&self.head).into_owned();
+        if self.dropped > 0 {
+            out.push_str(&format!(
+                "\n[… {} bytes of output dropped …]\n",
+                self.dropped
+            ));
+        }
+        let tail: Vec<u8> = self.tail.iter().copied().collect();
+        out.push_str(&String::from_utf8_lossy(&tail));
+        out
+    }
+}
+
+/// Added to a failed run's output that shows a network error while the sandbox has no network.
+pub const NO_NETWORK_NOTE: &str =
+    "\n[the sandbox has no network; if the project's scripts need it \
+     (to install packages, say), allow it with network = true in [sandbox] of rekindle.toml]\n";
+
+/// Whether output reads like a failed name lookup or connection.
+fn looks_offline(output: &str) -> bool {
+    [
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Could not resolve host",
+        "getaddrinfo",
+        "EAI_AGAIN",
+        "ENOTFOUND",
+        "Network is unreachable",
+        "ENETUNREACH",
+        "NewConnectionError",
+    ]
+    .iter()
+    .any(|s| output.contains(s))
+}
+
+/// Runs `script` with `args` in `cwd`, at most `timeout`, under `policy`. The folders among
+/// `args` and `cwd` are what the script may write (the reference's interface hands a script the
+/// module's code folder and a tests folder); the script file itself is readable.
 pub fn run(
     script: &Path,
     args: &[&Path],
     cwd: &Path,
     timeout: Duration,
+    policy: &SandboxPolicy,
 ) -> Result<Run, ScriptError> {
-    let err = |detail: String| ScriptError {
+    let err = |detail: String, sandbox: Option<SandboxError>| ScriptError {
         script: script.display().to_string(),
         detail,
+        sandbox,
     };
     if !script.is_file() {
-        return Err(err("no such file".into()));
+        return Err(err("no such file".into(), None));
     }
-    let script = script.canonicalize().map_err(|e| err(e.to_string()))?;
-    let mut cmd = if is_executable(&script) {
-        Command::new(&script)
-    } else {
-        let mut c = Command::new("bash");
-        c.arg(&script);
-        c
-    };
-    let (mut reader, writer) = std::io::pipe().map_err(|e| err(e.to_string()))?;
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone().map_err(|e| err(e.to_string()))?)
-        .stderr(writer)
-        .process_group(0);
+    let script = script
+        .canonicalize()
+        .map_err(|e| err(e.to_string(), None))?;
+    let cwd = cwd
+        .canonicalize()
+        .map_err(|e| err(format!("{}: {e}", cwd.display()), None))?;
+    // Canonical, so that the paths mean the same inside the sandbox as outside.
+    let args: Vec<PathBuf> = args
+        .iter()
+        .map(|a| a.canonicalize().unwrap_or_else(|_| a.to_path_buf()))
+        .collect();
+    let mut writable: Vec<PathBuf> = vec![cwd.clone()];
+    for a in &args {
+        if a.exists() && !writable.contains(a) {
+            writable.push(a.clone());
+        }
+    }
+    let mut program: Vec<OsString> = Vec::new();
+    if !is_executable(&script) {
+        program.push("bash".into());
+    }
+    program.push(script.clone().into());
+    program.extend(args.iter().map(|a| a.clone().into_os_string()));
+
+    let (mut reader, writer) = std::io::pipe().map_err(|e| err(e.to_string(), None))?;
+    let mut confined = sandbox::confine(policy, &program, &cwd, &writable, &[script], writer)
+        .map_err(|e| err(e.to_string(), Some(e)))?;
+    confined.cmd.stdin(Stdio::null()).process_group(0);
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| err(e.to_string()))?;
-    drop(cmd);
+    let mut child = confined.spawn().map_err(|e| err(e.to_string(), None))?;
     let pgid = child.id() as i32;
     RUNNING.store(pgid, std::sync::atomic::Ordering::SeqCst);
-    let collector = std::thread::spawn(move || {
-        let mut head: Vec<u8> = Vec::new();
-        let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
-        let mut dropped = 0usize;
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            for &b in &buf[..n] {
-                if head.len() < KEEP {
-                    head.push(b);
-                } else {
-                    tail.push_back(b);
-                    if tail.len() > KEEP {
-                        tail.pop_front();
-                        dropped += 1;
-                    }
-                }
-            }
-        }
-        let mut out = String::from_utf8_lossy(&head).into_owned();
-        if dropped > 0 {
-            out.push_str(&format!("\n[… {dropped} bytes of output dropped …]\n"));
-        }
-        let tail: Vec<u8> = tail.into_iter().collect();
-        out.push_str(&String::from_utf8_lossy(&tail));
-        out
-    });
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if started.elapsed() >= timeout {
-            timed_out = true;
-            kill_group(pgid, libc::SIGTERM);
-            let grace = Instant::now();
-            while grace.elapsed() < Duration::from_secs(2) {
-                if let Ok(Some(_)) = child.try_wait() {
+
+    let limit = policy.limits.output_bytes;
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    {
+        let collected = Arc::clone(&collected);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                let mut c = collected.lock().unwrap_or_else(|p| p.into_inner());
+                c.push(&buf[..n]);
+                if limit > 0 && c.total > limit {
+                    c.overflow = true;
+                    kill_group(pgid, libc::SIGKILL);
+                    break;
+                }
             }
-            kill_group(pgid, libc::SIGKILL);
-            let _ = child.wait();
-            break None;
+            let _ = done_tx.send(());
+        });
+    }
+
+    // A thread waits for the exit, so that it is seen at once, not at the next poll.
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait().ok());
+    });
+    let mut timed_out = false;
+    let status = match exit_rx.recv_timeout(timeout) {
+        Ok(status) => status,
+        Err(_) => {
+            timed_out = true;
+            kill_group(pgid, libc::SIGTERM);
+            if exit_rx.recv_timeout(Duration::from_secs(2)).is_err() {
+                kill_group(pgid, libc::SIGKILL);
+                let _ = exit_rx.recv();
+            }
+            None
         }
-        std::thread::sleep(Duration::from_millis(10));
     };
-    // Leftover background processes would keep the output pipe open.
+    // Leftover background processes in the group would keep the output pipe open.
     kill_group(pgid, libc::SIGKILL);
     RUNNING.store(0, std::sync::atomic::Ordering::SeqCst);
-    let output = collector.join().unwrap_or_default();
+    let drained = done_rx.recv_timeout(DRAIN).is_ok();
     let duration = started.elapsed();
+    let c = collected.lock().unwrap_or_else(|p| p.into_inner());
+    let mut output = c.text();
     let exit_code = if timed_out {
         EXIT_TIMEOUT
     } else {
         status.and_then(|s| s.code()).unwrap_or(1)
     };
+    if !timed_out && !c.overflow {
+        if let Some(detail) = confined.setup_errors(&output, exit_code) {
+            let e = sandbox::setup_error(detail);
+            return Err(err(e.to_string(), Some(e)));
+        }
+    }
+    if c.overflow {
+        output.push_str(&format!(
+            "\n[rekindle stopped the script: its output passed {limit} bytes (sandbox limit output-bytes)]\n"
+        ));
+    }
+    if confined.cgroup.as_ref().is_some_and(|cg| cg.oom_killed()) {
+        output.push_str(&format!(
+            "\n[a process was killed: the script reached the memory limit of {} MiB (sandbox limit memory-mb)]\n",
+            policy.limits.memory_mb
+        ));
+    }
+    if !drained {
+        output.push_str(
+            "\n[processes the script left running kept its output open; the rest was not read]\n",
+        );
+    }
+    if exit_code != 0 && policy.mode == Mode::Enabled && !policy.network && looks_offline(&output) {
+        output.push_str(NO_NETWORK_NOTE);
+    }
     let outcome = match exit_code {
+        _ if c.overflow => Outcome::Failed,
         0 => Outcome::Passed,
         EXIT_ENVIRONMENT => Outcome::Environment,
         _ if timed_out => Outcome::TimedOut,
@@ -219,6 +324,10 @@ pub fn cut_for_prompt(output: &str, max_bytes: usize) -> String {
 mod tests {
     use super::*;
 
+    fn sandboxed() -> SandboxPolicy {
+        SandboxPolicy::default()
+    }
+
     fn script(dir: &Path, body: &str) -> std::path::PathBuf {
         let p = dir.join("s.sh");
         std::fs::write(&p, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
@@ -237,6 +346,7 @@ mod tests {
             &[Path::new("c"), Path::new("t")],
             d.path(),
             Duration::from_secs(10),
+            &sandboxed(),
         )
         .unwrap();
         assert_eq!(r.outcome, Outcome::Passed);
@@ -247,13 +357,13 @@ mod tests {
         );
         let s = script(d.path(), "exit 69");
         assert_eq!(
-            run(&s, &[], d.path(), Duration::from_secs(10))
+            run(&s, &[], d.path(), Duration::from_secs(10), &sandboxed())
                 .unwrap()
                 .outcome,
             Outcome::Environment
         );
         let s = script(d.path(), "exit 3");
-        let r = run(&s, &[], d.path(), Duration::from_secs(10)).unwrap();
+        let r = run(&s, &[], d.path(), Duration::from_secs(10), &sandboxed()).unwrap();
         assert_eq!((r.outcome, r.exit_code), (Outcome::Failed, 3));
     }
 
@@ -263,10 +373,26 @@ mod tests {
         // A child that would outlive its parent and keep the pipe open.
         let s = script(d.path(), "sleep 300 & echo started; sleep 300");
         let t = Instant::now();
-        let r = run(&s, &[], d.path(), Duration::from_millis(500)).unwrap();
+        let r = run(&s, &[], d.path(), Duration::from_millis(500), &sandboxed()).unwrap();
         assert_eq!((r.outcome, r.exit_code), (Outcome::TimedOut, 124));
         assert!(t.elapsed() < Duration::from_secs(10));
         assert!(r.output.contains("started"));
+    }
+
+    #[test]
+    fn a_network_failure_names_the_setting() {
+        let d = tempfile::tempdir().unwrap();
+        let s = script(
+            d.path(),
+            "python3 -c \"import socket; socket.getaddrinfo('pypi.org', 443)\"",
+        );
+        let r = run(&s, &[], d.path(), Duration::from_secs(30), &sandboxed()).unwrap();
+        assert_eq!(r.outcome, Outcome::Failed, "{}", r.output);
+        assert!(r.output.ends_with(NO_NETWORK_NOTE), "{}", r.output);
+        // A failure that is not about the network gets no such note.
+        let s = script(d.path(), "echo 'AssertionError: 1 != 2'; exit 1");
+        let r = run(&s, &[], d.path(), Duration::from_secs(30), &sandboxed()).unwrap();
+        assert!(!r.output.contains("network"), "{}", r.output);
     }
 
     #[test]

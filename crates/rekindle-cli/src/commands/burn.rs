@@ -82,8 +82,11 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
         &project,
         &original,
         &std::path::absolute(&scratch).unwrap_or(scratch.clone()),
-        &script,
-        setup::timeout(settings.test_script_timeout),
+        &rekindle_render::burn::Runner {
+            script: &script,
+            timeout: setup::timeout(settings.test_script_timeout),
+            sandbox: &opts.sandbox,
+        },
     );
     let ok = rows.iter().all(|r| r.passed());
     if json {
