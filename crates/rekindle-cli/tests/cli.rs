@@ -299,3 +299,50 @@ fn golden_check_and_plan_outputs() {
     }
     insta::assert_snapshot!(all);
 }
+
+/// An include that leaves the project's roots (here a temporary folder in no git repository) is
+/// refused at its line, and nothing of the refused file reaches the output: not /etc/passwd,
+/// not a file in a sibling folder.
+#[test]
+fn includes_outside_the_project_are_refused_unread() {
+    let d = tempfile::tempdir().unwrap();
+    let proj = d.path().join("proj");
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let sibling =
+        "- root:SIBLING-SECRET is a line of someone else's file.\n- Another SIBLING-SECRET item.\n";
+    write(&other, "secret.plain", sibling);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for (target, refused) in [
+        ("../../../../../../etc/passwd", passwd.as_str()),
+        ("../other/secret.plain", sibling),
+    ] {
+        let include = format!("- Quit {{% include \"{target}\" %}}");
+        write(&proj, "app.plain", GOOD.replace("- Quit.", &include));
+        for format in ["text", "json"] {
+            let out = rekindle(&proj)
+                .args(["check", "app.plain", "--format", format])
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(1), "{target}: {all}");
+            if format == "text" {
+                assert!(all.contains("error[E0313]"), "{target}: {all}");
+                assert!(all.contains("app.plain:17:"), "{target}: {all}");
+            } else {
+                assert!(all.contains("\"code\":\"E0313\""), "{target}: {all}");
+                assert!(all.contains("\"line\":17"), "{target}: {all}");
+            }
+            assert!(!all.contains("root:"), "{target}: {all}");
+            assert!(!all.contains("SIBLING-SECRET"), "{target}: {all}");
+            for line in refused.lines().filter(|l| l.trim().len() > 3) {
+                assert!(!all.contains(line), "{target}: `{line}` leaked: {all}");
+            }
+        }
+    }
+}

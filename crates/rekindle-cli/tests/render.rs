@@ -1317,3 +1317,109 @@ fn golden_status_and_why_outputs() {
         .collect();
     insta::assert_snapshot!(all);
 }
+
+/// Every file under `dir` with its bytes (a link as its target), `.git` folders included.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                let to = std::fs::read_link(&p).unwrap();
+                out.insert(rel, to.as_os_str().as_encoded_bytes().to_vec());
+            } else if ft.is_dir() {
+                out.insert(rel, Vec::new());
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+const SCRIPTS_CONFIG: &str =
+    "unittests-script: unit.sh\nconformance-tests-script: conformance.sh\ntest-script-timeout: 5\n";
+
+/// `build-dest: .` (or `./`, `..`, a link to the project folder) with `copy-build: true` once
+/// deleted the project's own files; now `render` and `status` stop before doing anything, with
+/// exit 2 and a message naming the setting and its line, and every file of the project (spec,
+/// config, scripts, `.rekindle`, lock, build folder) is still there byte for byte.
+#[test]
+fn a_build_dest_that_holds_the_project_stops_before_anything_is_touched() {
+    let p = Project::new(&["hello"], Behaviour::default());
+    let (code, _, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(p.path().join(".rekindle/journal.jsonl").is_file());
+    std::os::unix::fs::symlink(p.path(), p.path().join("here")).unwrap();
+    for dest in [".", "./", "..", "here", "here/../.."] {
+        let config = format!("{SCRIPTS_CONFIG}copy-build: true\nbuild-dest: {dest}\n");
+        std::fs::write(p.path().join("config.yaml"), &config).unwrap();
+        let before = tree(p.path());
+        let calls = p.calls();
+        let (code, _, err) = p.render(&["--format", "text"]);
+        assert_eq!(code, 2, "build-dest: {dest}\n{err}");
+        assert!(err.contains("error[E0805]"), "{dest}: {err}");
+        assert!(err.contains("`build-dest`"), "{dest}: {err}");
+        assert!(err.contains("config.yaml:5:"), "{dest}: {err}");
+        assert_eq!(p.calls(), calls, "{dest}: a model was called");
+        assert!(
+            tree(p.path()) == before,
+            "build-dest: {dest} changed the project"
+        );
+        let (code, _, err) = rekindle_in(p.path(), &["status", "app.plain"]);
+        assert_eq!(code, 2, "{dest}: {err}");
+        assert!(err.contains("`build-dest`"), "{dest}: {err}");
+        assert!(
+            tree(p.path()) == before,
+            "status with build-dest: {dest} changed the project"
+        );
+    }
+}
+
+/// Copying the build into `build-dest` touches only what rekindle put there: a file of the
+/// user's in the way stops the copy (named in the message, left as it was), other files of the
+/// user's stay, and what an earlier copy wrote is replaced.
+#[test]
+fn copying_the_build_leaves_the_users_files_alone() {
+    let p = Project::new(&["hello"], Behaviour::default());
+    let config = format!("{SCRIPTS_CONFIG}copy-build: true\nbuild-dest: dist\n");
+    std::fs::write(p.path().join("config.yaml"), config).unwrap();
+    let dist = p.path().join("dist");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("main.sh"), "the user's own main.sh\n").unwrap();
+    std::fs::write(dist.join("NOTES.md"), "mine\n").unwrap();
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("main.sh") && err.contains("in the way"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dist.join("main.sh")).unwrap(),
+        "the user's own main.sh\n"
+    );
+    std::fs::remove_file(dist.join("main.sh")).unwrap();
+    let (code, _, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(output_of(&dist), "hello\n");
+    assert_eq!(
+        std::fs::read_to_string(dist.join("NOTES.md")).unwrap(),
+        "mine\n"
+    );
+    let manifest = std::fs::read_to_string(dist.join(".rekindle-manifest")).unwrap();
+    assert!(manifest.lines().any(|l| l == "main.sh"), "{manifest}");
+    assert!(!manifest.contains("NOTES.md"), "{manifest}");
+    // The next copy replaces what the last one wrote.
+    std::fs::write(p.path().join("app.plain"), spec(&["hello", "world"])).unwrap();
+    let (code, _, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(output_of(&dist), "hello\nworld\n");
+    assert_eq!(
+        std::fs::read_to_string(dist.join("NOTES.md")).unwrap(),
+        "mine\n"
+    );
+}

@@ -3,6 +3,7 @@
 //!
 //! Problems are diagnostics pointing into the config file, so they render like spec errors.
 
+pub mod paths;
 pub mod reference;
 pub mod rekindle_toml;
 
@@ -112,7 +113,7 @@ pub fn load_in(
     template_dirs.extend(reference.template_dir.clone());
     template_dirs.extend(toml.spec.template_dirs.iter().cloned());
     template_dirs.extend(cli.template_dirs.iter().cloned());
-    Settings {
+    let settings = Settings {
         config_file,
         rekindle_toml: toml_path,
         template_dirs,
@@ -157,7 +158,16 @@ pub fn load_in(
             .unwrap_or(DEFAULT_TEST_SCRIPT_TIMEOUT),
         spec_dir: spec_dir.to_path_buf(),
         toml,
+    };
+    let mut from_cli = Vec::new();
+    if cli.build_folder.is_some() {
+        from_cli.push("build-folder");
     }
+    if cli.build_dest.is_some() {
+        from_cli.push("build-dest");
+    }
+    paths::check(&settings, &reference, &from_cli, diags);
+    settings
 }
 
 impl Settings {

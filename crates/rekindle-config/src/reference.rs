@@ -21,6 +21,9 @@ pub struct ReferenceConfig {
     pub prepare_environment_script: Option<PathBuf>,
     pub test_script_timeout: Option<u64>,
     pub verbose: Option<bool>,
+    /// Where each path setting was written (its value on its line), by its dashed key, for
+    /// messages about the folder it names.
+    pub locations: Vec<(&'static str, Span)>,
 }
 
 type S<T> = Option<Spanned<T>>;
@@ -199,6 +202,17 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
         &raw.logging_config_path,
         &raw.headless,
     );
+    let mut locations = Vec::new();
+    for (key, v) in [
+        ("build-folder", &raw.build_folder),
+        ("build-dest", &raw.build_dest),
+        ("conformance-tests-dest", &raw.conformance_tests_dest),
+    ] {
+        if let Some(v) = v {
+            let at = span_at(db, file, v.referenced.line(), v.referenced.column());
+            locations.push((key, at));
+        }
+    }
     ReferenceConfig {
         template_dir: resolve(&raw.template_dir),
         build_folder: resolve(&raw.build_folder),
@@ -212,6 +226,17 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
         prepare_environment_script: resolve(&raw.prepare_environment_script),
         test_script_timeout: raw.test_script_timeout.map(|v| v.value),
         verbose: raw.verbose.map(|v| v.value),
+        locations,
+    }
+}
+
+impl ReferenceConfig {
+    /// Where `key` (dashed, as in [`KEYS`]) was written, if it was.
+    pub fn location(&self, key: &str) -> Option<Span> {
+        self.locations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, s)| s)
     }
 }
 

@@ -121,7 +121,7 @@ pub(crate) fn ensure_base(
     // A new base: the previous module's code (or nothing), as a fresh root commit.
     use rekindle_workspace::files;
     match &base.from {
-        Some(from) => files::replace_contents(from, &code.dir).map_err(io)?,
+        Some(from) => files::replace_worktree(from, &code.dir).map_err(io)?,
         None => files::clear(&code.dir).map_err(io)?,
     }
     files::clear(&tests.dir).map_err(io)?;

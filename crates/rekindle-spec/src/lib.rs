@@ -12,5 +12,6 @@ pub mod loader;
 pub mod model;
 pub mod project;
 mod resources;
+pub mod roots;
 pub mod syntax;
 pub mod template;

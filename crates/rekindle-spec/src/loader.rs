@@ -11,6 +11,11 @@ pub trait Fs {
     fn len(&self, path: &Path) -> io::Result<u64>;
     /// The real location of `path` with links resolved; used to keep resources inside the project.
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Whether anything (a file or a folder) is at `path`; used to find the enclosing git
+    /// repository (its `.git`).
+    fn exists(&self, path: &Path) -> bool;
+    /// The user's home folder, which is never a root of a project.
+    fn home(&self) -> Option<PathBuf>;
 }
 
 /// The real disk.
@@ -29,12 +34,22 @@ impl Fs for RealFs {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         std::fs::canonicalize(path)
     }
+    fn exists(&self, path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok()
+    }
+    fn home(&self) -> Option<PathBuf> {
+        std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+    }
 }
 
 /// Files held in memory, keyed by normalized path. Directories are implied.
 #[derive(Default, Clone)]
 pub struct MemFs {
     pub files: HashMap<PathBuf, Vec<u8>>,
+    /// What [`Fs::home`] answers (none unless a test sets it).
+    pub home: Option<PathBuf>,
 }
 
 impl MemFs {
@@ -59,11 +74,18 @@ impl Fs for MemFs {
     }
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
         let p = normalize(path);
-        if self.files.contains_key(&p) || self.files.keys().any(|k| k.starts_with(&p)) {
+        if self.exists(&p) {
             Ok(p)
         } else {
             Err(io::Error::new(io::ErrorKind::NotFound, "no such file"))
         }
+    }
+    fn exists(&self, path: &Path) -> bool {
+        let p = normalize(path);
+        self.files.contains_key(&p) || self.files.keys().any(|k| k.starts_with(&p))
+    }
+    fn home(&self) -> Option<PathBuf> {
+        self.home.clone()
     }
 }
 

@@ -12,9 +12,10 @@ use crate::library;
 use crate::loader::{normalize, Fs};
 use crate::model::{SectionKind, Sections};
 use crate::resources;
+use crate::roots::Roots;
 use crate::source::{decode, decode_owned, DecodeError, FileId, SourceDb, Span};
 use crate::syntax;
-use crate::template::{self, CodeVar, Expanded, Includes};
+use crate::template::{self, CodeVar, Expanded, IncludeError, Includes};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -24,8 +25,8 @@ use std::rc::Rc;
 pub struct Options {
     /// Folders searched after the entry spec's own folder, in order.
     pub search_dirs: Vec<PathBuf>,
-    /// Extra folders that linked resources may come from (the entry's folder and the search
-    /// folders always may).
+    /// Extra folders that linked resources and includes may come from (`[spec] roots`; the
+    /// other roots are in [`crate::roots`]).
     pub roots: Vec<PathBuf>,
     pub builtin_library: bool,
     pub max_resource_bytes: u64,
@@ -115,12 +116,7 @@ pub fn load(entry: &Path, opts: &Options, fs: &dyn Fs) -> Project {
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut roots: Vec<PathBuf> = std::iter::once(&entry_dir)
-        .chain(&opts.search_dirs)
-        .chain(&opts.roots)
-        .filter_map(|d| fs.canonicalize(d).ok())
-        .collect();
-    roots.dedup();
+    let roots = Roots::new(fs, &entry_dir, &opts.search_dirs, &opts.roots);
     let mut l = Loader {
         fs,
         opts,
@@ -130,6 +126,7 @@ pub fn load(entry: &Path, opts: &Options, fs: &dyn Fs) -> Project {
         by_path: HashMap::new(),
         merged: HashMap::new(),
         checked_links: HashSet::new(),
+        include_verdicts: HashMap::new(),
     };
     l.run(entry);
     let mut p = l.p;
@@ -156,11 +153,13 @@ struct Loader<'a> {
     fs: &'a dyn Fs,
     opts: &'a Options,
     entry_dir: PathBuf,
-    roots: Vec<PathBuf>,
+    roots: Roots,
     p: Project,
     by_path: HashMap<PathBuf, ModuleId>,
     merged: HashMap<ModuleId, Rc<Merged>>,
     checked_links: HashSet<Span>,
+    /// Include targets already checked against the roots (see [`IncludeCx::locate`]).
+    include_verdicts: HashMap<PathBuf, Result<PathBuf, PathBuf>>,
 }
 
 enum Found {
@@ -169,19 +168,42 @@ enum Found {
 }
 
 /// Resolves `{% include %}` targets: beside the including file, then the search folders, then
-/// the built-in library.
+/// the built-in library. A target found outside the project's roots is refused before it is
+/// read.
 struct IncludeCx<'b> {
     fs: &'b dyn Fs,
     sources: &'b mut SourceDb,
     dirs: Vec<PathBuf>,
+    roots: &'b Roots,
+    verdicts: &'b mut HashMap<PathBuf, Result<PathBuf, PathBuf>>,
     builtin: bool,
     max: u64,
 }
 
+impl IncludeCx<'_> {
+    /// Where `path` really is (links and `..` resolved as the file system does): `Ok` inside
+    /// the roots, `Err` outside.
+    fn locate(&mut self, path: &Path) -> Result<PathBuf, PathBuf> {
+        if let Some(v) = self.verdicts.get(path) {
+            return v.clone();
+        }
+        let v = match self.fs.canonicalize(path) {
+            Ok(real) if self.roots.contains(&real) => Ok(real),
+            Ok(real) => Err(real),
+            // Found a moment ago but not now: refuse rather than read it unchecked.
+            Err(_) => Err(path.to_path_buf()),
+        };
+        self.verdicts.insert(path.to_path_buf(), v.clone());
+        v
+    }
+}
+
 impl Includes for IncludeCx<'_> {
-    fn include(&mut self, name: &str, from: FileId) -> Result<(FileId, String), String> {
+    fn include(&mut self, name: &str, from: FileId) -> Result<(FileId, String), IncludeError> {
         if Path::new(name).is_absolute() {
-            return Err("an include must be a relative path".into());
+            return Err(IncludeError::Missing(
+                "an include must be a relative path".into(),
+            ));
         }
         let from_path = self.sources.get(from).path.clone();
         let mut candidates = Vec::new();
@@ -195,16 +217,21 @@ impl Includes for IncludeCx<'_> {
             if !self.fs.is_file(c) {
                 continue;
             }
+            // The file is read only at its real location, and only once that is known to be
+            // inside the project.
+            let real = self
+                .locate(c)
+                .map_err(|resolved| IncludeError::Outside { resolved })?;
             let path = normalize(c);
             if let Some(id) = self.sources.find(&path) {
                 return Ok((id, self.sources.get(id).text.clone()));
             }
-            if self.fs.len(c).map_err(|e| e.to_string())? > self.max {
-                return Err(format!("{} is larger than {} bytes", c.display(), self.max));
+            if self.fs.len(&real).map_err(|e| e.to_string())? > self.max {
+                return Err(format!("{} is larger than {} bytes", c.display(), self.max).into());
             }
             let bytes = self
                 .fs
-                .read(c)
+                .read(&real)
                 .map_err(|e| format!("cannot read {}: {e}", c.display()))?;
             let text = decode(&bytes).map_err(|e| match e {
                 DecodeError::InvalidUtf8 { line, column, .. } => {
@@ -236,7 +263,8 @@ impl Includes for IncludeCx<'_> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))
+        )
+        .into())
     }
 }
 
@@ -244,6 +272,20 @@ fn module_name(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// A module's name is also the name of its folder in the build folder, so it must be one plain
+/// name: not empty, not `.` or `..`, no `/` or `\`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+fn not_plain(name: &str) -> Diagnostic {
+    Diagnostic::error(
+        "E0704",
+        format!("`{name}` is not a plain module name"),
+    )
+    .help("name a module by its file name without `.plain` and without a folder (it also names the module's folder in the build folder); add the folder that holds it with --template-dir or `template-dir` in config.yaml")
 }
 
 impl Loader<'_> {
@@ -269,6 +311,10 @@ impl Loader<'_> {
             return;
         }
         let name = module_name(entry);
+        if !is_plain_name(&name) {
+            self.p.diagnostics.push(not_plain(&name));
+            return;
+        }
         let Some(root) = self.load_found(&name, Found::File(entry.to_path_buf()), None) else {
             return;
         };
@@ -283,7 +329,7 @@ impl Loader<'_> {
 
     fn find(&self, name: &str) -> Result<Found, Vec<String>> {
         let mut looked = Vec::new();
-        if !name.is_empty() && !Path::new(name).is_absolute() {
+        if is_plain_name(name) {
             let file = format!("{name}.plain");
             for dir in std::iter::once(&self.entry_dir).chain(&self.opts.search_dirs) {
                 let p = normalize(&dir.join(&file));
@@ -303,6 +349,12 @@ impl Loader<'_> {
     }
 
     fn resolve(&mut self, name: &str, site: Span, what: &str) -> Option<ModuleId> {
+        if !is_plain_name(name) {
+            self.p
+                .diagnostics
+                .push(not_plain(name).at(site, format!("{what} here")));
+            return None;
+        }
         match self.find(name) {
             Ok(found) => self.load_found(name, found, Some(site)),
             Err(looked) => {
@@ -413,6 +465,8 @@ impl Loader<'_> {
             fs: self.fs,
             sources: &mut self.p.sources,
             dirs: self.opts.search_dirs.clone(),
+            roots: &self.roots,
+            verdicts: &mut self.include_verdicts,
             builtin: self.opts.builtin_library,
             max: self.opts.max_spec_bytes,
         };

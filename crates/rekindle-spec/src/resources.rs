@@ -6,6 +6,7 @@ use crate::diag::Diagnostic;
 use crate::library;
 use crate::loader::Fs;
 use crate::model::Link;
+use crate::roots::Roots;
 use crate::source::decode;
 use std::path::{Path, PathBuf};
 
@@ -33,13 +34,13 @@ fn has_scheme(target: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Checks one link found in the file at `from`; `roots` are canonical project folders. Returns
-/// the resource when the link is good.
+/// Checks one link found in the file at `from` against the project's `roots`. Returns the
+/// resource when the link is good.
 pub fn check(
     fs: &dyn Fs,
     link: &Link,
     from: &Path,
-    roots: &[PathBuf],
+    roots: &Roots,
     max_bytes: u64,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Resource> {
@@ -100,11 +101,11 @@ pub fn check(
         );
         return None;
     };
-    if !roots.iter().any(|r| real.starts_with(r)) {
+    if !roots.contains(&real) {
         diags.push(
             err("E0603", format!("linked resource `{target}` is outside the project"))
                 .note(format!("it resolves to {}", real.display()))
-                .help("move the file into the project folder, or list its folder under `roots` in rekindle.toml"),
+                .help("move the file into the project folder (or the git repository the spec is in), or list its folder under `roots` in rekindle.toml"),
         );
         return None;
     }

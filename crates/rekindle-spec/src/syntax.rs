@@ -586,12 +586,12 @@ fn dedent(
 mod tests {
     use super::*;
     use crate::source::FileId;
-    use crate::template::{expand, Includes};
+    use crate::template::{expand, IncludeError, Includes};
 
     struct NoIncludes;
     impl Includes for NoIncludes {
-        fn include(&mut self, _: &str, _: FileId) -> Result<(FileId, String), String> {
-            Err("none".into())
+        fn include(&mut self, _: &str, _: FileId) -> Result<(FileId, String), IncludeError> {
+            Err(IncludeError::Missing("none".into()))
         }
     }
 

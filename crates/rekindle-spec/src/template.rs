@@ -72,8 +72,23 @@ pub struct CodeVar {
 
 /// Gives the expander the text of an included file.
 pub trait Includes {
-    /// Finds `name` as seen from `from`; returns the file and its text, or a message.
-    fn include(&mut self, name: &str, from: FileId) -> Result<(FileId, String), String>;
+    /// Finds `name` as seen from `from`; returns the file and its text, or why not.
+    fn include(&mut self, name: &str, from: FileId) -> Result<(FileId, String), IncludeError>;
+}
+
+/// Why an include has no text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncludeError {
+    /// Not found, unreadable or not text; the message says which (and never quotes the file).
+    Missing(String),
+    /// Found at `resolved`, outside the project's roots, and so never read.
+    Outside { resolved: std::path::PathBuf },
+}
+
+impl From<String> for IncludeError {
+    fn from(message: String) -> IncludeError {
+        IncludeError::Missing(message)
+    }
 }
 
 pub type Vars = HashMap<String, String>;
@@ -381,11 +396,20 @@ impl Expander<'_> {
         };
         let (inc_file, inc_text) = match self.includes.include(&target, file) {
             Ok(v) => v,
-            Err(msg) => {
+            Err(IncludeError::Missing(msg)) => {
                 self.diags.push(
                     Diagnostic::error("E0311", format!("cannot include `{target}`"))
                         .at(span, msg)
                         .help("included files are looked up beside the including file, then in the template folders"),
+                );
+                return;
+            }
+            Err(IncludeError::Outside { resolved }) => {
+                self.diags.push(
+                    Diagnostic::error("E0313", format!("`{target}` is outside the project"))
+                        .at(span, "included here")
+                        .note(format!("it resolves to {}, which was not read", resolved.display()))
+                        .help("an included file must be in the spec's folder, a template folder, the git repository the spec is in, or a folder listed under `roots` in rekindle.toml"),
                 );
                 return;
             }
@@ -546,12 +570,12 @@ mod tests {
 
     struct Files(Vec<(&'static str, &'static str)>);
     impl Includes for Files {
-        fn include(&mut self, name: &str, _from: FileId) -> Result<(FileId, String), String> {
+        fn include(&mut self, name: &str, _from: FileId) -> Result<(FileId, String), IncludeError> {
             self.0
                 .iter()
                 .position(|(n, _)| *n == name)
                 .map(|i| (FileId(i as u32 + 1), self.0[i].1.to_string()))
-                .ok_or_else(|| "not found".to_string())
+                .ok_or_else(|| IncludeError::Missing("not found".to_string()))
         }
     }
 

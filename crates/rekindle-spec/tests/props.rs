@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use rekindle_spec::diag::{position, render, to_json};
-use rekindle_spec::loader::MemFs;
+use rekindle_spec::loader::{Fs, MemFs};
 use rekindle_spec::project::{load, Options, Project};
 use std::path::Path;
 
@@ -716,5 +716,206 @@ proptest! {
         let found = undefined_concepts(&p);
         prop_assert_eq!(found.len(), 1, "{:?} / {:?}", main, a);
         prop_assert_eq!(found[0].1.as_deref(), Some(":Nowhere:"), "{:?} / {:?}", main, a);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) includes stay inside the project's roots
+
+/// An in-memory disk that records every file read, with symbolic links (`links`: a folder or
+/// file path that really is another one).
+struct Spy {
+    files: MemFs,
+    links: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    reads: std::cell::RefCell<Vec<std::path::PathBuf>>,
+}
+
+impl Spy {
+    fn new(files: MemFs) -> Spy {
+        Spy {
+            files,
+            links: Vec::new(),
+            reads: Default::default(),
+        }
+    }
+
+    /// `path` with links followed, component by component, as the kernel would.
+    fn real(&self, path: &Path) -> std::path::PathBuf {
+        let mut out = std::path::PathBuf::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => out.push(c),
+            }
+            if let Some((_, to)) = self.links.iter().find(|(from, _)| *from == out) {
+                out = to.clone();
+            }
+        }
+        out
+    }
+}
+
+impl Fs for Spy {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let real = self.real(path);
+        self.reads.borrow_mut().push(real.clone());
+        self.files.read(&real)
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        self.files.is_file(&self.real(path))
+    }
+    fn len(&self, path: &Path) -> std::io::Result<u64> {
+        self.files.len(&self.real(path))
+    }
+    fn canonicalize(&self, path: &Path) -> std::io::Result<std::path::PathBuf> {
+        self.files.canonicalize(&self.real(path))
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.files.exists(&self.real(path))
+    }
+    fn home(&self) -> Option<std::path::PathBuf> {
+        self.files.home()
+    }
+}
+
+const SECRET: &str = "root:x:0:0:SECRET-LINE:/root:/bin/bash\n- Leak the SECRET-ITEM.\n";
+
+/// A valid spec whose functionality on line 12 includes `target`.
+fn including(target: &str) -> String {
+    format!("***definitions***\n\n- :App: is an app.\n\n***implementation reqs***\n\n- :App: is written in Python.\n\n***functional specs***\n\n- Show :App:.\n- Implement {{% include \"{target}\" %}}\n")
+}
+
+/// Loads `fs`'s `/w/<depth folders>/proj/main.plain`; asserts the include on line 12 was refused
+/// with E0313, that the secret file was never read and that no message holds any of its text.
+fn assert_refused(fs: &Spy, entry: &Path, secret: &Path) -> Result<(), TestCaseError> {
+    let p = load(entry, &Options::default(), fs);
+    let refused: Vec<_> = p.diagnostics.iter().filter(|d| d.code == "E0313").collect();
+    prop_assert_eq!(refused.len(), 1, "{:?}", p.diagnostics);
+    let at = position(&p.sources, refused[0].primary.as_ref().unwrap().span);
+    prop_assert_eq!(at.line, 12);
+    prop_assert!(at.file.ends_with("main.plain"), "{}", at.file);
+    prop_assert!(
+        !fs.reads.borrow().iter().any(|r| r == secret),
+        "the refused file was read: {:?}",
+        fs.reads.borrow()
+    );
+    for d in &p.diagnostics {
+        for text in [
+            render(&p.sources, d, false),
+            serde_json::to_string(&to_json(&p.sources, d)).unwrap(),
+        ] {
+            prop_assert!(!text.contains("SECRET"), "{}", text);
+            prop_assert!(!text.contains("root:x"), "{}", text);
+        }
+    }
+    prop_assert!(!p.bodies.iter().any(|b| b.text.contains("SECRET")));
+    Ok(())
+}
+
+/// Ways to climb one folder: plain, with a `./`, with a detour down and back up.
+const CLIMBS: &[&str] = &["../", "./../", "../x/../", ".//../"];
+
+proptest! {
+    #![proptest_config(Config { cases: 256, ..Config::default() })]
+
+    /// However an include climbs out of the project (`../` runs, detours, a link in the spec's
+    /// folder), it is refused at its own line, the file is never read, and no message quotes it.
+    #[test]
+    fn includes_outside_the_roots_are_refused_unread(
+        depth in 0usize..4,
+        extra in 0usize..3,
+        via_link in any::<bool>(),
+        name in prop::sample::select(vec!["passwd", "x.plain", "notes.txt"]),
+        steps in prop::collection::vec(prop::sample::select(CLIMBS), 4),
+    ) {
+        // /w/d0/d1/.../proj/main.plain; the secret is `extra` folders above /w/d0/... (at most /w).
+        let dirs: Vec<String> = (0..depth).map(|i| format!("d{i}")).collect();
+        let proj = Path::new("/w").join(dirs.join("/")).join("proj");
+        let entry = proj.join("main.plain");
+        let up = extra.min(depth) + 1;
+        let secret_dir = proj.ancestors().nth(up).unwrap().join("etc");
+        let secret = secret_dir.join(name);
+        let mut files = MemFs::default();
+        files.add(&secret, SECRET);
+        files.add(proj.join("sub/keep.txt"), "x");
+        let mut fs = Spy::new(files);
+        if via_link {
+            fs.links.push((proj.join("inside"), secret_dir.clone()));
+            fs.files.add(&entry, including(&format!("inside/{name}")));
+        } else {
+            let target = format!("{}etc/{name}", steps[..up].concat());
+            fs.files.add(&entry, including(&target));
+        }
+        assert_refused(&fs, &entry, &secret)?;
+    }
+}
+
+#[test]
+fn the_etc_passwd_include_is_refused_unread() {
+    let mut files = MemFs::default();
+    let entry = Path::new("/home/u/work/app/main.plain");
+    files.add(entry, including("../../../../../../etc/passwd"));
+    files.add("/etc/passwd", SECRET);
+    files.home = Some("/home/u".into());
+    let fs = Spy::new(files);
+    assert_refused(&fs, entry, Path::new("/etc/passwd")).unwrap();
+}
+
+#[test]
+fn includes_from_every_root_are_read() {
+    let good = "Python code.";
+    let mut files = MemFs::default();
+    // A git repository at /r holds the project and a shared folder.
+    files
+        .add("/r/.git/HEAD", "ref")
+        .add("/r/shared/s.plain", good)
+        .add("/t/t.plain", good)
+        .add("/extra/e.plain", good);
+    let cases = [
+        ("../shared/s.plain", Vec::new(), Vec::new()),
+        ("t.plain", vec!["/t".into()], Vec::new()),
+        ("../../extra/e.plain", Vec::new(), vec!["/extra".into()]),
+    ];
+    for (target, search_dirs, roots) in cases {
+        let mut files = files.clone();
+        files.add("/r/proj/main.plain", including(target));
+        let opts = Options {
+            search_dirs,
+            roots,
+            ..Options::default()
+        };
+        let p = load(Path::new("/r/proj/main.plain"), &opts, &files);
+        assert!(!p.has_errors(), "{target}: {:?}", p.diagnostics);
+    }
+    // The same repository as the home folder is no root.
+    let mut files = files.clone();
+    files.home = Some("/r".into());
+    files.add("/r/proj/main.plain", including("../shared/s.plain"));
+    let p = load(Path::new("/r/proj/main.plain"), &Options::default(), &files);
+    assert!(
+        p.diagnostics.iter().any(|d| d.code == "E0313"),
+        "{:?}",
+        p.diagnostics
+    );
+}
+
+#[test]
+fn module_names_are_plain_names() {
+    for bad in ["../other", "sub/mod", "..", "/abs/x"] {
+        let mut fs = MemFs::default();
+        fs.add(
+            "/p/main.plain",
+            format!("---\nrequires:\n  - {bad}\n---\n{}", including("x")),
+        )
+        .add("/p/sub/mod.plain", "x")
+        .add("/other.plain", "x");
+        let p = load(Path::new("/p/main.plain"), &Options::default(), &fs);
+        let d = p.diagnostics.iter().find(|d| d.code == "E0704");
+        assert!(d.is_some(), "{bad}: {:?}", p.diagnostics);
+        let at = position(&p.sources, d.unwrap().primary.as_ref().unwrap().span);
+        assert_eq!(at.line, 3, "{bad}");
     }
 }

@@ -78,6 +78,14 @@ pub fn check_path(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
                 if n.eq_ignore_ascii_case(".git") {
                     return Err(refuse("writing into .git is not allowed"));
                 }
+                if [".gitignore", ".gitattributes", ".gitmodules"]
+                    .iter()
+                    .any(|g| n.eq_ignore_ascii_case(g))
+                {
+                    return Err(refuse(
+                        "git's own files are rekindle's: a .gitignore or .gitattributes could hide generated files from commits and from hand-edit detection",
+                    ));
+                }
                 if n.len() > 255 {
                     return Err(refuse("a path component is too long"));
                 }
@@ -265,7 +273,9 @@ pub fn clear(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Copies the files of `from` (not `.git`) into `to`, which is emptied first except for `.git`.
-pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Only for rekindle's own repositories (a module's code folder seeded from the previous
+/// module's); a folder the user names gets [`replace_contents`].
+pub fn replace_worktree(from: &Path, to: &Path) -> std::io::Result<()> {
     clear(to)?;
     let mut paths = Vec::new();
     walk(from, from, &mut paths);
@@ -277,6 +287,124 @@ pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::copy(from.join(&rel), dst)?;
     }
     Ok(())
+}
+
+const MANIFEST_HEADER: &str =
+    "# rekindle: the files it copied into this folder; only these are replaced or removed";
+
+/// The files a previous copy listed in `to`'s manifest; entries that are not plain relative
+/// paths inside `to` (a hand-edited or planted manifest) are ignored, never followed.
+fn read_manifest(to: &Path) -> std::io::Result<std::collections::BTreeSet<String>> {
+    let path = crate::layout::copy_manifest(to);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| check_path(to, l).is_ok() && *l != crate::layout::COPY_MANIFEST)
+        .map(str::to_string)
+        .collect())
+}
+
+fn write_manifest<'a>(to: &Path, files: impl Iterator<Item = &'a String>) -> std::io::Result<()> {
+    let mut text = String::from(MANIFEST_HEADER);
+    text.push('\n');
+    for f in files {
+        text.push_str(f);
+        text.push('\n');
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(to)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(crate::layout::copy_manifest(to))
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn refused(msg: String) -> std::io::Error {
+    std::io::Error::other(msg)
+}
+
+/// Copies the files of `from` (not `.git`) into `to`, a folder the user named (`build-dest`),
+/// touching only what rekindle put there: `to`'s manifest
+/// ([`layout::copy_manifest`](crate::layout::copy_manifest)) lists the files the last copy
+/// wrote; of those, the ones `from` no longer has are removed, and only those may be
+/// overwritten. Any other file is left alone. A file rekindle did not write that is in the way
+/// (with other content) stops the copy before anything changes, with an error naming it.
+pub fn replace_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::collections::BTreeSet;
+    std::fs::create_dir_all(to)?;
+    let before = read_manifest(to)?;
+    let mut paths = Vec::new();
+    walk(from, from, &mut paths);
+    let mut now = BTreeSet::new();
+    for rel in paths {
+        if rel == crate::layout::COPY_MANIFEST {
+            return Err(refused(format!(
+                "the build has a file named {rel}, the name of the list rekindle keeps in {}",
+                to.display()
+            )));
+        }
+        if rel.contains('\n') || rel.contains('\r') {
+            return Err(refused(format!(
+                "the build has a file name with a line break: {rel:?}"
+            )));
+        }
+        let dst = check_path(to, &rel).map_err(|r| refused(format!("{}: {r}", to.display())))?;
+        if !before.contains(&rel) {
+            match std::fs::symlink_metadata(&dst) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(m) if m.is_file() && same_content(&from.join(&rel), &dst) => {}
+                Ok(_) => {
+                    return Err(refused(format!(
+                        "{} is in the way: rekindle did not put it there, so it will not overwrite it; move or remove it (rekindle lists the files it copies in {})",
+                        dst.display(),
+                        crate::layout::copy_manifest(to).display()
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        now.insert(rel);
+    }
+    // Listed before anything is written: an interrupted copy leaves no file it wrote unlisted.
+    write_manifest(to, before.union(&now))?;
+    for gone in before.difference(&now) {
+        let p = to.join(gone);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if !m.is_dir() => std::fs::remove_file(&p)?,
+            _ => continue,
+        }
+        // Folders the removal emptied go too, never `to` itself or a folder with anything left.
+        let mut dir = p.parent();
+        while let Some(d) = dir {
+            if d == to || !d.starts_with(to) || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    for rel in &now {
+        let dst = to.join(rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // A link planted where a listed file was is replaced, never followed.
+        if std::fs::symlink_metadata(&dst).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&dst)?;
+        }
+        std::fs::copy(from.join(rel), &dst)?;
+    }
+    write_manifest(to, now.iter())
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +429,9 @@ mod tests {
             "a/../../x",
             ".git/config",
             "sub/.GIT/hooks/pre-commit",
+            ".gitignore",
+            "src/.gitignore",
+            ".gitattributes",
             "",
             "a\\b",
             "C:/x",
@@ -357,5 +488,108 @@ mod tests {
         );
         let (files, _) = snapshot(d.path(), 1000);
         assert_eq!(files[0].path, "src/a.py");
+    }
+
+    fn put(root: &Path, rel: &str, content: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn read(root: &Path, rel: &str) -> Option<String> {
+        std::fs::read_to_string(root.join(rel)).ok()
+    }
+
+    #[test]
+    fn copies_replace_only_what_rekindle_wrote() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to) = (d.path().join("code"), d.path().join("dest"));
+        put(&from, "main.py", "1");
+        put(&from, "pkg/util.py", "u");
+        put(&from, ".git/config", "x");
+        put(&to, "notes.txt", "mine");
+        put(&to, "keep/data.csv", "mine too");
+        replace_contents(&from, &to).unwrap();
+        assert_eq!(read(&to, "main.py").as_deref(), Some("1"));
+        assert_eq!(read(&to, "pkg/util.py").as_deref(), Some("u"));
+        assert!(!to.join(".git").exists());
+        let manifest = read(&to, crate::layout::COPY_MANIFEST).unwrap();
+        assert!(manifest.lines().any(|l| l == "main.py"), "{manifest}");
+        assert!(manifest.lines().any(|l| l == "pkg/util.py"), "{manifest}");
+        assert!(!manifest.contains("notes.txt"), "{manifest}");
+
+        // The next build drops pkg/util.py and changes main.py: the copy follows, and the files
+        // rekindle did not write stay byte for byte.
+        std::fs::remove_dir_all(from.join("pkg")).unwrap();
+        put(&from, "main.py", "2");
+        replace_contents(&from, &to).unwrap();
+        assert_eq!(read(&to, "main.py").as_deref(), Some("2"));
+        assert!(
+            !to.join("pkg").exists(),
+            "the folder the removal emptied is gone"
+        );
+        assert_eq!(read(&to, "notes.txt").as_deref(), Some("mine"));
+        assert_eq!(read(&to, "keep/data.csv").as_deref(), Some("mine too"));
+    }
+
+    #[test]
+    fn an_unknown_file_in_the_way_stops_the_copy_before_any_change() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to) = (d.path().join("code"), d.path().join("dest"));
+        put(&from, "a.py", "new a");
+        put(&from, "b.py", "new b");
+        put(&from, "same.py", "same");
+        put(&to, "b.py", "the user's b");
+        put(&to, "same.py", "same");
+        let e = replace_contents(&from, &to).unwrap_err();
+        assert!(e.to_string().contains("b.py"), "{e}");
+        assert!(e.to_string().contains("in the way"), "{e}");
+        assert_eq!(read(&to, "b.py").as_deref(), Some("the user's b"));
+        assert!(!to.join("a.py").exists(), "nothing is written on a refusal");
+        assert!(!to.join(crate::layout::COPY_MANIFEST).exists());
+        // Once the user's file is out of the way the copy goes through; an identical file is
+        // taken over rather than refused.
+        std::fs::remove_file(to.join("b.py")).unwrap();
+        replace_contents(&from, &to).unwrap();
+        assert_eq!(read(&to, "b.py").as_deref(), Some("new b"));
+        let manifest = read(&to, crate::layout::COPY_MANIFEST).unwrap();
+        assert!(manifest.lines().any(|l| l == "same.py"), "{manifest}");
+    }
+
+    #[test]
+    fn a_planted_manifest_cannot_remove_anything_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to) = (d.path().join("code"), d.path().join("dest"));
+        put(&from, "main.py", "1");
+        put(d.path(), "precious.txt", "keep");
+        put(&to, "inner/precious.txt", "keep");
+        std::os::unix::fs::symlink(d.path(), to.join("link")).unwrap();
+        put(
+            &to,
+            crate::layout::COPY_MANIFEST,
+            &format!(
+                "../precious.txt\n{}\nlink/precious.txt\n/etc/hostname\n",
+                d.path().join("precious.txt").display()
+            ),
+        );
+        replace_contents(&from, &to).unwrap();
+        assert_eq!(read(d.path(), "precious.txt").as_deref(), Some("keep"));
+        assert_eq!(read(&to, "inner/precious.txt").as_deref(), Some("keep"));
+        assert!(to.join("link").exists());
+        assert_eq!(read(&to, "main.py").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_module_repository_is_reseeded_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to) = (d.path().join("prev"), d.path().join("code"));
+        put(&from, "main.py", "1");
+        put(&to, "old.py", "0");
+        put(&to, ".git/HEAD", "ref");
+        replace_worktree(&from, &to).unwrap();
+        assert_eq!(read(&to, "main.py").as_deref(), Some("1"));
+        assert!(!to.join("old.py").exists());
+        assert_eq!(read(&to, ".git/HEAD").as_deref(), Some("ref"));
+        assert!(!to.join(crate::layout::COPY_MANIFEST).exists());
     }
 }

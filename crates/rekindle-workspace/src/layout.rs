@@ -12,6 +12,7 @@
 //! <spec folder>/.rekindle/journal.jsonl    the provenance journal (its head in journal.jsonl.head)
 //! <spec folder>/.rekindle/patches/         hand edits saved by `render --force`
 //! <spec folder>/.rekindle/cache/           the default response cache
+//! <build-dest>/.rekindle-manifest          the files rekindle copied there (only those are replaced)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,14 @@ pub const CODE_FOLDER_PATTERN: &str = "<build-folder>/<module>/code";
 const TESTS: &str = "tests";
 const MARKER: &str = ".rendering";
 const BUILD_LOCK: &str = ".rekindle.lock";
+/// The list of files rekindle copied into a destination folder (`build-dest`).
+pub const COPY_MANIFEST: &str = ".rekindle-manifest";
+
+/// The manifest of the files rekindle copied into `dest`: the only files a later copy may
+/// replace or remove.
+pub fn copy_manifest(dest: &Path) -> PathBuf {
+    dest.join(COPY_MANIFEST)
+}
 
 impl BuildLayout {
     pub fn new(root: impl Into<PathBuf>) -> BuildLayout {
@@ -129,6 +138,10 @@ mod tests {
         assert_eq!(m.conformance_tests(3), Path::new("/b/app/tests/f03"));
         assert_eq!(m.conformance_tests(12), Path::new("/b/app/tests/f12"));
         assert_eq!(b.lock_file(), Path::new("/b/.rekindle.lock"));
+        assert_eq!(
+            copy_manifest(Path::new("/d")),
+            Path::new("/d/.rekindle-manifest")
+        );
         let p = ProjectLayout::for_spec(Path::new("app.plain"));
         assert_eq!(p.journal(), Path::new("./.rekindle/journal.jsonl"));
         assert_eq!(p.lock(), Path::new("./rekindle.lock"));
