@@ -233,6 +233,10 @@ pub struct RenderArgs {
     /// The build folder (default: config.yaml's build-folder, else plain_modules beside the spec).
     #[arg(long, value_name = "DIR")]
     pub build_folder: Option<PathBuf>,
+    /// Run test scripts without the sandbox (not recommended: generated code then runs with
+    /// your files, network and environment). The journal records it.
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// Most tokens a model may write per reply.
     #[arg(long, value_name = "N", default_value = "2048")]
     pub max_tokens: u32,

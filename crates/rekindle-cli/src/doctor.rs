@@ -106,6 +106,15 @@ pub async fn run(settings: &Settings, args: &ProviderArgs, config_problems: Vec<
             ))
         },
     ));
+    checks.push(check(
+        "sandbox",
+        settings
+            .toml
+            .sandbox
+            .probe()
+            .map(|p| p.to_string())
+            .map_err(|e| (e.to_string(), None)),
+    ));
     checks.extend(script("unit tests script", &settings.unittests_script));
     checks.extend(script(
         "conformance tests script",

@@ -24,6 +24,15 @@ impl Loaded {
         self.config_diags.iter().any(Diagnostic::is_error)
     }
 
+    /// Errors in the spec (not counting warnings).
+    pub fn spec_errors(&self) -> usize {
+        self.project
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .count()
+    }
+
     /// Every diagnostic as JSON, the config file's first.
     pub fn json_diagnostics(&self) -> Vec<serde_json::Value> {
         let mut diags = report::json(&self.config_db, &self.config_diags);
@@ -120,13 +129,7 @@ pub fn load_valid(file: &Path, args: &SpecArgs) -> Result<(Project, Settings), C
     }
     if failed {
         if args.format == Format::Text {
-            let n = l
-                .project
-                .diagnostics
-                .iter()
-                .filter(|d| d.is_error())
-                .count();
-            eprintln!("{}", errors_line(file, n));
+            eprintln!("{}", errors_line(file, l.spec_errors()));
         }
         return Err(CliError::Reported(ExitStatus::Failure));
     }

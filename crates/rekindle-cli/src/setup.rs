@@ -137,6 +137,10 @@ pub fn options(
     opts.patches_dir = ProjectLayout::for_spec(file).patches();
     opts.sampling.max_tokens = r.max_tokens;
     opts.spec_hash = spec_hash(project);
+    opts.sandbox = settings.toml.sandbox.clone();
+    if r.no_sandbox {
+        opts.sandbox.mode = rekindle_workspace::sandbox::Mode::Disabled;
+    }
     opts
 }
 
@@ -188,6 +192,38 @@ impl Built {
             .map(|(_, (n, _))| n.as_str())
             .collect()
     }
+}
+
+/// Refuses a `--build-folder` (or `burn --into`) that is, or holds, the project: rendering clears
+/// what is there. config.yaml's folders were checked when it was read.
+pub fn check_folders(
+    settings: &rekindle_config::Settings,
+    r: &RenderArgs,
+    into: Option<&Path>,
+) -> Result<(), crate::exit::CliError> {
+    let flags = [
+        ("--build-folder", r.build_folder.as_deref()),
+        ("--into", into),
+    ];
+    for (key, path) in flags {
+        if let Some(msg) = path.and_then(|p| rekindle_config::paths::problem(settings, key, p)) {
+            return Err(crate::exit::CliError::usage(msg));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to run scripts where the sandbox cannot be set up (the message names the cause and
+/// the fix); says so when it was turned off.
+pub fn check_sandbox(
+    opts: &rekindle_render::Options,
+    json: bool,
+) -> Result<(), crate::exit::CliError> {
+    let probe = opts.sandbox.probe().map_err(crate::exit::CliError::usage)?;
+    if opts.sandbox.mode == rekindle_workspace::sandbox::Mode::Disabled && !json {
+        eprintln!("warning: the sandbox is off ({probe}): generated code runs with your files, network and environment");
+    }
+    Ok(())
 }
 
 /// A session over the response cache (`None`: no cache, as `burn` wants) with the project's

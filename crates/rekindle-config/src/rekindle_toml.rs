@@ -23,6 +23,10 @@ pub struct RekindleToml {
     pub prices: BTreeMap<String, PriceToml>,
     #[serde(default)]
     pub cache: CacheToml,
+    /// `[sandbox]`: what test scripts, and so generated code, may do (network, environment,
+    /// extra readable paths, `[sandbox.limits]`). Part of every render key.
+    #[serde(default)]
+    pub sandbox: rekindle_workspace::sandbox::SandboxPolicy,
 }
 
 /// `[providers.NAME]`: one way to reach a model.

@@ -166,6 +166,16 @@ impl Journal {
             .collect()
     }
 
+    /// What every entry records, in order; a journal that cannot be read records nothing (its
+    /// problems are `verify`'s to report).
+    pub fn records(&self) -> Vec<Record> {
+        self.entries()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.record)
+            .collect()
+    }
+
     /// Checks the whole chain; `expected_head` (default: the head recorded beside the journal)
     /// catches a cut-off tail.
     pub fn verify(&self, expected_head: Option<&str>) -> Result<Verified, Break> {

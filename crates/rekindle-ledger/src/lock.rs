@@ -115,12 +115,7 @@ impl Lock {
         journal: &Journal,
         previous: Option<&Lock>,
     ) -> Lock {
-        let records: Vec<Record> = journal
-            .entries()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.record)
-            .collect();
+        let records = journal.records();
         let pins = built
             .iter()
             .map(|b| {

@@ -51,6 +51,10 @@ pub struct Step {
     pub tests: Vec<ScriptRun>,
     pub commit: String,
     pub tests_commit: String,
+    /// Whether its test scripts ran in the sandbox (entries written before the sandbox existed
+    /// read as `false`, which is what they were).
+    #[serde(default)]
+    pub sandboxed: bool,
 }
 
 /// Where a functionality is written: a spec file and its first and last line.

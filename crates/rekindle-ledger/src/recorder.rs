@@ -9,6 +9,7 @@ pub struct Recorder<'a> {
     pub inner: &'a mut dyn Observer,
     pub journal: Journal,
     render_id: String,
+    sandboxed: bool,
     current: (String, usize),
     scripts: Vec<ScriptRun>,
     failed: bool,
@@ -20,6 +21,7 @@ impl<'a> Recorder<'a> {
             inner,
             journal,
             render_id: String::new(),
+            sandboxed: false,
             current: (String::new(), 0),
             scripts: Vec::new(),
             failed: false,
@@ -41,7 +43,14 @@ impl<'a> Recorder<'a> {
 impl Observer for Recorder<'_> {
     fn event(&mut self, e: &Event) {
         match e {
-            Event::Start { render_id, .. } => self.render_id = render_id.clone(),
+            Event::Start {
+                render_id,
+                sandboxed,
+                ..
+            } => {
+                self.render_id = render_id.clone();
+                self.sandboxed = *sandboxed;
+            }
             Event::Functionality { module, id, .. } => {
                 self.current = (module.clone(), *id);
                 self.scripts.clear();
@@ -105,6 +114,7 @@ impl Observer for Recorder<'_> {
                 tests: self.scripts.clone(),
                 commit: commit.clone(),
                 tests_commit: tests_commit.clone(),
+                sandboxed: self.sandboxed,
             })),
             _ => {}
         }

@@ -86,12 +86,7 @@ pub fn why(path: &str, line: Option<usize>, journal: &Journal) -> Result<Why, Wh
         .as_ref()
         .and_then(Trailers::of)
         .ok_or_else(foreign)?;
-    let records: Vec<Record> = journal
-        .entries()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.record)
-        .collect();
+    let records = journal.records();
     let step = records.iter().find_map(|r| match r {
         Record::Step(s) if s.commit == commit => Some(s),
         _ => None,

@@ -73,7 +73,7 @@ const REASONS: [&str; 7] = [
     "a linked resource changed",
     "rekindle's prompt templates changed",
     "the model settings changed",
-    "a test script changed",
+    "a test script or the sandbox settings changed",
     "the code left by the functionality before it changed",
 ];
 

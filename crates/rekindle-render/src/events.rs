@@ -67,6 +67,8 @@ pub enum Event {
         render_id: String,
         modules: Vec<String>,
         functionalities: usize,
+        /// Whether test scripts run in the sandbox (`false`: `--no-sandbox`).
+        sandboxed: bool,
     },
     Module {
         module: String,

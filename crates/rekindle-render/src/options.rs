@@ -3,7 +3,7 @@
 
 use rekindle_llm::{Provider, Sampling};
 use rekindle_workspace::files::Limits;
-use rekindle_workspace::sandbox::SandboxPolicy;
+use rekindle_workspace::sandbox::{Mode, SandboxPolicy};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -136,16 +136,30 @@ impl Options {
         }
     }
 
-    /// The test scripts that go into render keys: (role, BLAKE3 of the script).
+    /// What the scripts are and may do, for render keys: (role, BLAKE3 of the script), and the
+    /// sandbox policy when it is not the default one (whether the sandbox is on for this run is
+    /// not part of it: `--no-sandbox` changes how tests run, not what they test).
     pub fn script_hashes(&self) -> Vec<(String, String)> {
-        [
+        let mut out: Vec<(String, String)> = [
             ("unit", &self.unittests_script),
             ("conformance", &self.conformance_tests_script),
             ("prepare", &self.prepare_environment_script),
         ]
         .iter()
         .filter_map(|(n, p)| p.as_ref().map(|p| (n.to_string(), hash_file(p))))
-        .collect()
+        .collect();
+        let keyed = SandboxPolicy {
+            mode: Mode::Enabled,
+            ..self.sandbox.clone()
+        };
+        if keyed != SandboxPolicy::default() {
+            let json = rekindle_llm::cache::canonical_json(&keyed);
+            out.push((
+                "sandbox".into(),
+                blake3::hash(json.as_bytes()).to_hex().to_string(),
+            ));
+        }
+        out
     }
 }
 

@@ -56,6 +56,7 @@ pub async fn render(
             .map(|m| project.module(m.module).name.clone())
             .collect(),
         functionalities: total,
+        sandboxed: opts.sandbox.mode == rekindle_workspace::sandbox::Mode::Enabled,
     });
     let settings = models.settings(&opts.sampling);
     let mut r = Renderer {

@@ -60,9 +60,13 @@ impl Status {
         self.modules.iter().map(|m| m.drift.len()).sum()
     }
 
-    /// Whether a render would do nothing and no file was changed by hand.
+    /// Whether a render would do nothing, no file was changed by hand and no render was
+    /// interrupted.
     pub fn clean(&self) -> bool {
-        self.pending() == 0 && self.reusable() == 0 && self.hand_edits() == 0
+        self.pending() == 0
+            && self.reusable() == 0
+            && self.hand_edits() == 0
+            && !self.modules.iter().any(|m| m.interrupted)
     }
 }
 
@@ -91,17 +95,17 @@ pub fn status(
         let code = Repo::new(&d.code);
         let tests = Repo::new(&d.tests);
         let interrupted = d.marker.exists();
+        // Changes are reported even under a marker: a stale marker must not hide a hand edit
+        // (the next render would discard everything the working folders hold).
         let mut drift = Vec::new();
-        if !interrupted {
-            for repo in [&code, &tests] {
-                if repo.exists() {
-                    for (change, path) in repo.drift()? {
-                        drift.push(Drift {
-                            folder: repo.dir.display().to_string(),
-                            path,
-                            change,
-                        });
-                    }
+        for repo in [&code, &tests] {
+            if repo.exists() {
+                for (change, path) in repo.drift()? {
+                    drift.push(Drift {
+                        folder: repo.dir.display().to_string(),
+                        path,
+                        change,
+                    });
                 }
             }
         }

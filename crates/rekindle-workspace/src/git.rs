@@ -1,5 +1,7 @@
 //! A small wrapper over the `git` command line, hermetic: fixed author, no hooks, no signing, no
-//! user config, so commits are reproducible and nothing from the user's setup leaks in.
+//! user config, so commits are reproducible and nothing from the user's setup leaks in. Ignore
+//! files count for nothing: every file in the folder is committed and every change is seen, so a
+//! `.gitignore` written by generated code cannot hide a file from commits or drift.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,8 +84,22 @@ impl Repo {
         Repo { dir: dir.into() }
     }
 
+    /// A git command pinned to this repository: `GIT_DIR` and `GIT_WORK_TREE` name it, the
+    /// folder above it is a ceiling, and every other `GIT_*` variable of the caller is dropped, so
+    /// a folder whose `.git` was removed can never make git act on an enclosing repository.
     fn cmd(&self) -> Command {
         let mut c = Command::new("git");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("GIT_") {
+                c.env_remove(name);
+            }
+        }
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        c.env("GIT_DIR", dir.join(".git"))
+            .env("GIT_WORK_TREE", &dir);
+        if let Some(parent) = dir.parent() {
+            c.env("GIT_CEILING_DIRECTORIES", parent);
+        }
         c.current_dir(&self.dir)
             .env("GIT_AUTHOR_NAME", AUTHOR)
             .env("GIT_AUTHOR_EMAIL", EMAIL)
@@ -92,9 +108,6 @@ impl Repo {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
             .args([
                 "-c",
                 "commit.gpgsign=false",
@@ -148,7 +161,7 @@ impl Repo {
         subject: &str,
         trailers: &[(&str, String)],
     ) -> Result<String, GitError> {
-        self.run(&["add", "-A"])?;
+        self.run(&["add", "-A", "--force"])?;
         let mut msg = format!("{subject}\n\n");
         for (k, v) in trailers {
             msg.push_str(&format!("{k}: {v}\n"));
@@ -166,22 +179,24 @@ impl Repo {
 
     /// The tree the working folder would commit now (staged as a side effect).
     pub fn worktree_tree(&self) -> Result<String, GitError> {
-        self.run(&["add", "-A"])?;
+        self.run(&["add", "-A", "--force"])?;
         Ok(self.run(&["write-tree"])?.trim().to_string())
     }
 
     /// Whether the working folder differs from HEAD (untracked files included).
     pub fn is_dirty(&self) -> Result<bool, GitError> {
-        Ok(!self
-            .run(&["status", "--porcelain", "--untracked-files=all"])?
-            .trim()
-            .is_empty())
+        Ok(!self.changes()?.is_empty())
     }
 
     /// Paths that differ from HEAD, as `git status --porcelain` reports them.
     pub fn changes(&self) -> Result<Vec<(String, String)>, GitError> {
         Ok(self
-            .run(&["status", "--porcelain", "--untracked-files=all"])?
+            .run(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=all",
+                "--ignored",
+            ])?
             .lines()
             .filter(|l| l.len() > 3)
             .map(|l| (l[..2].trim().to_string(), l[3..].to_string()))
@@ -221,10 +236,7 @@ impl Repo {
             };
             out.push((change, path.to_string()));
         }
-        for path in self
-            .run(&["ls-files", "--others", "--exclude-standard"])?
-            .lines()
-        {
+        for path in self.run(&["ls-files", "--others"])?.lines() {
             out.push((DriftChange::Added, path.to_string()));
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
@@ -332,7 +344,7 @@ impl Repo {
     /// `git diff` of the working folder against HEAD, untracked files included (for saving hand
     /// edits as a patch before they are overwritten).
     pub fn diff_all(&self) -> Result<String, GitError> {
-        self.run(&["add", "-A", "--intent-to-add"]).ok();
+        self.run(&["add", "-A", "--force", "--intent-to-add"]).ok();
         let d = self.run(&["diff", "--binary", "HEAD"])?;
         self.run(&["reset", "-q"]).ok();
         Ok(d)

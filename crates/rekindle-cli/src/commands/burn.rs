@@ -13,6 +13,7 @@ use std::path::Path;
 pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     let (project, settings) = load::load_valid(file, args)?;
     let json = args.format == Format::Json;
+    setup::check_folders(&settings, r, into)?;
     let Some(script) = settings.conformance_tests_script.clone() else {
         return Err(CliError::usage(
             "burn needs conformance-tests-script in config.yaml: it is what proves the rebuild",
@@ -61,6 +62,7 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
     let models = built.model_set();
     let session = setup::session(&settings, None, Mode::Normal);
     let mut opts = setup::options(file, &settings, r, &project);
+    setup::check_sandbox(&opts, json)?;
     opts.build_folder = scratch.clone();
     opts.copy_to = None;
     opts.from = None;

@@ -16,12 +16,7 @@ pub fn run(files: &[PathBuf], args: &SpecArgs) -> CmdResult {
         }
         let l = load::load(file, args);
         let config_failed = l.config_failed();
-        let errors = l
-            .project
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .count();
+        let errors = l.spec_errors();
         let warnings = l.project.diagnostics.len() - errors;
         match args.format {
             Format::Json => {

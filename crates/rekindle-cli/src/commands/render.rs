@@ -38,6 +38,7 @@ pub fn parse_range(s: &str) -> Result<(usize, usize), CliError> {
 pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     let (project, settings) = load::load_valid(file, args)?;
     let json = args.format == Format::Json;
+    setup::check_folders(&settings, r, None)?;
     let range = r.range.as_deref().map(parse_range).transpose()?;
     if r.from.is_some() && range.is_some() {
         return Err(CliError::usage(
@@ -86,6 +87,7 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     );
     let mut opts = setup::options(file, &settings, r, &project);
     opts.range = range;
+    setup::check_sandbox(&opts, json)?;
     // Ctrl-C: take the running test script down too; the next render resumes cleanly.
     std::thread::spawn(|| {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -48,11 +48,14 @@ pub fn run(file: &Path, check: bool, args: &SpecArgs, r: &RenderArgs) -> CmdResu
                         }
                     }
                 }
+                let what = if m.interrupted {
+                    // Unfinished work, or a hand edit made since: the next render discards both.
+                    "changed since the last finished functionality (discarded by the next render)"
+                } else {
+                    "changed by hand"
+                };
                 for d in &m.drift {
-                    println!(
-                        "  changed by hand: {} {} (in {})",
-                        d.change, d.path, d.folder
-                    );
+                    println!("  {what}: {} {} (in {})", d.change, d.path, d.folder);
                 }
             }
             println!(
