@@ -330,11 +330,13 @@ def render(rekindle: str, spec: Path, models: ModelArgs, timeout: float, logs: P
         if e.get("event") != "model_call":
             continue
         response = cached_reply(cache_dir, e.get("key", ""))
-        e["finish_reason"] = finish_reason(response)
+        # Events carry the finish reason since the repetition guard has one of its own
+        # (`repetition`); older binaries' events do not, and the cache entry says.
+        e["finish_reason"] = e.get("finish_reason") or finish_reason(response)
         if e["finish_reason"] is None and e.get("tokens_out", 0) >= models.max_tokens_effective:
             e["finish_reason"] = "length?"  # no cache entry: judged by the token count
         text = (response or {}).get("text", "")
-        e["repetitive"] = repetitive(text)
+        e["repetitive"] = repetitive(text) or e["finish_reason"] == "repetition"
         e["placeholder"] = placeholder(text)
         calls.append(e)
     journal = read_jsonl(spec.parent / ".rekindle" / "journal.jsonl")

@@ -108,6 +108,9 @@ impl Observer for Printer {
                 cache_hit,
                 tokens_in,
                 tokens_out,
+                cached_tokens,
+                finish_reason,
+                temperature,
                 cost,
                 seconds,
                 ..
@@ -115,8 +118,23 @@ impl Observer for Printer {
                 let how = if *cache_hit {
                     "cache hit".to_string()
                 } else {
+                    let reused = if *cached_tokens > 0 {
+                        format!(" ({cached_tokens} reused)")
+                    } else {
+                        String::new()
+                    };
+                    let ended = match finish_reason {
+                        rekindle_llm::FinishReason::Length => ", cut at the token cap",
+                        rekindle_llm::FinishReason::Repetition => ", cut where it began repeating",
+                        _ => "",
+                    };
+                    let sampled = if *temperature > 0.0 {
+                        format!(", sampled at {temperature} (a repeated question)")
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{tokens_in} in / {tokens_out} out, {:.1}s{}",
+                        "{tokens_in} in{reused} / {tokens_out} out{ended}{sampled}, {:.1}s{}",
                         seconds,
                         if *cost > 0.0 {
                             format!(", ${cost:.4}")

@@ -109,12 +109,12 @@ fn respond(b: &Arc<Mutex<Behaviour>>, s: &Seen) -> Reply {
         if b.wrong_test.contains(&word) {
             b.wrong_test.retain(|w| *w != word);
             let t = format!("bash main.sh | grep -qx {word}\n");
-            return openai_reply(&format!("WRONG: tests\n{}", blocks(&[("check.sh", t)])));
+            return openai_reply(&blocks(&[("conformance_tests/check.sh", t)]));
         }
         b.wrong_code.retain(|w| *w != word);
         let main =
             current_main(&prompt).replace(&printed(&format!("wrong-{word}")), &printed(&word));
-        return openai_reply(&format!("WRONG: code\n{}", blocks(&[("main.sh", main)])));
+        return openai_reply(&blocks(&[("main.sh", main)]));
     }
     if prompt.contains("Write conformance tests") {
         let expect = if b.wrong_test.contains(&word) {

@@ -76,6 +76,7 @@ impl Observer for Recorder<'_> {
                 tokens_out,
                 cost,
                 seconds,
+                ..
             } => self.append(Record::ModelCall(ModelCall {
                 render_id: self.render_id.clone(),
                 module: self.current.0.clone(),

@@ -12,6 +12,7 @@ pub mod file_blocks;
 pub mod local;
 pub mod models;
 pub mod request;
+pub mod runaway;
 
 pub use error::LlmError;
 pub use request::{Constraint, FinishReason, Message, Request, Response, Role, Sampling, Usage};

@@ -1,9 +1,12 @@
 //! The embedded engine (feature `local`): llama.cpp, through `llama-cpp-2`, running a GGUF file
 //! in this process.
 //!
-//! The model is loaded once per [`LocalProvider`] and shared by its calls; each call makes a
-//! fresh context sized for its prompt and `max_tokens`, renders the messages with the chat
-//! template stored in the GGUF, and decodes greedily unless the request asks for a temperature.
+//! The model is loaded once per [`LocalProvider`] and shared by its calls. One context is kept
+//! between calls: a call whose prompt starts with tokens the context already holds (the same
+//! system prompt and spec, a fix after its implement call, a reformat request after its reply)
+//! reads only the rest of the prompt, and reports the reused tokens as `cached_tokens`. Messages
+//! go through the chat template stored in the GGUF, and decoding is greedy unless the request
+//! asks for a temperature. A reply that starts repeating itself is cut ([`crate::runaway`]).
 //! [`Constraint::FileBlocks`] is enforced with the GBNF grammar [`file_blocks::GRAMMAR`].
 //!
 //! All llama.cpp work runs on one long-lived thread of the process ([`on_inference_thread`]),
@@ -39,8 +42,9 @@ use crate::{
 
 /// Tokens decoded per batch while reading the prompt.
 const N_BATCH: u32 = 512;
-/// The smallest context a call gets.
-const MIN_CTX: u32 = 2048;
+/// The smallest context a call gets: room for the growing prompts of a functionality's calls,
+/// so one context (and its KV cache) serves them all.
+const MIN_CTX: u32 = 8192;
 
 /// llama.cpp's process-wide state, initialised once. Its log goes nowhere unless
 /// `REKINDLE_LLAMA_LOG` is set.
@@ -122,17 +126,28 @@ pub struct LocalProvider {
 }
 
 struct Inner {
+    /// The context of the last call, with the tokens its KV cache holds. Declared before
+    /// `model`, so it is dropped first: the context points into the model.
+    kv: Mutex<Option<Kv>>,
     model: LlamaModel,
     path: PathBuf,
     file_name: String,
     threads: i32,
 }
 
+/// A context kept between calls, and the tokens at positions `0..tokens.len()` of its KV cache.
+struct Kv {
+    ctx: LlamaContext<'static>,
+    tokens: Vec<LlamaToken>,
+}
+
 /// What one generation did, for benchmarks and progress lines.
 #[derive(Clone, Debug)]
 pub struct Generation {
     pub response: Response,
-    /// Making the context and reading the prompt.
+    /// Prompt tokens whose KV entries were reused from the call before (a shared prefix).
+    pub reused_tokens: usize,
+    /// Making the context (when a new one was needed) and reading the uncached prompt tokens.
     pub prompt_time: Duration,
     /// From the first sampled token to the last.
     pub gen_time: Duration,
@@ -220,6 +235,7 @@ impl LocalProvider {
             .unwrap_or_else(|| path.display().to_string());
         Ok(LocalProvider {
             inner: Arc::new(Inner {
+                kv: Mutex::new(None),
                 model,
                 path: path.to_path_buf(),
                 file_name,
@@ -425,6 +441,21 @@ impl Inner {
         on_text: &mut dyn FnMut(&str),
         cancel: Option<&AtomicBool>,
     ) -> Result<Generation, LlmError> {
+        // The cached context is taken out for the call and put back only when the call ends
+        // normally: after an error or a cancel its KV cache holds unknown tokens.
+        let cached = self.kv.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (generation, kv) = self.generate_with(req, on_text, cancel, cached)?;
+        *self.kv.lock().unwrap_or_else(|p| p.into_inner()) = Some(kv);
+        Ok(generation)
+    }
+
+    fn generate_with(
+        &self,
+        req: &Request,
+        on_text: &mut dyn FnMut(&str),
+        cancel: Option<&AtomicBool>,
+        cached: Option<Kv>,
+    ) -> Result<(Generation, Kv), LlmError> {
         let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         if cancelled() {
             return Err(local("cancelled"));
@@ -440,31 +471,71 @@ impl Inner {
             )));
         }
         let max_new = (req.sampling.max_tokens as usize).min(n_ctx as usize - n_prompt);
-        let mut ctx = self
-            .model
-            .new_context(backend, self.context_params(n_ctx))
-            .map_err(|e| {
-                local(format!(
-                    "cannot make a context of {n_ctx} tokens ({e}): out of memory?"
-                ))
-            })?;
 
-        // Read the prompt.
+        // Reuse the last call's context when it is big enough: its KV entries for the prompt's
+        // longest common prefix stay, the rest is dropped. At least the last prompt token is
+        // read again, for its logits.
+        let mut kv = match cached {
+            Some(mut kv) if kv.ctx.n_ctx() >= n_ctx => {
+                let common = kv
+                    .tokens
+                    .iter()
+                    .zip(&tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(n_prompt - 1);
+                let dropped = kv
+                    .ctx
+                    .clear_kv_cache_seq(Some(0), Some(common as u32), None)
+                    .unwrap_or(false);
+                if dropped {
+                    kv.tokens.truncate(common);
+                    kv
+                } else {
+                    kv.ctx.clear_kv_cache();
+                    kv.tokens.clear();
+                    kv
+                }
+            }
+            other => {
+                drop(other);
+                let ctx = self
+                    .model
+                    .new_context(backend, self.context_params(n_ctx))
+                    .map_err(|e| {
+                        local(format!(
+                            "cannot make a context of {n_ctx} tokens ({e}): out of memory?"
+                        ))
+                    })?;
+                // SAFETY: the context points into `self.model`, which lives in the same `Inner`
+                // (behind an `Arc`, so it never moves) and is dropped after `self.kv`, the only
+                // place a `Kv` is kept beyond this call.
+                let ctx: LlamaContext<'static> = unsafe { std::mem::transmute(ctx) };
+                Kv {
+                    ctx,
+                    tokens: Vec::new(),
+                }
+            }
+        };
+        let reused = kv.tokens.len();
+
+        // Read the rest of the prompt.
         let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
         let mut last = 0i32;
-        for (c, chunk) in tokens.chunks(N_BATCH as usize).enumerate() {
+        for chunk in tokens[reused..].chunks(N_BATCH as usize) {
             if cancelled() {
                 return Err(local("cancelled"));
             }
             batch.clear();
-            let base = c * N_BATCH as usize;
-            for (i, &t) in chunk.iter().enumerate() {
-                let pos = base + i;
+            for &t in chunk {
+                let pos = kv.tokens.len();
                 batch
                     .add(t, pos as i32, &[0], pos == n_prompt - 1)
                     .map_err(|e| local(e.to_string()))?;
+                kv.tokens.push(t);
             }
-            ctx.decode(&mut batch)
+            kv.ctx
+                .decode(&mut batch)
                 .map_err(|e| local(format!("llama.cpp failed reading the prompt: {e}")))?;
             last = batch.n_tokens() - 1;
         }
@@ -480,13 +551,11 @@ impl Inner {
             .filter(|s| !s.is_empty())
             .collect();
         let mut out = TextOut::new(stops);
-        // A small model at greedy decoding can fall into writing the same files again and again;
-        // a second block for a path ends the reply there.
-        let guard_blocks = req.constraint == Some(Constraint::FileBlocks);
-        let mut scanned = 0usize;
-        let mut paths: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // A small model at greedy decoding can fall into repeating itself; the guard ends the
+        // reply where the repetition began (see `runaway`).
+        let mut guard =
+            (req.constraint == Some(Constraint::FileBlocks)).then(crate::runaway::Guard::new);
         let mut n_out = 0usize;
-        let mut pos = n_prompt;
         let gen_start = Instant::now();
         let finish = loop {
             if n_out >= max_new {
@@ -495,7 +564,7 @@ impl Inner {
             if cancelled() {
                 return Err(local("cancelled"));
             }
-            let token = sampler.sample(&ctx, last)?;
+            let token = sampler.sample(&kv.ctx, last)?;
             if vocab.is_eog(token) {
                 break FinishReason::Stop;
             }
@@ -504,43 +573,47 @@ impl Inner {
             if out.push(&piece, on_text) {
                 break FinishReason::Stop;
             }
-            if guard_blocks {
-                if let Some(at) = repeated_block(&out.text, &mut scanned, &mut paths) {
-                    out.text.truncate(at);
-                    out.streamed = out.streamed.min(at);
+            if let Some(g) = &mut guard {
+                if let Some(cut) = g.check(&out.text) {
+                    out.text = crate::runaway::apply(&out.text, &cut);
+                    out.streamed = out.streamed.min(cut.at);
                     out.pending.clear();
-                    break FinishReason::Stop;
+                    break FinishReason::Repetition;
                 }
             }
             if n_out >= max_new {
                 break FinishReason::Length;
             }
             batch.clear();
+            let pos = kv.tokens.len();
             batch
                 .add(token, pos as i32, &[0], true)
                 .map_err(|e| local(e.to_string()))?;
-            ctx.decode(&mut batch)
+            kv.ctx
+                .decode(&mut batch)
                 .map_err(|e| local(format!("llama.cpp failed generating: {e}")))?;
-            pos += 1;
+            kv.tokens.push(token);
             last = 0;
         };
         let gen_time = gen_start.elapsed();
         let text = out.finish(on_text);
-        Ok(Generation {
+        let generation = Generation {
             response: Response {
                 text,
                 usage: Usage {
                     input_tokens: n_prompt as u64,
                     output_tokens: n_out as u64,
-                    cached_tokens: 0,
+                    cached_tokens: reused as u64,
                 },
                 finish_reason: finish,
                 request_id: None,
                 model: self.file_name.clone(),
             },
+            reused_tokens: reused,
             prompt_time,
             gen_time,
-        })
+        };
+        Ok((generation, kv))
     }
 }
 
@@ -694,26 +767,6 @@ impl<'a> TextOut<'a> {
         }
         self.text
     }
-}
-
-/// Looks at the complete lines of `text` after `scanned`: the offset of a `--- FILE: path` line
-/// whose path already had a block, if any.
-fn repeated_block(
-    text: &str,
-    scanned: &mut usize,
-    paths: &mut std::collections::HashSet<String>,
-) -> Option<usize> {
-    while let Some(nl) = text[*scanned..].find('\n') {
-        let start = *scanned;
-        let line = &text[start..start + nl];
-        *scanned = start + nl + 1;
-        if let Some(path) = line.strip_prefix(file_blocks::OPEN) {
-            if !paths.insert(path.trim().to_string()) {
-                return Some(start);
-            }
-        }
-    }
-    None
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {

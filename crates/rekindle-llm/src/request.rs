@@ -117,6 +117,9 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` cut the reply short.
     Length,
+    /// The engine stopped a reply that had started repeating itself (see
+    /// [`crate::runaway`]); the text holds what came before the repetition.
+    Repetition,
     Other(String),
 }
 

@@ -8,9 +8,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use rekindle_llm::local::LocalProvider;
+use rekindle_llm::local::{on_inference_thread, LocalProvider};
 use rekindle_llm::{
-    file_blocks, models, Constraint, FinishReason, Message, NoSink, Provider, Request, TokenSink,
+    file_blocks, models, runaway, Constraint, FinishReason, Message, NoSink, Provider, Request,
+    TokenSink,
 };
 
 fn model_path() -> Option<PathBuf> {
@@ -115,7 +116,92 @@ async fn greedy_decoding_is_deterministic() {
     let b = p.complete(&req, &mut NoSink).await.unwrap();
     assert!(!a.text.is_empty());
     assert_eq!(a.text, b.text);
-    assert_eq!(a.usage, b.usage);
+    assert_eq!(
+        (a.usage.input_tokens, a.usage.output_tokens),
+        (b.usage.input_tokens, b.usage.output_tokens)
+    );
+}
+
+/// Calls that share the start of their prompt read the shared tokens once: the engine keeps its
+/// KV cache between calls and reads only what differs. Run in one job on the inference thread,
+/// so that no other test's call comes between.
+#[test]
+fn a_shared_prompt_prefix_is_read_once() {
+    let Some(p) = provider() else { return };
+    let add = add_request();
+    let mut sub = add_request();
+    sub.messages[1].content =
+        "Write a Python function sub(a, b) that returns a - b, in a file named sub.py".into();
+    let ta = p.prompt_tokens(&add).unwrap();
+    let ts = p.prompt_tokens(&sub).unwrap();
+    let common = ta.iter().zip(&ts).take_while(|(a, b)| a == b).count();
+    assert!(common > 20 && common < ta.len().min(ts.len()), "{common}");
+    let q = p.clone();
+    let (a, s, again) = on_inference_thread(move || {
+        let a = q.complete_blocking(&add, &mut |_| {}).unwrap();
+        let s = q.complete_blocking(&sub, &mut |_| {}).unwrap();
+        let again = q.complete_blocking(&add, &mut |_| {}).unwrap();
+        (a, s, again)
+    })
+    .unwrap();
+    assert_eq!(s.reused_tokens, common);
+    assert_eq!(s.response.usage.cached_tokens, common as u64);
+    assert_eq!(again.reused_tokens, common);
+    eprintln!(
+        "prompt read in {:.2}s fresh or after another call, {:.2}s reusing {common} of {} tokens",
+        a.prompt_time.as_secs_f64(),
+        again.prompt_time.as_secs_f64(),
+        ta.len()
+    );
+    for g in [&a, &s, &again] {
+        let blocks = file_blocks::parse(&g.response.text).unwrap();
+        assert!(blocks[0].path().ends_with(".py"), "{blocks:?}");
+    }
+}
+
+/// A reply that falls into repeating one line pattern is cut where the repetition starts, within
+/// a few hundred tokens instead of at the cap, and what it holds is whole file blocks.
+#[tokio::test]
+async fn a_repeating_reply_is_cut_and_its_blocks_kept() {
+    let Some(p) = provider() else { return };
+    let mut req = Request::new(
+        "local",
+        vec![
+            Message::system(file_blocks::INSTRUCTIONS),
+            Message::user(
+                "Write two files. First double.py with a function double(n) that returns 2 * n. \
+                 Then test_double.py: a unittest test case with one test method that checks \
+                 double for every n from 1 to 200, each check on its own line written out in \
+                 full as self.assertEqual(double(n), 2 * n) with the numbers filled in, no loop.",
+            ),
+        ],
+    );
+    req.sampling.max_tokens = 2048;
+    req.constraint = Some(Constraint::FileBlocks);
+    let r = p.complete(&req, &mut NoSink).await.unwrap();
+    eprintln!(
+        "{} output tokens, finish {:?}:\n{}",
+        r.usage.output_tokens, r.finish_reason, r.text
+    );
+    assert_eq!(r.finish_reason, FinishReason::Repetition);
+    assert!(r.usage.output_tokens < 400, "{}", r.usage.output_tokens);
+    let blocks = file_blocks::parse(&r.text).unwrap();
+    let file_blocks::FileBlock::Write { content, .. } = blocks.last().unwrap() else {
+        panic!("{blocks:?}")
+    };
+    // The cut block keeps the repeated pattern exactly up to the limit.
+    let mut shapes = std::collections::HashMap::new();
+    for l in content
+        .lines()
+        .filter(|l| l.trim().len() >= runaway::MIN_LINE)
+    {
+        *shapes.entry(runaway::shape(l)).or_insert(0u32) += 1;
+    }
+    assert_eq!(
+        shapes.values().max(),
+        Some(&runaway::MAX_SAME_LINE),
+        "{shapes:?}"
+    );
 }
 
 #[tokio::test]

@@ -98,6 +98,13 @@ pub enum Event {
         cache_hit: bool,
         tokens_in: u64,
         tokens_out: u64,
+        /// Input tokens the provider did not have to read again (a reused prompt prefix).
+        cached_tokens: u64,
+        /// Why the reply ended: `stop`, `length` (the token cap), `repetition` (cut by the
+        /// engine's runaway guard).
+        finish_reason: rekindle_llm::FinishReason,
+        /// 0 for greedy decoding; a repeated request is sampled instead.
+        temperature: f32,
         cost: f64,
         seconds: f64,
     },

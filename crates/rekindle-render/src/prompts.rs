@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 const TEMPLATES: &[(&str, &str)] = &[
     ("system.j2", include_str!("../prompts/system.j2")),
     ("context.j2", include_str!("../prompts/context.j2")),
+    ("files.j2", include_str!("../prompts/files.j2")),
+    ("tried.j2", include_str!("../prompts/tried.j2")),
     ("implement.j2", include_str!("../prompts/implement.j2")),
     ("fix_unit.j2", include_str!("../prompts/fix_unit.j2")),
     ("conformance.j2", include_str!("../prompts/conformance.j2")),
@@ -18,6 +20,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/fix_conformance.j2"),
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
+    (
+        "rewrite_test.j2",
+        include_str!("../prompts/rewrite_test.j2"),
+    ),
 ];
 
 /// A hash of every template: changes whenever any prompt text changes.
@@ -25,7 +31,7 @@ pub fn template_version() -> &'static str {
     static V: OnceLock<String> = OnceLock::new();
     V.get_or_init(|| {
         let mut h = blake3::Hasher::new();
-        h.update(b"rekindle-prompts-v1");
+        h.update(b"rekindle-prompts-v2");
         for (name, text) in TEMPLATES {
             h.update(name.as_bytes());
             h.update(&[0]);
@@ -132,27 +138,40 @@ pub fn implement(
     ))
 }
 
+/// What the fix prompts add to the failure: what earlier fixes of this functionality did, and a
+/// hint when the loop has seen the same failure before.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Memory {
+    pub tried: Vec<String>,
+    pub hint: Option<String>,
+    /// The lines of the shown files that the failure output points at (`path line N: text`).
+    pub at: Vec<String>,
+}
+
 pub fn fix_unit(
     cx: &Context,
     files: &[FileText],
     exit_code: i32,
     output: &str,
-    attempt: u32,
+    memory: &Memory,
 ) -> Vec<Message> {
     let files = files_for_prompt(files);
     let ctx = v(cx);
     with_system(render(
         "fix_unit.j2",
-        minijinja::context! { files => v(listed(&files)), exit_code => exit_code, output => output, attempt => attempt, ..ctx },
+        minijinja::context! {
+            files => v(listed(&files)), exit_code => exit_code, output => output,
+            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
+        },
     ))
 }
 
-pub fn conformance(cx: &Context, files: &[FileText], runner: &str) -> Vec<Message> {
+pub fn conformance(cx: &Context, files: &[FileText]) -> Vec<Message> {
     let files = files_for_prompt(files);
     let ctx = v(cx);
     with_system(render(
         "conformance.j2",
-        minijinja::context! { files => v(listed(&files)), runner => runner, ..ctx },
+        minijinja::context! { files => v(listed(&files)), ..ctx },
     ))
 }
 
@@ -163,7 +182,7 @@ pub fn fix_conformance(
     exit_code: i32,
     output: &str,
     regression: bool,
-    attempt: u32,
+    memory: &Memory,
 ) -> Vec<Message> {
     let files = files_for_prompt(files);
     let tests = files_for_prompt(tests);
@@ -172,7 +191,29 @@ pub fn fix_conformance(
         "fix_conformance.j2",
         minijinja::context! {
             files => v(listed(&files)), tests => v(listed(&tests)),
-            exit_code => exit_code, output => output, regression => regression, attempt => attempt, ..ctx
+            exit_code => exit_code, output => output, regression => regression,
+            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
+        },
+    ))
+}
+
+/// After a fix that kept the code as it was: the test file `path` (as the prompt names it) is
+/// what is wrong; asks for that file alone. `files` holds every file shown, tests included.
+pub fn rewrite_test(
+    cx: &Context,
+    files: &[FileText],
+    path: &str,
+    exit_code: i32,
+    output: &str,
+    memory: &Memory,
+) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "rewrite_test.j2",
+        minijinja::context! {
+            files => v(listed(&files)), path => path, exit_code => exit_code, output => output,
+            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
         },
     ))
 }
@@ -222,10 +263,25 @@ mod tests {
             assert!(u.contains(want), "missing {want:?} in:\n{u}");
         }
         assert!(!u.contains("# Test requirements"));
-        let f = fix_conformance(&cx, &files, &files, 1, "boom", true, 2);
-        assert!(f[1].content.contains("fix attempt 2"));
-        assert!(f[1].content.contains("WRONG: code"));
-        assert!(f[1].content.contains("of an earlier functionality"));
+        let memory = Memory {
+            tried: vec!["Fix 1 changed code/app.py.".into()],
+            hint: Some("Try harder.".into()),
+            at: vec!["app.py line 1: print(1)".into()],
+        };
+        let f = fix_conformance(&cx, &files, &files, 1, "boom", true, &memory);
+        let u = &f[1].content;
+        assert!(
+            u.contains("# Earlier fixes of this functionality\n\n- Fix 1 changed code/app.py.\n")
+        );
+        assert!(u.ends_with("\n\nTry harder."), "{u}");
+        assert!(
+            u.contains("The failure points at these lines:\n- app.py line 1: print(1)\n"),
+            "{u}"
+        );
+        assert!(u.contains("of an earlier functionality"));
+        let f = fix_unit(&cx, &files, 1, "boom", &Memory::default());
+        assert!(!f[1].content.contains("Earlier fixes"));
+        assert!(f[1].content.contains("```\nboom\n```"));
         assert_eq!(template_version().len(), 16);
     }
 }

@@ -9,11 +9,12 @@ use crate::options::Role;
 use crate::prompts::{self, Context};
 use crate::run::Renderer;
 use rekindle_llm::file_blocks::{self, FileBlock};
-use rekindle_llm::{Constraint, Message, Request, TokenSink};
+use rekindle_llm::{Constraint, FinishReason, Message, Request, TokenSink};
 use rekindle_workspace::files::{self, Change, FileText};
 use rekindle_workspace::git::Repo;
 use rekindle_workspace::layout::ModuleLayout;
 use rekindle_workspace::scripts::{self, Outcome};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 struct Sink<'a> {
@@ -60,8 +61,12 @@ impl Renderer<'_, '_> {
         Ok(run)
     }
 
-    /// Asks `role`'s model; returns the reply's text and its file blocks. A reply that is not
-    /// file blocks, or names a path outside the folder, is asked for once more.
+    /// Asks `role`'s model and reads its reply into changes of the folders `scope` allows.
+    /// A reply that is not file blocks, names a path outside its folders or writes what its
+    /// step may not is asked for once more, with the reason. A request this functionality's
+    /// attempt already sent is not sent again as it is: it is sampled instead, with a seed
+    /// derived from it (recorded in the request, so the cache and the journal keep it).
+    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &mut self,
         module: &str,
@@ -69,14 +74,19 @@ impl Renderer<'_, '_> {
         role: Role,
         failures: u32,
         messages: Vec<Message>,
-        root: &Path,
-    ) -> Result<(String, Vec<FileBlock>), RenderError> {
+        scope: Scope<'_>,
+        tries: &mut Tries,
+    ) -> Result<Reply, RenderError> {
         let m = self.models.get(role, failures);
         let mut req = Request::new(m.model.clone(), messages);
         req.sampling = self.opts.sampling.clone();
+        if role == Role::Tests {
+            req.sampling.max_tokens = req.sampling.max_tokens.min(TESTS_MAX_TOKENS);
+        }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
         for attempt in 0..2 {
+            tries.vary(&mut req);
             let outcome = {
                 let mut sink = Sink {
                     obs: &mut *self.obs,
@@ -92,19 +102,25 @@ impl Renderer<'_, '_> {
                 cache_hit: r.cache_hit,
                 tokens_in: r.usage.input_tokens,
                 tokens_out: r.usage.output_tokens,
+                cached_tokens: r.usage.cached_tokens,
+                finish_reason: outcome.response.finish_reason.clone(),
+                temperature: req.sampling.temperature,
                 cost: r.cost,
                 seconds: r.duration_ms as f64 / 1000.0,
             });
-            let text = outcome.response.text;
+            let mut text = outcome.response.text;
+            if outcome.response.finish_reason == FinishReason::Length {
+                text = rekindle_llm::runaway::close_cut_block(&text);
+            }
             let problem = match file_blocks::parse(&text) {
-                Ok(blocks) => match blocks
-                    .iter()
-                    .find_map(|b| files::check_path(root, b.path()).err())
-                {
-                    None => return Ok((text, blocks)),
-                    Some(refused) => {
-                        format!("{refused}; every path must be relative to the project folder")
+                Ok(blocks) => match route(&text, &blocks, &scope, &self.script_names()) {
+                    Ok(changes) => {
+                        return Ok(Reply {
+                            changes,
+                            finish: outcome.response.finish_reason,
+                        })
                     }
+                    Err(p) => p,
                 },
                 Err(e) => e.to_string(),
             };
@@ -122,28 +138,41 @@ impl Renderer<'_, '_> {
         unreachable!("the loop returns on its second pass")
     }
 
+    /// The file names of the test scripts, which no reply may write.
+    fn script_names(&self) -> Vec<String> {
+        [
+            &self.opts.unittests_script,
+            &self.opts.conformance_tests_script,
+            &self.opts.prepare_environment_script,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect()
+    }
+
+    /// Writes a reply's changes (each folder's all or nothing).
     fn apply(
         &self,
         module: &str,
         id: usize,
-        root: &Path,
-        blocks: &[FileBlock],
-    ) -> Result<Vec<String>, RenderError> {
-        let changes: Vec<Change> = blocks
-            .iter()
-            .map(|b| match b {
-                FileBlock::Write { path, content } => Change::Write {
-                    path: path.clone(),
-                    content: content.clone(),
-                },
-                FileBlock::Delete { path } => Change::Delete { path: path.clone() },
-            })
-            .collect();
-        files::apply(root, &changes, &self.opts.limits).map_err(|r| RenderError::Reply {
+        scope: &Scope<'_>,
+        changes: &Routed,
+    ) -> Result<(), RenderError> {
+        let refused = |r: files::Refused| RenderError::Reply {
             module: module.to_string(),
             id,
             detail: r.to_string(),
-        })
+        };
+        if !changes.code.is_empty() {
+            files::apply(scope.code, &changes.code, &self.opts.limits).map_err(refused)?;
+        }
+        if let Some(tests) = scope.tests {
+            if !changes.tests.is_empty() {
+                files::apply(tests, &changes.tests, &self.opts.limits).map_err(refused)?;
+            }
+        }
+        Ok(())
     }
 
     fn snapshot(&self, root: &Path) -> (Vec<FileText>, Vec<String>) {
@@ -161,14 +190,16 @@ impl Renderer<'_, '_> {
         let code = Repo::new(&d.code);
         let tests = Repo::new(&d.tests);
         let mut last: Option<(String, String)> = None;
+        let mut tries = Tries::default();
         for restart in 0..=self.opts.restarts {
             if restart > 0 {
                 code.reset_hard(None)?;
                 tests.reset_hard(None)?;
+                tries.restart();
             }
             let earlier = last.as_ref().map(|(reason, _)| reason.clone());
             match self
-                .attempt(module, k, cx, d, restart, earlier.as_deref())
+                .attempt(module, k, cx, d, restart, earlier.as_deref(), &mut tries)
                 .await?
             {
                 None => return Ok(()),
@@ -185,6 +216,7 @@ impl Renderer<'_, '_> {
     }
 
     /// One attempt: `Ok(None)` on success, `Ok(Some((reason, output)))` when tests still fail.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &mut self,
         module: &str,
@@ -193,14 +225,21 @@ impl Renderer<'_, '_> {
         d: &ModuleLayout,
         restart: u32,
         earlier_failure: Option<&str>,
+        tries: &mut Tries,
     ) -> Result<Option<(String, String)>, RenderError> {
         self.phase(module, k, Phase::Implement, restart + 1);
         let (files, left_out) = self.snapshot(&d.code);
-        let msgs = prompts::implement(cx, &files, &left_out, earlier_failure);
-        let (_, blocks) = self.ask(module, k, Role::Code, 0, msgs, &d.code).await?;
-        self.apply(module, k, &d.code, &blocks)?;
+        let msgs = prompts::implement(cx, &named(CODE, &files), &left_out, earlier_failure);
+        let scope = Scope::code(&d.code);
+        let reply = self
+            .ask(module, k, Role::Code, 0, msgs, scope, tries)
+            .await?;
+        self.apply(module, k, &scope, &reply.changes)?;
         let mut failures = 0u32;
-        if let Some(failure) = self.unit_tests(module, k, cx, d, &mut failures).await? {
+        if let Some(failure) = self
+            .unit_tests(module, k, cx, d, &mut failures, tries)
+            .await?
+        {
             return Ok(Some(failure));
         }
         let Some(script) = self.opts.conformance_tests_script.clone() else {
@@ -217,21 +256,24 @@ impl Renderer<'_, '_> {
         std::fs::create_dir_all(&folder).map_err(io)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
         let (files, _) = self.snapshot(&d.code);
-        let runner = script
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let (_, blocks) = self
+        let scope = Scope {
+            code: &d.code,
+            may_code: false,
+            tests: Some(&folder),
+            may_tests: true,
+        };
+        let reply = self
             .ask(
                 module,
                 k,
                 Role::Tests,
                 0,
-                prompts::conformance(cx, &files, &runner),
-                &folder,
+                prompts::conformance(cx, &named(CODE, &files)),
+                scope,
+                tries,
             )
             .await?;
-        self.apply(module, k, &folder, &blocks)?;
+        self.apply(module, k, &scope, &reply.changes)?;
         let folders: Vec<(usize, PathBuf)> =
             (1..=k).rev().map(|j| (j, d.conformance_tests(j))).collect();
         // This functionality's tests first, then every earlier one (regression).
@@ -276,40 +318,71 @@ impl Renderer<'_, '_> {
                     },
                     attempt,
                 );
+                let output = self.output_for_prompt(&run.output, d, &folder);
                 let (files, _) = self.snapshot(&d.code);
                 let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
-                let output = scripts::cut_for_prompt(&run.output, self.opts.output_budget);
-                let msgs = prompts::fix_conformance(
-                    cx,
-                    &files,
-                    &test_files,
-                    run.exit_code,
-                    &output,
-                    regression,
-                    attempt,
-                );
-                let (text, blocks) = self
-                    .ask(module, k, Role::Fix, failures, msgs, &d.code)
+                let (files, test_files) = (named(CODE, &files), named(TESTS, &test_files));
+                let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
+                tries.failed("conformance", &output, &shown);
+                // An earlier functionality's tests are right by definition: never rewritten.
+                let target = if regression { None } else { tries.wrong_test() };
+                let msgs = match &target {
+                    Some(path) => prompts::rewrite_test(
+                        cx,
+                        &without(&shown, path),
+                        path,
+                        run.exit_code,
+                        &output,
+                        &tries.memory,
+                    ),
+                    None => prompts::fix_conformance(
+                        cx,
+                        &files,
+                        &test_files,
+                        run.exit_code,
+                        &output,
+                        regression,
+                        &tries.memory,
+                    ),
+                };
+                let scope = Scope {
+                    code: &d.code,
+                    may_code: true,
+                    tests: Some(&folder),
+                    may_tests: !regression,
+                };
+                let mut reply = self
+                    .ask(module, k, Role::Fix, failures, msgs, scope, tries)
                     .await?;
-                let tests_wrong = text
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .is_some_and(|l| {
-                        l.to_ascii_lowercase()
-                            .replace(' ', "")
-                            .starts_with("wrong:test")
-                    });
-                if tests_wrong && !regression {
-                    self.apply(module, k, &folder, &blocks)?;
-                } else {
-                    self.apply(module, k, &d.code, &blocks)?;
-                    if let Some(failure) = self.unit_tests(module, k, cx, d, &mut failures).await? {
+                if let Some(path) = &target {
+                    reply.keep_only(path);
+                }
+                tries.fixed("conformance tests", &reply, &scope);
+                self.apply(module, k, &scope, &reply.changes)?;
+                if !reply.changes.code.is_empty() {
+                    if let Some(failure) = self
+                        .unit_tests(module, k, cx, d, &mut failures, tries)
+                        .await?
+                    {
                         return Ok(Some(failure));
                     }
                 }
             }
         }
         Ok(None)
+    }
+
+    /// Script output as prompts show it: cut to the budget, the build's absolute folders
+    /// written as the prompts write them (`conformance_tests`, and `.` for the code folder).
+    fn output_for_prompt(&self, output: &str, d: &ModuleLayout, tests: &Path) -> String {
+        let mut out = output.to_string();
+        for (folder, name) in [(tests, "conformance_tests"), (d.code.as_path(), ".")] {
+            let abs = folder.display().to_string();
+            if !abs.is_empty() {
+                out = out.replace(&abs, name);
+            }
+        }
+        scripts::cut_for_prompt(&out, self.opts.output_budget)
     }
 
     /// Runs the unit tests and fixes failures; `Some` when they still fail.
@@ -320,6 +393,7 @@ impl Renderer<'_, '_> {
         cx: &Context,
         d: &ModuleLayout,
         failures: &mut u32,
+        tries: &mut Tries,
     ) -> Result<Option<(String, String)>, RenderError> {
         let Some(script) = self.opts.unittests_script.clone() else {
             return Ok(None);
@@ -345,14 +419,380 @@ impl Renderer<'_, '_> {
             attempt += 1;
             *failures += 1;
             self.phase(module, k, Phase::FixUnitTests, attempt);
+            let output = self.output_for_prompt(&run.output, d, &d.conformance_tests(k));
             let (files, _) = self.snapshot(&d.code);
-            let output = scripts::cut_for_prompt(&run.output, self.opts.output_budget);
-            let msgs = prompts::fix_unit(cx, &files, run.exit_code, &output, attempt);
-            let (_, blocks) = self
-                .ask(module, k, Role::Fix, *failures, msgs, &d.code)
+            let files = named(CODE, &files);
+            tries.failed("unit", &output, &files);
+            let target = tries.wrong_test();
+            let msgs = match &target {
+                Some(path) => {
+                    let others = without(&files, path);
+                    prompts::rewrite_test(cx, &others, path, run.exit_code, &output, &tries.memory)
+                }
+                None => prompts::fix_unit(cx, &files, run.exit_code, &output, &tries.memory),
+            };
+            let scope = Scope::code(&d.code);
+            let mut reply = self
+                .ask(module, k, Role::Fix, *failures, msgs, scope, tries)
                 .await?;
-            self.apply(module, k, &d.code, &blocks)?;
+            if let Some(path) = &target {
+                reply.keep_only(path);
+            }
+            tries.fixed("unit tests", &reply, &scope);
+            self.apply(module, k, &scope, &reply.changes)?;
         }
+    }
+}
+
+/// Replies to a conformance-tests call stay short: a runaway test file is the commonest way a
+/// small model wastes a call.
+const TESTS_MAX_TOKENS: u32 = 1024;
+
+/// Code paths have no prefix: the code folder is where the program and its tests run.
+const CODE: &str = "";
+/// Conformance tests are written under this prefix (a name no program's own folder is likely to
+/// have; `tests/` is, and `code/` made a model import `code.app`).
+const TESTS: &str = "conformance_tests/";
+
+/// `files` but `path`: a test to be written anew is not shown, or the model copies it.
+fn without(files: &[FileText], path: &str) -> Vec<FileText> {
+    files.iter().filter(|f| f.path != path).cloned().collect()
+}
+
+/// Files as prompts show them: code at the root, conformance tests under `conformance_tests/`.
+fn named(prefix: &str, files: &[FileText]) -> Vec<FileText> {
+    files
+        .iter()
+        .map(|f| FileText {
+            path: format!("{prefix}{}", f.path),
+            content: f.content.clone(),
+        })
+        .collect()
+}
+
+/// The folders one reply may write. Code paths are relative to the code folder; conformance
+/// tests are under `conformance_tests/`. In the step that writes tests, a path without the prefix
+/// is a test unless it names a file of the code; in a conformance fix it is code, unless the reply
+/// starts with a `WRONG: tests` line (as hosted models were once told). A step without a tests
+/// folder ignores `conformance_tests/` blocks.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    code: &'a Path,
+    may_code: bool,
+    /// The conformance tests folder of the step, if it has one.
+    tests: Option<&'a Path>,
+    may_tests: bool,
+}
+
+impl<'a> Scope<'a> {
+    fn code(code: &'a Path) -> Scope<'a> {
+        Scope {
+            code,
+            may_code: true,
+            tests: None,
+            may_tests: false,
+        }
+    }
+}
+
+/// A reply's changes, by folder, with paths relative to it.
+#[derive(Debug, Default)]
+struct Routed {
+    code: Vec<Change>,
+    tests: Vec<Change>,
+}
+
+struct Reply {
+    changes: Routed,
+    #[allow(dead_code)]
+    finish: FinishReason,
+}
+
+impl Reply {
+    /// Keeps only the change of `path` (as prompts name it: `conformance_tests/…` for a test).
+    fn keep_only(&mut self, path: &str) {
+        match path.strip_prefix(TESTS) {
+            Some(rel) => {
+                self.changes.code.clear();
+                self.changes.tests.retain(|c| c.path() == rel);
+            }
+            None => {
+                self.changes.tests.clear();
+                self.changes.code.retain(|c| c.path() == path);
+            }
+        }
+    }
+}
+
+/// Sorts a reply's blocks into the folders of `scope`; the reason when the reply may not be
+/// applied. A block that repeats a file it may not change, unchanged, is dropped.
+fn route(
+    text: &str,
+    blocks: &[FileBlock],
+    scope: &Scope<'_>,
+    scripts: &[String],
+) -> Result<Routed, String> {
+    let verdict_tests = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| {
+            l.to_ascii_lowercase()
+                .replace(' ', "")
+                .starts_with("wrong:test")
+        });
+    let mut out = Routed::default();
+    let mut dropped = 0;
+    for b in blocks {
+        let raw = b.path();
+        let (tests, rel) = if let Some(r) = raw.strip_prefix(TESTS) {
+            if scope.tests.is_none() {
+                // Conformance tests written before their step: that step writes them.
+                dropped += 1;
+                continue;
+            }
+            (true, r)
+        } else if scope.tests.is_some() && !scope.may_code {
+            // The tests step: a path without the prefix is a test, unless it names a file of
+            // the code (repeated, or changed against the rules).
+            (!scope.code.join(raw).is_file(), raw)
+        } else {
+            (scope.may_tests && verdict_tests, raw)
+        };
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if scripts.iter().any(|s| s == name) {
+            return Err(format!(
+                "{raw} is one of the project's test scripts, which rekindle runs and no reply may write"
+            ));
+        }
+        let root = match (tests, scope.tests) {
+            (true, Some(t)) => t,
+            _ => scope.code,
+        };
+        files::check_path(root, rel).map_err(|refused| {
+            format!("{refused}; every path must be relative to the code folder, or to `{TESTS}`")
+        })?;
+        let change = match b {
+            FileBlock::Write { content, .. } => {
+                if is_placeholder(content) {
+                    return Err(format!(
+                        "the block for {raw} holds a placeholder, not the file's content"
+                    ));
+                }
+                Change::Write {
+                    path: rel.to_string(),
+                    content: content.clone(),
+                }
+            }
+            FileBlock::Delete { .. } => Change::Delete {
+                path: rel.to_string(),
+            },
+        };
+        let allowed = if tests {
+            scope.may_tests
+        } else {
+            scope.may_code
+        };
+        if !allowed {
+            if !changes(root, &change) {
+                dropped += 1;
+                continue;
+            }
+            return Err(if tests {
+                format!("{raw} is a test of an earlier functionality, which is right as it is: change the code instead")
+            } else {
+                format!("this step writes tests only, under `{TESTS}`: {raw} would change the code")
+            });
+        }
+        if tests {
+            out.tests.push(change);
+        } else {
+            out.code.push(change);
+        }
+    }
+    if out.code.is_empty() && out.tests.is_empty() && dropped > 0 {
+        return Err("the reply only repeats files this step does not write".into());
+    }
+    Ok(out)
+}
+
+/// A block whose content is only the format's placeholder, such as `<the whole file>`.
+fn is_placeholder(content: &str) -> bool {
+    let t = content.trim();
+    !t.contains('\n') && t.starts_with('<') && t.ends_with('>') && t.contains(' ')
+}
+
+/// Whether applying `change` under `root` would change anything.
+fn changes(root: &Path, change: &Change) -> bool {
+    let at = root.join(change.path());
+    match change {
+        Change::Write { content, .. } => {
+            std::fs::read(&at).map_or(true, |b| b != content.as_bytes())
+        }
+        Change::Delete { .. } => at.exists(),
+    }
+}
+
+/// Makes `req` sampled, with a seed derived from its messages and `n` (so the same render asks
+/// the same question again).
+fn sample(req: &mut Request, n: u64) {
+    let key = blake3::hash(rekindle_llm::cache::canonical_json(&req.messages).as_bytes());
+    let b = key.as_bytes();
+    let seed = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    req.sampling.temperature = 0.7;
+    req.sampling.top_p = Some(0.95);
+    req.sampling.seed = Some(seed ^ n);
+}
+
+/// The lines of `files` that `output` points at, as `path line N: text`: Python's
+/// `File "path", line N` and the `path:N` of most other tools, for the files the prompt shows
+/// (by their shown path, or that path after `./`). At most five, in the order they appear.
+fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for f in files {
+        let names = [f.path.clone(), format!("./{}", f.path)];
+        for name in &names {
+            for (at, _) in output.match_indices(name.as_str()) {
+                // The name must stand alone: not the tail of a longer path or word.
+                let before = output[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '/' || c == '.') {
+                    continue;
+                }
+                let rest = &output[at + name.len()..];
+                let digits = rest
+                    .strip_prefix("\", line ")
+                    .or_else(|| rest.strip_prefix(':'))
+                    .map(|r| {
+                        r.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                    })
+                    .unwrap_or_default();
+                let Ok(n) = digits.parse::<usize>() else {
+                    continue;
+                };
+                if let Some(text) = n.checked_sub(1).and_then(|i| f.content.lines().nth(i)) {
+                    let item = format!("{} line {n}: {}", f.path, text.trim());
+                    if !found.iter().any(|(_, s)| *s == item) {
+                        found.push((at, item));
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, s)| s).take(5).collect()
+}
+
+/// What one functionality's render has tried: the requests it sent (never sent twice as they
+/// are), and what its fixes did, for the prompts of later fixes.
+#[derive(Default)]
+struct Tries {
+    seen: HashSet<String>,
+    memory: prompts::Memory,
+    /// The last failure's output, digits masked, and whether the fix after it changed nothing.
+    last_failure: Option<String>,
+    last_fix_changed_nothing: bool,
+    /// Sample the next request (seeded) even if it was never sent.
+    sample_next: bool,
+    fixes: u32,
+    /// Test files rewritten on the model's own verdict that the code is right.
+    rewrites: u32,
+}
+
+impl Tries {
+    /// A fresh restart: the memory of fixes goes; the requests sent stay.
+    fn restart(&mut self) {
+        self.memory = prompts::Memory::default();
+        self.last_failure = None;
+        self.last_fix_changed_nothing = false;
+        self.sample_next = false;
+        self.fixes = 0;
+        self.rewrites = 0;
+    }
+
+    /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
+    /// request itself, so the same render asks the same questions again.
+    fn vary(&mut self, req: &mut Request) {
+        if std::mem::take(&mut self.sample_next) {
+            sample(req, 0);
+        }
+        for n in 1u64..16 {
+            let key = blake3::hash(rekindle_llm::cache::canonical_json(&*req).as_bytes());
+            if self.seen.insert(key.to_hex().to_string()) {
+                return;
+            }
+            sample(req, n);
+        }
+    }
+
+    /// A test run failed with `output` (as the prompt shows it): sets the hint of the next fix
+    /// and the lines of `files` the output points at. After a fix that changed nothing, the next
+    /// fix is sampled: asked greedily again, the model would answer the same.
+    fn failed(&mut self, kind: &str, output: &str, files: &[FileText]) {
+        self.memory.at = pointed_at(output, files);
+        self.sample_next = self.last_fix_changed_nothing;
+        let shape = output
+            .lines()
+            .map(rekindle_llm::runaway::shape)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let same = self.last_failure.as_deref() == Some(shape.as_str());
+        self.memory.hint = match (same, self.last_fix_changed_nothing) {
+            (_, true) => Some(format!(
+                "The last fix changed nothing, and the {kind} tests fail as before. Do something else this time: if the code does what the specification says, the failing test is wrong and is what to change."
+            )),
+            (true, false) => Some(format!(
+                "The {kind} tests fail exactly as before the last fix: that fix did not address the failure. Look at the failing assertion again and change what it shows to be wrong."
+            )),
+            (false, false) => None,
+        };
+        self.last_failure = Some(shape);
+    }
+
+    /// The test file to rewrite instead of asking for a fix: after a fix that changed nothing
+    /// (the model kept the code, so by its own judgement the code is right), the first file the
+    /// failure points at whose name says it is a test.
+    /// The first rewrite is asked greedily; a later one (the rewrite before it changed nothing)
+    /// is sampled.
+    fn wrong_test(&mut self) -> Option<String> {
+        if !self.last_fix_changed_nothing {
+            return None;
+        }
+        let path = self.memory.at.iter().find_map(|a| {
+            let path = a.split(" line ").next()?;
+            let name = path.rsplit('/').next()?;
+            name.contains("test").then(|| path.to_string())
+        })?;
+        if self.rewrites == 0 {
+            self.sample_next = false;
+        }
+        self.rewrites += 1;
+        Some(path)
+    }
+
+    /// Notes what a fix reply did, before it is applied.
+    fn fixed(&mut self, what: &str, reply: &Reply, scope: &Scope<'_>) {
+        self.fixes += 1;
+        let mut changed = Vec::new();
+        for c in &reply.changes.code {
+            if changes(scope.code, c) {
+                changed.push(format!("{CODE}{}", c.path()));
+            }
+        }
+        if let Some(t) = scope.tests {
+            for c in &reply.changes.tests {
+                if changes(t, c) {
+                    changed.push(format!("{TESTS}{}", c.path()));
+                }
+            }
+        }
+        self.last_fix_changed_nothing = changed.is_empty();
+        let n = self.fixes;
+        self.memory.tried.push(if changed.is_empty() {
+            format!("Fix {n} (failing {what}) changed nothing: it gave the files as they were.")
+        } else {
+            format!("Fix {n} (failing {what}) changed {}.", changed.join(", "))
+        });
     }
 }
 
@@ -362,5 +802,149 @@ fn environment(module: &str, id: usize, script: &Path, run: scripts::Run) -> Ren
         id,
         script: script.display().to_string(),
         output: run.output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_request_is_sampled_with_a_seed_of_its_own() {
+        let mut tries = Tries::default();
+        let req = Request::new("m", vec![Message::user("fix it")]);
+        let mut a = req.clone();
+        tries.vary(&mut a);
+        assert_eq!(a, req, "a first request goes out as it is");
+        let mut b = req.clone();
+        tries.vary(&mut b);
+        assert!(b.sampling.temperature > 0.0);
+        let mut c = req.clone();
+        tries.vary(&mut c);
+        assert!(c.sampling.seed.is_some() && c.sampling.seed != b.sampling.seed);
+        // The same history gives the same seeds: a render asks the same questions again.
+        let mut again = Tries::default();
+        let (mut a2, mut b2) = (req.clone(), req.clone());
+        again.vary(&mut a2);
+        again.vary(&mut b2);
+        assert_eq!(b2, b);
+    }
+
+    #[test]
+    fn failures_point_at_the_lines_of_the_shown_files() {
+        let files = vec![
+            FileText {
+                path: "test_app.py".into(),
+                content: "import unittest\nclass T:\n    def test(self):\n        self.assertEqual(f(), 2)\n".into(),
+            },
+            FileText {
+                path: "conformance_tests/test_cli.py".into(),
+                content: "a\nb\nassert run() == 'x'\n".into(),
+            },
+        ];
+        let out = "Traceback (most recent call last):\n  File \"./test_app.py\", line 4, in test\n    self.assertEqual(f(), 2)\nAssertionError: 1 != 2\n  File \"/usr/lib/python3/unittest/case.py\", line 9\nconformance_tests/test_cli.py:3: AssertionError\nother_test_app.py:1: x\n";
+        assert_eq!(
+            pointed_at(out, &files),
+            [
+                "test_app.py line 4: self.assertEqual(f(), 2)",
+                "conformance_tests/test_cli.py line 3: assert run() == 'x'"
+            ]
+        );
+        assert!(pointed_at("no lines here", &files).is_empty());
+    }
+
+    fn write(path: &str, content: &str) -> FileBlock {
+        FileBlock::Write {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn replies_are_routed_by_their_path_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("code");
+        let tests = dir.path().join("tests");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::create_dir_all(&tests).unwrap();
+        std::fs::write(code.join("app.py"), "print(1)\n").unwrap();
+        let scripts = vec!["run_tests.sh".to_string()];
+        let both = Scope {
+            code: &code,
+            may_code: true,
+            tests: Some(&tests),
+            may_tests: true,
+        };
+        let r = route(
+            "",
+            &[
+                write("app.py", "x\n"),
+                write("conformance_tests/test_a.py", "t\n"),
+            ],
+            &both,
+            &scripts,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.code[0].path(), r.tests[0].path()),
+            ("app.py", "test_a.py")
+        );
+        // Without the prefix, a conformance fix writes the code, unless a hosted model's verdict
+        // line says the tests.
+        let r = route("WRONG: tests\n", &[write("a.py", "x\n")], &both, &scripts).unwrap();
+        assert_eq!((r.code.len(), r.tests.len()), (0, 1));
+        // A code-only step drops conformance tests written before their step; `tests/` there is
+        // a folder of the code.
+        let r = route(
+            "",
+            &[
+                write("conformance_tests/t.py", "x\n"),
+                write("tests/u.py", "y\n"),
+            ],
+            &Scope::code(&code),
+            &scripts,
+        )
+        .unwrap();
+        assert_eq!((r.code.len(), r.code[0].path()), (1, "tests/u.py"));
+        // The tests step: unprefixed paths are tests, but a file of the code may only be
+        // repeated unchanged (dropped), not changed.
+        let tests_only = Scope {
+            may_code: false,
+            ..both
+        };
+        let r = route(
+            "",
+            &[write("app.py", "print(1)\n"), write("test_t.py", "t\n")],
+            &tests_only,
+            &scripts,
+        )
+        .unwrap();
+        assert_eq!((r.code.len(), r.tests[0].path()), (0, "test_t.py"));
+        let e = route("", &[write("app.py", "print(2)\n")], &tests_only, &scripts);
+        assert!(e.unwrap_err().contains("would change the code"));
+        let e = route("", &[write("app.py", "print(1)\n")], &tests_only, &scripts);
+        assert!(e.unwrap_err().contains("only repeats"));
+        // A regression fix may not change the earlier tests.
+        let regression = Scope {
+            may_tests: false,
+            ..both
+        };
+        let e = route(
+            "",
+            &[write("conformance_tests/t.py", "y\n")],
+            &regression,
+            &scripts,
+        );
+        assert!(e.unwrap_err().contains("earlier functionality"));
+        // Test scripts, placeholders and escapes are refused.
+        for (path, content, want) in [
+            ("run_tests.sh", "exit 0\n", "test scripts"),
+            ("conformance_tests/run_tests.sh", "exit 0\n", "test scripts"),
+            ("app.py", "<the whole file>\n", "placeholder"),
+            ("../../x", "x\n", "relative to the code folder"),
+        ] {
+            let e = route("", &[write(path, content)], &both, &scripts).unwrap_err();
+            assert!(e.contains(want), "{path}: {e}");
+        }
     }
 }

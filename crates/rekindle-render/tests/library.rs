@@ -269,6 +269,67 @@ fn a_failing_unit_test_is_fixed() {
     );
 }
 
+/// A model that answers every unit-test fix with the files exactly as they are: each such fix
+/// changes nothing, and the loop must not send the same request again (it says what was tried,
+/// and says the fix changed nothing, or samples).
+#[test]
+fn a_fix_that_changes_nothing_is_not_asked_again() {
+    let f = Fixture::new(&["broken1"]);
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("# Unit test failure") {
+            // Echo every current file back, unchanged.
+            let mut reply = String::new();
+            for f in prompt.split("--- FILE: ").skip(1) {
+                let (path, rest) = f.split_once('\n').unwrap();
+                let content = rest.split("--- END FILE").next().unwrap();
+                reply.push_str(&block(path, content));
+            }
+            return openai_reply(&reply);
+        }
+        programmer(s)
+    });
+    let mut opts = f.options();
+    opts.fix_attempts = 3;
+    opts.restarts = 1;
+    let (r, _) = f.render(&opts);
+    assert!(matches!(r, Err(RenderError::Failed { .. })), "{r:?}");
+    let seen = f.server.seen();
+    // An implement call and three fixes, twice (the restart).
+    assert_eq!(seen.len(), 8);
+    let bodies: Vec<String> = seen.iter().map(|s| s.json().to_string()).collect();
+    for (i, a) in bodies.iter().enumerate() {
+        for b in &bodies[i + 1..] {
+            assert_ne!(a, b, "the same request was sent twice");
+        }
+    }
+    // The second and third fixes are told what the fixes before them did.
+    let fix2 = seen[2].last_user();
+    assert!(
+        fix2.contains("- Fix 1 (failing unit tests) changed nothing")
+            && fix2.contains("The last fix changed nothing"),
+        "{fix2}"
+    );
+    let fix3 = seen[3].last_user();
+    assert!(
+        fix3.contains("- Fix 2 (failing unit tests) changed nothing"),
+        "{fix3}"
+    );
+    // The restart starts afresh: its implement call names why, its first fix has no history.
+    assert!(seen[4]
+        .last_user()
+        .contains("An earlier attempt at this functionality was abandoned"));
+    assert!(!seen[5].last_user().contains("Earlier fixes"));
+    // ... so it asks what the first fix asked, word for word: that one is sampled, seeded.
+    assert_eq!(seen[5].last_user(), seen[1].last_user());
+    let sampled = seen[5].json();
+    assert_eq!(seen[1].json()["temperature"].as_f64(), Some(0.0));
+    assert!(
+        sampled["temperature"].as_f64().unwrap() > 0.0 && sampled["seed"].is_u64(),
+        "{sampled}"
+    );
+}
+
 /// `status` and `render` share one decision: what status predicts is what render then does,
 /// for the same reasons.
 #[test]

@@ -1,0 +1,261 @@
+//! Telling a reply that has started to repeat itself, while it is being generated.
+//!
+//! A small model at greedy decoding falls into loops: the same file again, a test file numbered
+//! on and on (`test_17.py`), or one line pattern (`self.assertEqual(f(10.00000001), …)`) until the
+//! token cap. [`Guard`] reads the reply's complete lines as they arrive and says where to cut it;
+//! the engine stops generating there. What comes before the cut is kept: whole blocks, and the
+//! open block up to the line where its repetition began (a test file cut between two statements
+//! is usually still a test file).
+//!
+//! Lines are compared by their *shape*: digits masked and white space collapsed, so
+//! `assertEqual(f(1.01), 1)` and `assertEqual(f(1.0001), 1)` are the same line.
+
+use crate::file_blocks::{CLOSE, OPEN};
+use std::collections::HashMap;
+
+/// How many lines of one shape a block may hold.
+pub const MAX_SAME_LINE: u32 = 8;
+/// Lines shorter than this (after trimming) are not counted: `}`, `else:`, `pass`, blank lines.
+pub const MIN_LINE: usize = 8;
+/// How many blocks of one path shape a reply may hold (`test_1.py`, `test_2.py`, …).
+pub const MAX_SAME_PATH: u32 = 3;
+
+/// Where and why a reply was cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// Byte offset in the text: everything from here on is dropped.
+    pub at: usize,
+    /// Whether a file block is open at `at` (the engine closes it).
+    pub in_block: bool,
+    pub why: String,
+}
+
+/// Reads a growing reply line by line.
+#[derive(Debug, Default)]
+pub struct Guard {
+    scanned: usize,
+    paths: HashMap<String, u32>,
+    exact_paths: std::collections::HashSet<String>,
+    in_block: bool,
+    lines: HashMap<String, u32>,
+}
+
+/// A line's shape: digits masked, runs of white space collapsed.
+pub fn shape(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut digit = false;
+    let mut space = false;
+    for c in line.trim().chars() {
+        if c.is_ascii_digit() {
+            if !digit {
+                out.push('0');
+            }
+            digit = true;
+            space = false;
+        } else if c.is_whitespace() {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+            digit = false;
+        } else {
+            out.push(c);
+            digit = false;
+            space = false;
+        }
+    }
+    out
+}
+
+impl Guard {
+    pub fn new() -> Guard {
+        Guard::default()
+    }
+
+    /// Looks at the complete lines of `text` not seen yet; `Some` once the reply repeats itself.
+    /// `text` must be the same growing string at every call.
+    pub fn check(&mut self, text: &str) -> Option<Cut> {
+        while let Some(nl) = text[self.scanned..].find('\n') {
+            let start = self.scanned;
+            let line = &text[start..start + nl];
+            self.scanned = start + nl + 1;
+            if let Some(path) = line.strip_prefix(OPEN) {
+                let path = path.trim();
+                if !self.exact_paths.insert(path.to_string()) {
+                    return Some(self.cut(start, format!("a second block for {path}")));
+                }
+                let n = self.paths.entry(shape(path)).or_default();
+                *n += 1;
+                if *n > MAX_SAME_PATH {
+                    return Some(self.cut(
+                        start,
+                        format!("more than {MAX_SAME_PATH} files named like {path}"),
+                    ));
+                }
+                self.in_block = true;
+                self.lines.clear();
+                continue;
+            }
+            if line.trim_end() == CLOSE {
+                self.in_block = false;
+                continue;
+            }
+            if !self.in_block || line.trim().len() < MIN_LINE {
+                continue;
+            }
+            let n = self.lines.entry(shape(line)).or_default();
+            *n += 1;
+            if *n > MAX_SAME_LINE {
+                let why = format!(
+                    "a line like `{}` more than {MAX_SAME_LINE} times in one file",
+                    line.trim()
+                );
+                return Some(self.cut(start, why));
+            }
+        }
+        None
+    }
+
+    fn cut(&self, at: usize, why: String) -> Cut {
+        Cut {
+            at,
+            in_block: self.in_block,
+            why,
+        }
+    }
+}
+
+/// `text` cut at `cut`, with the open block (if any) closed so that every block kept is whole.
+pub fn apply(text: &str, cut: &Cut) -> String {
+    let mut kept = text[..cut.at].to_string();
+    if cut.in_block {
+        if !kept.is_empty() && !kept.ends_with('\n') {
+            kept.push('\n');
+        }
+        kept.push_str(CLOSE);
+        kept.push('\n');
+    }
+    kept
+}
+
+/// A reply the token cap cut inside a file block, with that block closed at its last complete
+/// line (the partial line is dropped); any other text unchanged. What was written stays usable:
+/// the tests that run on it, or the next fix, say whether the cut file works.
+pub fn close_cut_block(text: &str) -> String {
+    let mut open = false;
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
+        let l = line.trim_end_matches(['\n', '\r']);
+        if l.starts_with(OPEN) {
+            open = true;
+        } else if l.trim_end() == CLOSE {
+            open = false;
+        }
+    }
+    if !open {
+        return text.to_string();
+    }
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    let mut kept = text[..whole].to_string();
+    kept.push_str(CLOSE);
+    kept.push('\n');
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_blocks;
+
+    fn feed(reply: &str) -> Option<Cut> {
+        // Fed in small pieces, as tokens arrive.
+        let mut g = Guard::new();
+        let mut text = String::new();
+        for c in reply.chars() {
+            text.push(c);
+            if let Some(cut) = g.check(&text) {
+                return Some(cut);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn an_ordinary_reply_passes() {
+        let mut r = String::from("--- FILE: test_app.py\nimport unittest\n");
+        for (i, name) in ["one", "two", "three", "four"].iter().enumerate() {
+            r.push_str(&format!(
+                "    def test_{name}(self):\n        self.assertEqual(f({i}), {i})\n"
+            ));
+        }
+        r.push_str("--- END FILE\n--- FILE: app.py\ndef f(x):\n    return x\n--- END FILE\n");
+        assert_eq!(feed(&r), None);
+    }
+
+    #[test]
+    fn a_line_pattern_repeated_is_cut_after_the_limit_and_the_block_closed() {
+        let mut r = String::from(
+            "--- FILE: app.py\nx = 1\n--- END FILE\n--- FILE: test_t.py\nimport unittest\n",
+        );
+        let mut expected_kept = r.clone();
+        for i in 0..40 {
+            let line = format!(
+                "        self.assertEqual(t(10.{}1), 0.{}1)\n",
+                "0".repeat(i),
+                "0".repeat(i)
+            );
+            if i < MAX_SAME_LINE as usize {
+                expected_kept.push_str(&line);
+            }
+            r.push_str(&line);
+        }
+        let cut = feed(&r).expect("cut");
+        assert!(cut.in_block);
+        let kept = apply(&r, &cut);
+        assert_eq!(kept, format!("{expected_kept}--- END FILE\n"));
+        let blocks = file_blocks::parse(&kept).unwrap();
+        assert_eq!(blocks.len(), 2);
+    }
+
+    #[test]
+    fn numbered_files_and_a_second_block_for_one_path_are_cut() {
+        let mut r = String::new();
+        for i in 1..=20 {
+            r.push_str(&format!(
+                "--- FILE: tests/test_{i}.py\nprint({i})\n--- END FILE\n"
+            ));
+        }
+        let cut = feed(&r).expect("cut");
+        assert!(!cut.in_block);
+        let kept = apply(&r, &cut);
+        assert_eq!(
+            file_blocks::parse(&kept).unwrap().len(),
+            MAX_SAME_PATH as usize
+        );
+        let r = "--- FILE: a.py\nx\n--- END FILE\n--- FILE: a.py\nx\n--- END FILE\n";
+        let cut = feed(r).unwrap();
+        assert_eq!(&r[..cut.at], "--- FILE: a.py\nx\n--- END FILE\n");
+    }
+
+    #[test]
+    fn a_block_cut_by_the_cap_is_closed_at_its_last_whole_line() {
+        let cut =
+            "--- FILE: a.py\nx = 1\n--- END FILE\n--- FILE: t.py\nimport unittest\nclass T(unit";
+        let closed = close_cut_block(cut);
+        assert_eq!(
+            closed,
+            "--- FILE: a.py\nx = 1\n--- END FILE\n--- FILE: t.py\nimport unittest\n--- END FILE\n"
+        );
+        assert_eq!(file_blocks::parse(&closed).unwrap().len(), 2);
+        let whole = "--- FILE: a.py\nx = 1\n--- END FILE\n";
+        assert_eq!(close_cut_block(whole), whole);
+    }
+
+    #[test]
+    fn shapes_mask_digits_and_spaces() {
+        assert_eq!(shape("  f(10.25,   3) "), "f(0.0, 0)");
+        assert_eq!(shape("x1 = 22"), "x0 = 0");
+    }
+}
