@@ -19,6 +19,10 @@ pub const MAX_SAME_LINE: u32 = 8;
 pub const MIN_LINE: usize = 8;
 /// How many blocks of one path shape a reply may hold (`test_1.py`, `test_2.py`, …).
 pub const MAX_SAME_PATH: u32 = 3;
+/// A block of at least this many counted lines, this share of which (in tenths) are shaped like
+/// the lines of one earlier block, is a copy of it under another name.
+pub const COPY_MIN_LINES: usize = 4;
+pub const COPY_TENTHS: usize = 8;
 
 /// Where and why a reply was cut.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +42,11 @@ pub struct Guard {
     exact_paths: std::collections::HashSet<String>,
     in_block: bool,
     lines: HashMap<String, u32>,
+    /// Where the open block starts, and the shapes of its counted lines in order.
+    block_start: usize,
+    block: Vec<String>,
+    /// The shapes of every closed block's counted lines.
+    closed: Vec<std::collections::HashSet<String>>,
 }
 
 /// A line's shape: digits masked, runs of white space collapsed.
@@ -94,15 +103,32 @@ impl Guard {
                 }
                 self.in_block = true;
                 self.lines.clear();
+                self.block.clear();
+                self.block_start = start;
                 continue;
             }
             if line.trim_end() == CLOSE {
                 self.in_block = false;
+                let this: std::collections::HashSet<String> = self.block.drain(..).collect();
+                if this.len() >= COPY_MIN_LINES {
+                    if let Some(_earlier) = self.closed.iter().find(|e| {
+                        this.iter().filter(|l| e.contains(*l)).count() * 10
+                            >= this.len() * COPY_TENTHS
+                    }) {
+                        return Some(Cut {
+                            at: self.block_start,
+                            in_block: false,
+                            why: "a file that copies an earlier one under another name".into(),
+                        });
+                    }
+                }
+                self.closed.push(this);
                 continue;
             }
             if !self.in_block || line.trim().len() < MIN_LINE {
                 continue;
             }
+            self.block.push(shape(line));
             let n = self.lines.entry(shape(line)).or_default();
             *n += 1;
             if *n > MAX_SAME_LINE {
@@ -251,6 +277,21 @@ mod tests {
         assert_eq!(file_blocks::parse(&closed).unwrap().len(), 2);
         let whole = "--- FILE: a.py\nx = 1\n--- END FILE\n";
         assert_eq!(close_cut_block(whole), whole);
+    }
+
+    #[test]
+    fn a_file_copied_under_another_name_is_cut_whole() {
+        let test = |name: &str| {
+            format!("--- FILE: {name}\nimport unittest\nclass TestApp(unittest.TestCase):\n    def test_main(self):\n        self.assertEqual(run(), 'hello')\nif __name__ == '__main__':\n    unittest.main()\n--- END FILE\n")
+        };
+        let first = format!("--- FILE: app.py\nprint('hello')\n--- END FILE\n{}", test("test_app.py"));
+        let r = format!("{first}{}{}", test("test_main.py"), test("test_exit.py"));
+        let cut = feed(&r).expect("cut");
+        assert_eq!((cut.at, cut.in_block), (first.len(), false));
+        assert_eq!(apply(&r, &cut), first);
+        // Files that share their boilerplate but test different things are not copies.
+        let other = "--- FILE: test_b.py\nimport unittest\nclass TestB(unittest.TestCase):\n    def test_sum(self):\n        self.assertEqual(add(), 'x')\n        self.assertTrue(valid(add()))\nif __name__ == '__main__':\n    unittest.main()\n--- END FILE\n";
+        assert_eq!(feed(&format!("{first}{other}")), None);
     }
 
     #[test]

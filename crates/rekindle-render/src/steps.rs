@@ -83,6 +83,10 @@ impl Renderer<'_, '_> {
         if role == Role::Tests {
             req.sampling.max_tokens = req.sampling.max_tokens.min(TESTS_MAX_TOKENS);
         }
+        if scope.tests.is_none() {
+            // Conformance tests in a step that has none would be dropped: stop there instead.
+            req.sampling.stop.push(format!("{}{TESTS}", file_blocks::OPEN));
+        }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
         for attempt in 0..2 {
@@ -773,25 +777,37 @@ impl Tries {
     /// Notes what a fix reply did, before it is applied.
     fn fixed(&mut self, what: &str, reply: &Reply, scope: &Scope<'_>) {
         self.fixes += 1;
-        let mut changed = Vec::new();
-        for c in &reply.changes.code {
-            if changes(scope.code, c) {
-                changed.push(format!("{CODE}{}", c.path()));
-            }
-        }
-        if let Some(t) = scope.tests {
-            for c in &reply.changes.tests {
-                if changes(t, c) {
-                    changed.push(format!("{TESTS}{}", c.path()));
+        // Files it changed that existed, and files it added.
+        let (mut changed, mut added) = (Vec::new(), Vec::new());
+        let mut look = |root: &Path, prefix: &str, cs: &[Change]| {
+            for c in cs {
+                if changes(root, c) {
+                    let name = format!("{prefix}{}", c.path());
+                    if root.join(c.path()).exists() {
+                        changed.push(name);
+                    } else {
+                        added.push(name);
+                    }
                 }
             }
+        };
+        look(scope.code, CODE, &reply.changes.code);
+        if let Some(t) = scope.tests {
+            look(t, TESTS, &reply.changes.tests);
         }
+        // A fix that leaves every file it was shown as it was (at most adding new ones nothing
+        // uses yet) kept the code: by the model's own judgement, the code is right.
         self.last_fix_changed_nothing = changed.is_empty();
         let n = self.fixes;
-        self.memory.tried.push(if changed.is_empty() {
-            format!("Fix {n} (failing {what}) changed nothing: it gave the files as they were.")
-        } else {
-            format!("Fix {n} (failing {what}) changed {}.", changed.join(", "))
+        self.memory.tried.push(match (changed.is_empty(), added.is_empty()) {
+            (true, true) => {
+                format!("Fix {n} (failing {what}) changed nothing: it gave the files as they were.")
+            }
+            (true, false) => format!(
+                "Fix {n} (failing {what}) changed none of the files; it only added {}.",
+                added.join(", ")
+            ),
+            _ => format!("Fix {n} (failing {what}) changed {}.", changed.join(", ")),
         });
     }
 }
