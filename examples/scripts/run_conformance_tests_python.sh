@@ -12,7 +12,7 @@ out=$(python3 -m unittest discover -b -s "$tests" -t "$tests" 2>&1)
 status=$?
 echo "$out"
 if echo "$out" | grep -q "^Ran 0 tests"; then
-  echo "no conformance tests were found in $tests: python -m unittest discover runs only files named test*.py" >&2
+  echo "no conformance tests were found in $tests: python -m unittest discover runs the test_* methods of unittest.TestCase classes, in files named test*.py" >&2
   exit 1
 fi
 exit "$status"

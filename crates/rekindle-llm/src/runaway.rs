@@ -17,12 +17,17 @@ use std::collections::HashMap;
 pub const MAX_SAME_LINE: u32 = 8;
 /// Lines shorter than this (after trimming) are not counted: `}`, `else:`, `pass`, blank lines.
 pub const MIN_LINE: usize = 8;
+/// A line still being written that is this long, and whose last [`LINE_TAIL`] bytes already
+/// occur [`LINE_TAIL_TIMES`] times in it, is one sentence said over and over.
+pub const LONG_LINE: usize = 512;
+pub const LINE_TAIL: usize = 48;
+pub const LINE_TAIL_TIMES: usize = 3;
 /// How many blocks of one path shape a reply may hold (`test_1.py`, `test_2.py`, …).
 pub const MAX_SAME_PATH: u32 = 3;
 /// A block of at least this many counted lines, this share of which (in tenths) are shaped like
 /// the lines of one earlier block, is a copy of it under another name.
 pub const COPY_MIN_LINES: usize = 4;
-pub const COPY_TENTHS: usize = 8;
+pub const COPY_TENTHS: usize = 7;
 
 /// Where and why a reply was cut.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +89,9 @@ impl Guard {
     /// Looks at the complete lines of `text` not seen yet; `Some` once the reply repeats itself.
     /// `text` must be the same growing string at every call.
     pub fn check(&mut self, text: &str) -> Option<Cut> {
+        if let Some(cut) = self.long_line(text) {
+            return Some(cut);
+        }
         while let Some(nl) = text[self.scanned..].find('\n') {
             let start = self.scanned;
             let line = &text[start..start + nl];
@@ -140,6 +148,21 @@ impl Guard {
             }
         }
         None
+    }
+
+    /// The line being written, when it has grown long by repeating itself: cut at its start.
+    fn long_line(&self, text: &str) -> Option<Cut> {
+        let line = &text[self.scanned..];
+        if line.len() < LONG_LINE || line.contains('\n') {
+            return None;
+        }
+        let mut from = line.len() - LINE_TAIL;
+        while !line.is_char_boundary(from) {
+            from -= 1;
+        }
+        let tail = &line[from..];
+        (line.matches(tail).count() >= LINE_TAIL_TIMES)
+            .then(|| self.cut(self.scanned, "one line that repeats itself".into()))
     }
 
     fn cut(&self, at: usize, why: String) -> Cut {
@@ -284,7 +307,10 @@ mod tests {
         let test = |name: &str| {
             format!("--- FILE: {name}\nimport unittest\nclass TestApp(unittest.TestCase):\n    def test_main(self):\n        self.assertEqual(run(), 'hello')\nif __name__ == '__main__':\n    unittest.main()\n--- END FILE\n")
         };
-        let first = format!("--- FILE: app.py\nprint('hello')\n--- END FILE\n{}", test("test_app.py"));
+        let first = format!(
+            "--- FILE: app.py\nprint('hello')\n--- END FILE\n{}",
+            test("test_app.py")
+        );
         let r = format!("{first}{}{}", test("test_main.py"), test("test_exit.py"));
         let cut = feed(&r).expect("cut");
         assert_eq!((cut.at, cut.in_block), (first.len(), false));
@@ -292,6 +318,27 @@ mod tests {
         // Files that share their boilerplate but test different things are not copies.
         let other = "--- FILE: test_b.py\nimport unittest\nclass TestB(unittest.TestCase):\n    def test_sum(self):\n        self.assertEqual(add(), 'x')\n        self.assertTrue(valid(add()))\nif __name__ == '__main__':\n    unittest.main()\n--- END FILE\n";
         assert_eq!(feed(&format!("{first}{other}")), None);
+    }
+
+    #[test]
+    fn a_line_that_repeats_itself_is_cut_at_its_start() {
+        let head = "--- FILE: a.py\nx = 1\n--- END FILE\n--- FILE: t.py\nimport unittest\n";
+        let r = format!(
+            "{head}{}",
+            "The test case is simple and needs no more code. ".repeat(40)
+        );
+        let cut = feed(&r).expect("cut");
+        assert_eq!((cut.at, cut.in_block), (head.len(), true));
+        assert_eq!(file_blocks::parse(&apply(&r, &cut)).unwrap().len(), 2);
+        // A long line that does not repeat is a long line.
+        let long: String = (0..200)
+            .map(|i| format!("{i:03}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            feed(&format!("--- FILE: d.py\nDATA = [{long}]\n--- END FILE\n")),
+            None
+        );
     }
 
     #[test]

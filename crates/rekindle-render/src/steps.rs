@@ -83,9 +83,27 @@ impl Renderer<'_, '_> {
         if role == Role::Tests {
             req.sampling.max_tokens = req.sampling.max_tokens.min(TESTS_MAX_TOKENS);
         }
+        if role == Role::Fix {
+            // A fix rewrites files it was shown: room for all of them twice over (about three
+            // bytes a token), and no more, so a reply that runs away stops early.
+            let shown: usize = std::iter::once(scope.code)
+                .chain(scope.tests)
+                .map(|d| {
+                    files::snapshot(d, self.opts.prompt_budget)
+                        .0
+                        .iter()
+                        .map(|f| f.content.len())
+                        .sum::<usize>()
+                })
+                .sum();
+            let cap = (shown / 3 * 2 + 256).max(FIX_MIN_TOKENS as usize) as u32;
+            req.sampling.max_tokens = req.sampling.max_tokens.min(cap);
+        }
         if scope.tests.is_none() {
             // Conformance tests in a step that has none would be dropped: stop there instead.
-            req.sampling.stop.push(format!("{}{TESTS}", file_blocks::OPEN));
+            req.sampling
+                .stop
+                .push(format!("{}{TESTS}", file_blocks::OPEN));
         }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
@@ -427,6 +445,20 @@ impl Renderer<'_, '_> {
             let (files, _) = self.snapshot(&d.code);
             let files = named(CODE, &files);
             tries.failed("unit", &output, &files);
+            if let Some(path) = tries.unwritable_test() {
+                // The model judged the code right, then could not write this unit test so that
+                // it passes: the model's own test is not ground truth (the conformance tests,
+                // written against the spec, still are). It goes, and the memory says so.
+                let gone = Routed {
+                    code: vec![Change::Delete { path: path.clone() }],
+                    tests: vec![],
+                };
+                self.apply(module, k, &Scope::code(&d.code), &gone)?;
+                tries.memory.tried.push(format!(
+                    "The unit test file {path} was removed: the code was judged right and the test could not be written to pass."
+                ));
+                continue;
+            }
             let target = tries.wrong_test();
             let msgs = match &target {
                 Some(path) => {
@@ -451,6 +483,8 @@ impl Renderer<'_, '_> {
 /// Replies to a conformance-tests call stay short: a runaway test file is the commonest way a
 /// small model wastes a call.
 const TESTS_MAX_TOKENS: u32 = 1024;
+/// The least a fix reply may hold, whatever the size of the files it fixes.
+const FIX_MIN_TOKENS: u32 = 768;
 
 /// Code paths have no prefix: the code folder is where the program and its tests run.
 const CODE: &str = "";
@@ -701,6 +735,8 @@ struct Tries {
     fixes: u32,
     /// Test files rewritten on the model's own verdict that the code is right.
     rewrites: u32,
+    /// The test file the last fix rewrote.
+    rewritten: Option<String>,
 }
 
 impl Tries {
@@ -712,6 +748,7 @@ impl Tries {
         self.sample_next = false;
         self.fixes = 0;
         self.rewrites = 0;
+        self.rewritten = None;
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
@@ -771,7 +808,20 @@ impl Tries {
             self.sample_next = false;
         }
         self.rewrites += 1;
+        self.rewritten = Some(path.clone());
         Some(path)
+    }
+
+    /// A unit test file rewritten on the model's verdict that still fails where it failed:
+    /// the model cannot write it (for [`Renderer::unit_tests`], which removes it).
+    fn unwritable_test(&mut self) -> Option<String> {
+        let path = self.rewritten.take()?;
+        let still = self
+            .memory
+            .at
+            .iter()
+            .any(|a| a.split(" line ").next() == Some(path.as_str()));
+        still.then_some(path)
     }
 
     /// Notes what a fix reply did, before it is applied.
@@ -799,16 +849,20 @@ impl Tries {
         // uses yet) kept the code: by the model's own judgement, the code is right.
         self.last_fix_changed_nothing = changed.is_empty();
         let n = self.fixes;
-        self.memory.tried.push(match (changed.is_empty(), added.is_empty()) {
-            (true, true) => {
-                format!("Fix {n} (failing {what}) changed nothing: it gave the files as they were.")
-            }
-            (true, false) => format!(
-                "Fix {n} (failing {what}) changed none of the files; it only added {}.",
-                added.join(", ")
-            ),
-            _ => format!("Fix {n} (failing {what}) changed {}.", changed.join(", ")),
-        });
+        self.memory
+            .tried
+            .push(match (changed.is_empty(), added.is_empty()) {
+                (true, true) => {
+                    format!(
+                        "Fix {n} (failing {what}) changed nothing: it gave the files as they were."
+                    )
+                }
+                (true, false) => format!(
+                    "Fix {n} (failing {what}) changed none of the files; it only added {}.",
+                    added.join(", ")
+                ),
+                _ => format!("Fix {n} (failing {what}) changed {}.", changed.join(", ")),
+            });
     }
 }
 
