@@ -148,6 +148,13 @@ pub struct Memory {
     pub at: Vec<String>,
 }
 
+/// `rest` with what a fix prompt shows of `memory`.
+fn with_memory(memory: &Memory, rest: minijinja::Value) -> minijinja::Value {
+    minijinja::context! {
+        tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..rest
+    }
+}
+
 pub fn fix_unit(
     cx: &Context,
     files: &[FileText],
@@ -161,7 +168,7 @@ pub fn fix_unit(
         "fix_unit.j2",
         minijinja::context! {
             files => v(listed(&files)), exit_code => exit_code, output => output,
-            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
+            ..with_memory(memory, ctx)
         },
     ))
 }
@@ -192,7 +199,7 @@ pub fn fix_conformance(
         minijinja::context! {
             files => v(listed(&files)), tests => v(listed(&tests)),
             exit_code => exit_code, output => output, regression => regression,
-            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
+            ..with_memory(memory, ctx)
         },
     ))
 }
@@ -213,7 +220,7 @@ pub fn rewrite_test(
         "rewrite_test.j2",
         minijinja::context! {
             files => v(listed(&files)), path => path, exit_code => exit_code, output => output,
-            tried => v(&memory.tried), hint => memory.hint.as_deref(), at => v(&memory.at), ..ctx
+            ..with_memory(memory, ctx)
         },
     ))
 }
