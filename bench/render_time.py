@@ -3,7 +3,7 @@
 prediction.
 
     bench/render_time.py [--project hello-world] [--runs 3] [--rekindle BIN] [--model-path GGUF]
-                         [--rates-bin BIN] [--out FILE]
+                         [--rates-bin BIN] [--lookup on|off|both] [--commit SHA] [--out FILE]
 
 Each run copies `examples/` to a fresh temporary folder and runs `rekindle render --yes
 --format json` there (no response cache, no earlier build). From the `model_call` events it sums
@@ -13,7 +13,11 @@ model calls, and predicts the model time from the engine's own rates:
     sum over calls of (tokens_in - cached_tokens) / prompt_rate + tokens_out / gen_rate
 
 The rates come from the `local_rates` example (a plain llama.cpp loop, measured before the first
-and after the last run, medians of both). Prints a table and the medians; writes JSON (default
+and after the last run, medians of both). They are token-by-token rates: with prompt lookup
+decoding (the engine's default) a call that copies what it read generates faster than they
+predict. `--lookup both` (the default) renders with it on and off (`REKINDLE_LOCAL_LOOKUP=0`),
+alternating, so the two are compared side by side on the same machine state; the prediction
+measures the engine's overhead with lookup off, and the saving with it on. Prints a table and the medians; writes JSON (default
 `bench/results/render_time-PROJECT-DATE.json`). Needs a release build with `--features local`
 and its `local_rates` example:
 
@@ -58,7 +62,7 @@ def predict(calls: list[dict], prompt_rate: float, gen_rate: float) -> float:
     )
 
 
-def one_run(rekindle: Path, project: str, model: Path | None) -> dict:
+def one_run(rekindle: Path, project: str, model: Path | None, lookup: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="rekindle-render-time-") as tmp:
         shutil.copytree(REPO / "examples", Path(tmp) / "examples")
         folder = Path(tmp) / "examples" / project
@@ -66,6 +70,7 @@ def one_run(rekindle: Path, project: str, model: Path | None) -> dict:
         env = dict(os.environ)
         if model:
             env["REKINDLE_MODEL_PATH"] = str(model)
+        env["REKINDLE_LOCAL_LOOKUP"] = "1" if lookup else "0"
         start = time.monotonic()
         p = subprocess.run(
             [str(rekindle), "render", spec.name, "--yes", "--format", "json"],
@@ -78,6 +83,7 @@ def one_run(rekindle: Path, project: str, model: Path | None) -> dict:
         events = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
         calls = [e for e in events if e.get("event") == "model_call"]
         return {
+            "lookup": lookup,
             "exit_code": p.returncode,
             "wall_seconds": round(wall, 2),
             "model_calls": len(calls),
@@ -113,6 +119,8 @@ def main() -> int:
         type=Path,
         default=Path(os.environ.get("REKINDLE_MODEL_PATH", "~/.cache/rekindle/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")).expanduser(),
     )
+    ap.add_argument("--lookup", choices=["on", "off", "both"], default="both")
+    ap.add_argument("--commit", help="the commit the binary was built from (default: HEAD)")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
@@ -121,11 +129,13 @@ def main() -> int:
             sys.exit(f"{f} does not exist (see the build commands in this script's help)")
     before = rates(a.rates_bin, a.model_path)
     print(f"engine rates before: {before['prompt_tokens_per_s']} prompt tok/s, {before['gen_tokens_per_s']} gen tok/s", flush=True)
+    variants = {"on": [True], "off": [False], "both": [True, False]}[a.lookup]
     runs = []
     for i in range(a.runs):
-        r = one_run(a.rekindle, a.project, a.model_path)
-        runs.append(r)
-        print(f"run {i + 1}: exit {r['exit_code']}, {r['model_calls']} calls, {r['wall_seconds']} s wall, {r['model_seconds']} s in model calls", flush=True)
+        for lookup in variants:
+            r = one_run(a.rekindle, a.project, a.model_path, lookup)
+            runs.append(r)
+            print(f"run {i + 1} (lookup {'on' if lookup else 'off'}): exit {r['exit_code']}, {r['model_calls']} calls, {r['wall_seconds']} s wall, {r['model_seconds']} s in model calls", flush=True)
     after = rates(a.rates_bin, a.model_path)
     print(f"engine rates after: {after['prompt_tokens_per_s']} prompt tok/s, {after['gen_tokens_per_s']} gen tok/s")
     pr = statistics.median([before["prompt_tokens_per_s"], after["prompt_tokens_per_s"]])
@@ -133,21 +143,24 @@ def main() -> int:
     for r in runs:
         r["predicted_model_seconds"] = round(predict(r["calls"], pr, gr), 2)
         r["model_over_predicted"] = round(r["model_seconds"] / r["predicted_model_seconds"], 3) if r["predicted_model_seconds"] else None
-    summary = {
-        "runs": len(runs),
-        "passed_runs": sum(r["exit_code"] == 0 for r in runs),
-        "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
-        "median_model_calls": statistics.median(r["model_calls"] for r in runs),
-        "median_model_seconds": statistics.median(r["model_seconds"] for r in runs),
-        "median_predicted_model_seconds": statistics.median(r["predicted_model_seconds"] for r in runs),
-        "median_model_over_predicted": statistics.median(r["model_over_predicted"] or 0 for r in runs),
-    }
+    summary = {}
+    for lookup in variants:
+        rs = [r for r in runs if r["lookup"] == lookup]
+        summary["lookup_on" if lookup else "lookup_off"] = {
+            "runs": len(rs),
+            "passed_runs": sum(r["exit_code"] == 0 for r in rs),
+            "median_wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
+            "median_model_calls": statistics.median(r["model_calls"] for r in rs),
+            "median_model_seconds": statistics.median(r["model_seconds"] for r in rs),
+            "median_predicted_model_seconds": statistics.median(r["predicted_model_seconds"] for r in rs),
+            "median_model_over_predicted": statistics.median(r["model_over_predicted"] or 0 for r in rs),
+        }
     print()
-    print("run  exit  calls  wall s  model s  predicted s  model/predicted")
+    print("run  lookup  exit  calls  wall s  model s  predicted s  model/predicted")
     for i, r in enumerate(runs):
-        print(f"{i + 1:>3}  {r['exit_code']:>4}  {r['model_calls']:>5}  {r['wall_seconds']:>6}  {r['model_seconds']:>7}  {r['predicted_model_seconds']:>11}  {r['model_over_predicted']}")
+        print(f"{i + 1:>3}  {'on' if r['lookup'] else 'off':>6}  {r['exit_code']:>4}  {r['model_calls']:>5}  {r['wall_seconds']:>6}  {r['model_seconds']:>7}  {r['predicted_model_seconds']:>11}  {r['model_over_predicted']}")
     print(json.dumps(summary, indent=1))
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = a.commit or subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -156,6 +169,7 @@ def main() -> int:
         "commit": commit,
         "tree_dirty": dirty,
         "model_path": str(a.model_path),
+        "lookup": a.lookup,
         "nproc": os.cpu_count(),
         "rates_before": before,
         "rates_after": after,

@@ -111,23 +111,31 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
 }
 
 /// Models like to wrap a file in a Markdown fence (```` ```python ````…```` ``` ````); the fence is
-/// not part of the file.
+/// not part of the file. A reply cut short (by the token cap or the runaway guard) can leave the
+/// opening fence without its close: when no other line of the block is a fence, that line goes
+/// too.
 fn unfence(content: &str) -> String {
     let mut lines: Vec<&str> = content.lines().collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
-    let wrapped = lines.len() >= 2
-        && lines[0].trim_start().starts_with("```")
-        && lines[lines.len() - 1].trim() == "```"
-        && !lines[1..lines.len() - 1]
-            .iter()
-            .any(|l| l.trim_start().starts_with("```"));
-    if !wrapped {
+    let is_fence = |l: &str| l.trim_start().starts_with("```");
+    if lines.is_empty() || !is_fence(lines[0]) {
         return content.to_string();
     }
-    let mut out = lines[1..lines.len() - 1].join("\n");
-    out.push('\n');
+    let closed = lines.len() >= 2 && lines[lines.len() - 1].trim() == "```";
+    let inner = if closed {
+        &lines[1..lines.len() - 1]
+    } else {
+        &lines[1..]
+    };
+    if inner.iter().any(|l| is_fence(l)) {
+        return content.to_string();
+    }
+    let mut out = inner.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
     out
 }
 
@@ -222,6 +230,25 @@ mod tests {
             }
         );
         assert!(matches!(&b[1], FileBlock::Write { content, .. } if content.contains("```sh")));
+    }
+
+    #[test]
+    fn an_opening_fence_left_by_a_cut_is_removed() {
+        // As the runaway guard leaves a test file it cut: the fence opened, never closed.
+        let r = "--- FILE: test_a.py\n```python\nimport unittest\nx = 1\n--- END FILE\n";
+        let b = parse(r).unwrap();
+        assert_eq!(
+            b[0],
+            FileBlock::Write {
+                path: "test_a.py".into(),
+                content: "import unittest\nx = 1\n".into()
+            }
+        );
+        // A fence inside the file keeps the first line.
+        let r = "--- FILE: notes.md\n```sh\nrun\n```\n```py\nx\n--- END FILE\n";
+        assert!(
+            matches!(&parse(r).unwrap()[0], FileBlock::Write { content, .. } if content.starts_with("```sh"))
+        );
     }
 
     #[test]

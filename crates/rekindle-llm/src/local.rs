@@ -133,6 +133,8 @@ struct Inner {
     path: PathBuf,
     file_name: String,
     threads: i32,
+    /// Prompt lookup decoding ([`Lookup`]) in generation.
+    lookup: bool,
 }
 
 /// A context kept between calls, and the tokens at positions `0..tokens.len()` of its KV cache.
@@ -151,6 +153,9 @@ pub struct Generation {
     pub prompt_time: Duration,
     /// From the first sampled token to the last.
     pub gen_time: Duration,
+    /// Tokens proposed by prompt lookup, and how many of them the model confirmed.
+    pub drafted_tokens: usize,
+    pub accepted_tokens: usize,
 }
 
 impl Generation {
@@ -240,6 +245,7 @@ impl LocalProvider {
                 path: path.to_path_buf(),
                 file_name,
                 threads: default_threads(),
+                lookup: true,
             }),
         })
     }
@@ -252,6 +258,18 @@ impl LocalProvider {
         LocalProvider {
             inner: Arc::new(Inner {
                 threads: n.clamp(1, 512) as i32,
+                ..inner
+            }),
+        }
+    }
+
+    /// Turns prompt lookup decoding on or off (default on); for benchmarks comparing the two.
+    pub fn with_lookup(self, on: bool) -> LocalProvider {
+        let inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_lookup must be called before the provider is shared"));
+        LocalProvider {
+            inner: Arc::new(Inner {
+                lookup: on,
                 ..inner
             }),
         }
@@ -550,51 +568,91 @@ impl Inner {
             .map(String::as_str)
             .filter(|s| !s.is_empty())
             .collect();
-        let mut out = TextOut::new(stops);
-        // A small model at greedy decoding can fall into repeating itself; the guard ends the
-        // reply where the repetition began (see `runaway`).
-        let mut guard =
-            (req.constraint == Some(Constraint::FileBlocks)).then(crate::runaway::Guard::new);
-        let mut n_out = 0usize;
+        let mut emit = Emit {
+            out: TextOut::new(stops),
+            // A small model at greedy decoding can fall into repeating itself; the guard ends
+            // the reply where the repetition began (see `runaway`).
+            guard: (req.constraint == Some(Constraint::FileBlocks))
+                .then(crate::runaway::Guard::new),
+            n_out: 0,
+        };
+        let mut lookup = self.lookup.then(Lookup::new);
+        // A token sampled (and accepted by the samplers) but not yet given out: the one that
+        // refuted a draft.
+        let mut pending: Option<LlamaToken> = None;
         let gen_start = Instant::now();
-        let finish = loop {
-            if n_out >= max_new {
+        let finish = 'gen: loop {
+            if emit.n_out >= max_new {
                 break FinishReason::Length;
             }
             if cancelled() {
                 return Err(local("cancelled"));
             }
-            let token = sampler.sample(&kv.ctx, last)?;
-            if vocab.is_eog(token) {
-                break FinishReason::Stop;
+            let token = match pending.take() {
+                Some(t) => t,
+                None => sampler.sample(&kv.ctx, last)?,
+            };
+            if let Some(finish) = emit.push(token, &vocab, on_text) {
+                break finish;
             }
-            n_out += 1;
-            let piece = vocab.token_to_piece(token, false, None);
-            if out.push(&piece, on_text) {
-                break FinishReason::Stop;
-            }
-            if let Some(g) = &mut guard {
-                if let Some(cut) = g.check(&out.text) {
-                    out.text = crate::runaway::apply(&out.text, &cut);
-                    out.streamed = out.streamed.min(cut.at);
-                    out.pending.clear();
-                    break FinishReason::Repetition;
-                }
-            }
-            if n_out >= max_new {
+            if emit.n_out >= max_new {
                 break FinishReason::Length;
             }
-            batch.clear();
+            // The token goes into the KV cache, with the draft (if any) after it, in one batch:
+            // the logits of every position say which draft tokens the model itself would
+            // have chosen.
             let pos = kv.tokens.len();
-            batch
-                .add(token, pos as i32, &[0], true)
-                .map_err(|e| local(e.to_string()))?;
+            kv.tokens.push(token);
+            let draft = match &mut lookup {
+                Some(l) => l.draft(&kv.tokens, max_new - emit.n_out),
+                None => Vec::new(),
+            };
+            batch.clear();
+            for (i, &t) in std::iter::once(&token).chain(&draft).enumerate() {
+                batch
+                    .add(t, (pos + i) as i32, &[0], true)
+                    .map_err(|e| local(e.to_string()))?;
+            }
             kv.ctx
                 .decode(&mut batch)
                 .map_err(|e| local(format!("llama.cpp failed generating: {e}")))?;
-            kv.tokens.push(token);
+            kv.tokens.extend_from_slice(&draft);
             last = 0;
+            let mut taken = 0;
+            while taken < draft.len() {
+                let chosen = sampler.sample(&kv.ctx, taken as i32)?;
+                if chosen != draft[taken] {
+                    pending = Some(chosen);
+                    break;
+                }
+                taken += 1;
+                if let Some(finish) = emit.push(chosen, &vocab, on_text) {
+                    break 'gen finish;
+                }
+                if emit.n_out >= max_new {
+                    break 'gen FinishReason::Length;
+                }
+            }
+            if let Some(l) = &mut lookup {
+                l.verified(draft.len(), taken);
+            }
+            if taken < draft.len() {
+                // The refuted tokens leave the cache; the sampled one comes next.
+                let keep = pos + 1 + taken;
+                let dropped = kv
+                    .ctx
+                    .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+                    .unwrap_or(false);
+                if !dropped {
+                    return Err(local("llama.cpp could not drop refuted draft tokens"));
+                }
+                kv.tokens.truncate(keep);
+            } else {
+                last = draft.len() as i32;
+            }
         };
+        let n_out = emit.n_out;
+        let out = emit.out;
         let gen_time = gen_start.elapsed();
         let text = out.finish(on_text);
         let generation = Generation {
@@ -612,9 +670,118 @@ impl Inner {
             reused_tokens: reused,
             prompt_time,
             gen_time,
+            drafted_tokens: lookup.as_ref().map_or(0, |l| l.drafted),
+            accepted_tokens: lookup.as_ref().map_or(0, |l| l.accepted),
         };
         Ok((generation, kv))
     }
+}
+
+/// Gives out generated tokens as text, and says when the reply ends: an end-of-generation
+/// token, a stop string, or the runaway guard's cut.
+struct Emit<'a> {
+    out: TextOut<'a>,
+    guard: Option<crate::runaway::Guard>,
+    n_out: usize,
+}
+
+impl Emit<'_> {
+    fn push(
+        &mut self,
+        token: LlamaToken,
+        vocab: &llama_cpp_2::vocab::LlamaVocab<'_>,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Option<FinishReason> {
+        if vocab.is_eog(token) {
+            return Some(FinishReason::Stop);
+        }
+        self.n_out += 1;
+        let piece = vocab.token_to_piece(token, false, None);
+        if self.out.push(&piece, on_text) {
+            return Some(FinishReason::Stop);
+        }
+        if let Some(g) = &mut self.guard {
+            if let Some(cut) = g.check(&self.out.text) {
+                self.out.text = crate::runaway::apply(&self.out.text, &cut);
+                self.out.streamed = self.out.streamed.min(cut.at);
+                self.out.pending.clear();
+                return Some(FinishReason::Repetition);
+            }
+        }
+        None
+    }
+}
+
+/// The shortest and longest run of tokens [`Lookup`] matches.
+const LOOKUP_NGRAM: std::ops::RangeInclusive<usize> = 2..=4;
+/// The most tokens one draft proposes.
+const DRAFT_MAX: usize = 16;
+
+/// Prompt lookup decoding: a reply often copies what it has read (a file it fixes, the
+/// signature and examples of the spec, the lines of the test before), so the tokens that
+/// followed the last earlier occurrence of the reply's last few tokens are a likely
+/// continuation. They are proposed as a draft, read in one batch with the token before them,
+/// and kept as far as the model, sampling as it would have token by token, agrees; the first
+/// token it disagrees on is the one it chose. The reply is the one the model would have given
+/// token by token (up to llama.cpp's batch arithmetic), and costs one batch per accepted run.
+/// Draft length adapts: it doubles after a draft fully accepted and falls back to what was
+/// accepted (plus one) after one refuted, so text the model writes anew costs little.
+struct Lookup {
+    next_len: usize,
+    drafted: usize,
+    accepted: usize,
+}
+
+impl Lookup {
+    fn new() -> Lookup {
+        Lookup {
+            next_len: 4,
+            drafted: 0,
+            accepted: 0,
+        }
+    }
+
+    /// A draft to follow `history` (the prompt and the reply so far), at most `room` tokens.
+    fn draft(&mut self, history: &[LlamaToken], room: usize) -> Vec<LlamaToken> {
+        let d = lookup(history, self.next_len.min(room));
+        self.drafted += d.len();
+        d
+    }
+
+    fn verified(&mut self, drafted: usize, taken: usize) {
+        if drafted == 0 {
+            return;
+        }
+        self.accepted += taken;
+        self.next_len = if taken == drafted {
+            (drafted * 2).min(DRAFT_MAX)
+        } else {
+            taken + 1
+        };
+    }
+}
+
+/// The tokens that followed the last earlier occurrence of `history`'s last n tokens (the
+/// longest n of [`LOOKUP_NGRAM`] that occurs), at most `max` of them.
+fn lookup(history: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
+    if max == 0 {
+        return Vec::new();
+    }
+    for n in LOOKUP_NGRAM.rev() {
+        if history.len() <= n {
+            continue;
+        }
+        let tail = &history[history.len() - n..];
+        let found = (0..history.len() - n)
+            .rev()
+            .find(|&at| &history[at..at + n] == tail);
+        if let Some(at) = found {
+            let from = at + n;
+            let to = (from + max).min(history.len());
+            return history[from..to].to_vec();
+        }
+    }
+    Vec::new()
 }
 
 /// Picks tokens: greedy or temperature/top-p with a seed, optionally under a grammar.
@@ -778,6 +945,39 @@ fn floor_char(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lookup_proposes_what_followed_the_last_occurrence_of_the_tail() {
+        let t = |v: &[i32]| v.iter().map(|&i| LlamaToken::new(i)).collect::<Vec<_>>();
+        // `1 2 3` occurred before, followed by `4 5 6 7`.
+        let h = t(&[9, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3]);
+        assert_eq!(super::lookup(&h, 3), t(&[4, 5, 6]));
+        assert_eq!(super::lookup(&h, 0), t(&[]));
+        // The last occurrence wins, and a draft stops where the history does.
+        let h = t(&[1, 2, 7, 1, 2, 8, 9, 1, 2]);
+        assert_eq!(super::lookup(&h, 10), t(&[8, 9, 1, 2]));
+        // A longer match wins over a later shorter one: `5 1 2` occurred once, followed by 3.
+        let h = t(&[5, 1, 2, 3, 1, 2, 4, 5, 1, 2]);
+        assert_eq!(super::lookup(&h, 1), t(&[3]));
+        // A tail seen nowhere else: no draft.
+        assert!(super::lookup(&t(&[1, 2, 3, 4]), 5).is_empty());
+    }
+
+    #[test]
+    fn drafts_grow_while_confirmed_and_shrink_when_refuted() {
+        let mut l = super::Lookup::new();
+        assert_eq!(l.next_len, 4);
+        l.verified(4, 4);
+        assert_eq!(l.next_len, 8);
+        l.verified(8, 8);
+        l.verified(16, 16);
+        assert_eq!(l.next_len, super::DRAFT_MAX);
+        l.verified(16, 2);
+        assert_eq!(l.next_len, 3);
+        l.verified(3, 0);
+        assert_eq!(l.next_len, 1);
+        assert_eq!(l.accepted, 4 + 8 + 16 + 2);
+    }
+
     use super::*;
 
     fn run(stops: &[&str], pieces: &[&[u8]]) -> (String, String, bool) {

@@ -120,7 +120,12 @@ fn local(spec: &ProviderSpec) -> Result<Box<dyn Provider>, LlmError> {
             crate::models::path_of(m, &crate::models::default_dir())
         }
     };
-    Ok(Box::new(crate::local::LocalProvider::load(&path)?))
+    // `REKINDLE_LOCAL_LOOKUP=0` turns prompt lookup decoding off: for benchmarks that compare
+    // the engine with and without it (the reply is the same up to llama.cpp's arithmetic).
+    let lookup = std::env::var("REKINDLE_LOCAL_LOOKUP").map_or(true, |v| v != "0");
+    Ok(Box::new(
+        crate::local::LocalProvider::load(&path)?.with_lookup(lookup),
+    ))
 }
 
 #[cfg(not(feature = "local"))]

@@ -22,6 +22,8 @@ pub const MIN_LINE: usize = 8;
 pub const LONG_LINE: usize = 512;
 pub const LINE_TAIL: usize = 48;
 pub const LINE_TAIL_TIMES: usize = 3;
+/// How many blank lines in a row a reply may hold (code rarely has more than two).
+pub const MAX_BLANK_RUN: u32 = 6;
 /// How many blocks of one path shape a reply may hold (`test_1.py`, `test_2.py`, …).
 pub const MAX_SAME_PATH: u32 = 3;
 /// A block of at least this many counted lines, this share of which (in tenths) are shaped like
@@ -52,10 +54,19 @@ pub struct Guard {
     block: Vec<String>,
     /// The shapes of every closed block's counted lines.
     closed: Vec<std::collections::HashSet<String>>,
+    /// The blank lines in a row just read, and where the first of them starts.
+    blank_run: u32,
+    blank_start: usize,
 }
 
-/// A line's shape: digits masked, runs of white space collapsed.
+/// A line's shape: digits masked, runs of white space collapsed, and a unit of up to
+/// [`SQUEEZE_UNIT`] characters repeated back to back written once, so that a line that grows
+/// by repeating a part of itself (`f('()()')`, `f('()()()')`, `[1, 1, 1]`) keeps its shape.
 pub fn shape(line: &str) -> String {
+    squeeze(&masked(line))
+}
+
+fn masked(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut digit = false;
     let mut space = false;
@@ -81,6 +92,35 @@ pub fn shape(line: &str) -> String {
     out
 }
 
+/// The longest unit [`shape`] squeezes.
+pub const SQUEEZE_UNIT: usize = 8;
+
+/// `s` with every run of one unit repeated back to back (`ababab`) written once (`ab`).
+fn squeeze(s: &str) -> String {
+    let c: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    'at: while i < c.len() {
+        for unit in 1..=SQUEEZE_UNIT {
+            if i + 2 * unit > c.len() {
+                break;
+            }
+            if c[i..i + unit] == c[i + unit..i + 2 * unit] {
+                let mut end = i + 2 * unit;
+                while end + unit <= c.len() && c[end..end + unit] == c[i..i + unit] {
+                    end += unit;
+                }
+                out.extend(&c[i..i + unit]);
+                i = end;
+                continue 'at;
+            }
+        }
+        out.push(c[i]);
+        i += 1;
+    }
+    out
+}
+
 impl Guard {
     pub fn new() -> Guard {
         Guard::default()
@@ -96,6 +136,21 @@ impl Guard {
             let start = self.scanned;
             let line = &text[start..start + nl];
             self.scanned = start + nl + 1;
+            if line.trim().is_empty() {
+                if self.blank_run == 0 {
+                    self.blank_start = start;
+                }
+                self.blank_run += 1;
+                if self.blank_run > MAX_BLANK_RUN {
+                    let at = self.blank_start;
+                    return Some(self.cut(
+                        at,
+                        format!("more than {MAX_BLANK_RUN} blank lines in a row"),
+                    ));
+                }
+                continue;
+            }
+            self.blank_run = 0;
             if let Some(path) = line.strip_prefix(OPEN) {
                 let path = path.trim();
                 if !self.exact_paths.insert(path.to_string()) {
@@ -269,6 +324,23 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_blank_lines_is_cut_where_it_starts() {
+        // Seen with the real model: a fix that echoed a heading of its prompt, then wrote
+        // newlines until the token cap.
+        let head =
+            "--- FILE: test_a.py\nimport unittest\n\n\nclass T(unittest.TestCase):\n    pass\n";
+        let r = format!("{head}{}", "\n".repeat(300));
+        let cut = feed(&r).expect("cut");
+        assert_eq!(cut.at, head.len());
+        assert!(cut.in_block);
+        let kept = apply(&r, &cut);
+        assert_eq!(kept, format!("{head}--- END FILE\n"));
+        // Two or three blank lines, as code has them, are not a run.
+        let ok = "--- FILE: a.py\nx = 1\n\n\n\ny = 2\n--- END FILE\n\n\n";
+        assert_eq!(feed(ok), None);
+    }
+
+    #[test]
     fn numbered_files_and_a_second_block_for_one_path_are_cut() {
         let mut r = String::new();
         for i in 1..=20 {
@@ -344,6 +416,17 @@ mod tests {
     #[test]
     fn shapes_mask_digits_and_spaces() {
         assert_eq!(shape("  f(10.25,   3) "), "f(0.0, 0)");
+        // A part repeated back to back is written once, however often it repeats.
+        let a = "self.assertEqual(parse_nested_parens('  ()  ()  ()'), [1, 1, 1, 1])";
+        let b =
+            "self.assertEqual(parse_nested_parens('  ()  ()  ()  ()  ()'), [1, 1, 1, 1, 1, 1, 1])";
+        assert_eq!(shape(a), shape(b));
+        assert_ne!(
+            shape(a),
+            shape("self.assertEqual(parse_nested_parens(''), [])")
+        );
+        assert_eq!(squeeze("abababx"), "abx");
+        assert_eq!(squeeze("aab"), "ab");
         assert_eq!(shape("x1 = 22"), "x0 = 0");
     }
 }

@@ -231,3 +231,52 @@ async fn stop_strings_end_the_reply() {
     assert!(!r.text.contains("def"), "{}", r.text);
     assert!(r.text.starts_with("--- FILE: "), "{}", r.text);
 }
+
+/// Prompt lookup decoding: a reply that copies a file it was shown is drafted from the prompt,
+/// and most of its tokens are confirmed in batches instead of generated one by one; the reply
+/// is the one token-by-token decoding gives.
+#[test]
+fn a_copied_file_is_drafted_from_the_prompt_and_the_reply_is_unchanged() {
+    let Some(p) = provider() else { return };
+    let file = "def mean(numbers):\n    \"\"\"The arithmetic mean of a non-empty list of numbers.\"\"\"\n    total = 0\n    for n in numbers:\n        total += n\n    return total / len(numbers)\n\n\ndef spread(numbers):\n    \"\"\"The largest minus the smallest number of a non-empty list.\"\"\"\n    return max(numbers) - min(numbers)\n";
+    let mut req = Request::new(
+        "local",
+        vec![
+            Message::system(file_blocks::INSTRUCTIONS),
+            Message::user(format!(
+                "--- FILE: stats.py\n{file}--- END FILE\n\nAdd a function `middle(numbers)` at the end of stats.py that returns the median of a non-empty list. Reply with the whole new stats.py."
+            )),
+        ],
+    );
+    req.sampling.max_tokens = 300;
+    req.constraint = Some(Constraint::FileBlocks);
+    // Fresh providers, so that neither reuses a cache another test left.
+    let path = p.path().to_path_buf();
+    let (with, without) = on_inference_thread(move || {
+        let drafting = LocalProvider::load(&path).unwrap();
+        let plain = LocalProvider::load(&path).unwrap().with_lookup(false);
+        let with = drafting.complete_blocking(&req, &mut |_| {}).unwrap();
+        let without = plain.complete_blocking(&req, &mut |_| {}).unwrap();
+        (with, without)
+    })
+    .unwrap();
+    eprintln!(
+        "with lookup: {} tokens in {:.1}s ({} drafted, {} confirmed); without: {:.1}s",
+        with.response.usage.output_tokens,
+        with.gen_time.as_secs_f64(),
+        with.drafted_tokens,
+        with.accepted_tokens,
+        without.gen_time.as_secs_f64()
+    );
+    assert_eq!(without.drafted_tokens, 0);
+    assert_eq!(with.response.text, without.response.text);
+    assert!(
+        with.response
+            .text
+            .contains("return max(numbers) - min(numbers)"),
+        "{}",
+        with.response.text
+    );
+    // The copied part (about 90 tokens) is confirmed from drafts.
+    assert!(with.accepted_tokens >= 60, "{}", with.accepted_tokens);
+}
