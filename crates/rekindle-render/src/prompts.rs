@@ -206,10 +206,14 @@ pub fn fix_conformance(
 
 /// After a fix that kept the code as it was: the test file `path` (as the prompt names it) is
 /// what is wrong; asks for that file alone. `files` holds every file shown, tests included.
+/// Asks for the test file `path` anew (it is not among `files`): because the last fix kept the
+/// code (`code_kept`), or because the failure is raised in the test file itself.
+#[allow(clippy::too_many_arguments)]
 pub fn rewrite_test(
     cx: &Context,
     files: &[FileText],
     path: &str,
+    code_kept: bool,
     exit_code: i32,
     output: &str,
     memory: &Memory,
@@ -219,7 +223,8 @@ pub fn rewrite_test(
     with_system(render(
         "rewrite_test.j2",
         minijinja::context! {
-            files => v(listed(&files)), path => path, exit_code => exit_code, output => output,
+            files => v(listed(&files)), path => path, code_kept => code_kept,
+            exit_code => exit_code, output => output,
             ..with_memory(memory, ctx)
         },
     ))

@@ -105,6 +105,10 @@ impl Renderer<'_, '_> {
                 .stop
                 .push(format!("{}{TESTS}", file_blocks::OPEN));
         }
+        if scope.one_file {
+            // One block asked for: whatever follows it would be dropped.
+            req.sampling.stop.push(file_blocks::CLOSE.to_string());
+        }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
         for attempt in 0..2 {
@@ -131,7 +135,11 @@ impl Renderer<'_, '_> {
                 seconds: r.duration_ms as f64 / 1000.0,
             });
             let mut text = outcome.response.text;
-            if outcome.response.finish_reason == FinishReason::Length {
+            let finish = &outcome.response.finish_reason;
+            if *finish == FinishReason::Length || (scope.one_file && *finish == FinishReason::Stop)
+            {
+                // Cut by the token cap, or by a stop string at the end of the one block asked
+                // for: the open block ends at its last whole line.
                 text = rekindle_llm::runaway::close_cut_block(&text);
             }
             let problem = match file_blocks::parse(&text) {
@@ -283,6 +291,7 @@ impl Renderer<'_, '_> {
             may_code: false,
             tests: Some(&folder),
             may_tests: true,
+            one_file: false,
         };
         let reply = self
             .ask(
@@ -353,6 +362,7 @@ impl Renderer<'_, '_> {
                         cx,
                         &without(&shown, path),
                         path,
+                        true,
                         run.exit_code,
                         &output,
                         &tries.memory,
@@ -372,6 +382,7 @@ impl Renderer<'_, '_> {
                     may_code: true,
                     tests: Some(&folder),
                     may_tests: !regression,
+                    one_file: target.is_some(),
                 };
                 let mut reply = self
                     .ask(module, k, Role::Fix, failures, msgs, scope, tries)
@@ -459,15 +470,32 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
-            let target = tries.wrong_test();
+            // A failure raised in a unit test file alone is first taken as the test's own
+            // mistake (the model's unit tests are not ground truth; the conformance tests,
+            // written against the spec, still are): the test is written anew, the code kept.
+            let (target, code_kept) = match tries.wrong_test() {
+                Some(path) => (Some(path), true),
+                None => (tries.failing_test_alone(), false),
+            };
             let msgs = match &target {
                 Some(path) => {
                     let others = without(&files, path);
-                    prompts::rewrite_test(cx, &others, path, run.exit_code, &output, &tries.memory)
+                    prompts::rewrite_test(
+                        cx,
+                        &others,
+                        path,
+                        code_kept,
+                        run.exit_code,
+                        &output,
+                        &tries.memory,
+                    )
                 }
                 None => prompts::fix_unit(cx, &files, run.exit_code, &output, &tries.memory),
             };
-            let scope = Scope::code(&d.code);
+            let scope = Scope {
+                one_file: target.is_some(),
+                ..Scope::code(&d.code)
+            };
             let mut reply = self
                 .ask(module, k, Role::Fix, *failures, msgs, scope, tries)
                 .await?;
@@ -520,6 +548,8 @@ struct Scope<'a> {
     /// The conformance tests folder of the step, if it has one.
     tests: Option<&'a Path>,
     may_tests: bool,
+    /// The step asks for one file (a test written anew): generation stops at its end.
+    one_file: bool,
 }
 
 impl<'a> Scope<'a> {
@@ -529,6 +559,7 @@ impl<'a> Scope<'a> {
             may_code: true,
             tests: None,
             may_tests: false,
+            one_file: false,
         }
     }
 }
@@ -812,6 +843,28 @@ impl Tries {
         Some(path)
     }
 
+    /// The test file to write anew when the failure points at test files only (no line of the
+    /// code is in its traceback): the first of them, once per attempt.
+    fn failing_test_alone(&mut self) -> Option<String> {
+        if self.rewrites > 0 || self.memory.at.is_empty() {
+            return None;
+        }
+        let paths: Vec<&str> = self
+            .memory
+            .at
+            .iter()
+            .filter_map(|a| a.split(" line ").next())
+            .collect();
+        let is_test = |p: &&str| p.rsplit('/').next().is_some_and(|n| n.contains("test"));
+        if !paths.iter().all(is_test) {
+            return None;
+        }
+        let path = paths[0].to_string();
+        self.rewrites += 1;
+        self.rewritten = Some(path.clone());
+        Some(path)
+    }
+
     /// A unit test file rewritten on the model's verdict that still fails where it failed:
     /// the model cannot write it (for [`Renderer::unit_tests`], which removes it).
     fn unwritable_test(&mut self) -> Option<String> {
@@ -944,6 +997,7 @@ mod tests {
             may_code: true,
             tests: Some(&tests),
             may_tests: true,
+            one_file: false,
         };
         let r = route(
             "",

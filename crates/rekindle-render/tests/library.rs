@@ -330,6 +330,124 @@ fn a_fix_that_changes_nothing_is_not_asked_again() {
     );
 }
 
+/// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
+/// report it: the file and line it was raised at (`$2` names another file to blame instead).
+const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";
+
+/// A model whose unit test (`test_WORD.sh`) fails by itself: the failure is raised in the test
+/// file, not the code. The test is written anew first (the code is kept); a test that still
+/// fails after that is removed, and the conformance tests decide.
+#[test]
+fn a_unit_failure_raised_in_the_test_is_rewritten_then_removed() {
+    for rewrite_passes in [true, false] {
+        let f = Fixture::new(&["broken1"]);
+        std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+        f.server.set_responder(move |s: &Seen| {
+            let prompt = s.last_user();
+            if prompt.contains("Write test_broken1.sh anew") {
+                let body = if rewrite_passes {
+                    "exit 0\n"
+                } else {
+                    "exit 1\n# still wrong\n"
+                };
+                return openai_reply(&block("test_broken1.sh", body));
+            }
+            if prompt.contains("# Unit test failure") {
+                return openai_reply(&block("main.sh", "echo changed by a fix\n"));
+            }
+            if prompt.contains("Write conformance tests") {
+                return openai_reply(&block("check.sh", "bash main.sh | grep -qx broken1\n"));
+            }
+            openai_reply(&format!(
+                "{}{}",
+                block("main.sh", "echo broken1\n"),
+                block("test_broken1.sh", "exit 1\n")
+            ))
+        });
+        let (r, events) = f.render(&f.options());
+        let s = r.unwrap_or_else(|e| panic!("{e}"));
+        // Implement, the rewrite, the conformance tests: no fix of the code was asked.
+        assert_eq!(s.model_calls, 3, "rewrite passes: {rewrite_passes}");
+        let seen = f.server.seen();
+        let rewrite = seen[1].last_user();
+        assert!(
+            rewrite.contains("The failure is raised in the test file test_broken1.sh"),
+            "{rewrite}"
+        );
+        // One file is asked for: generation stops at its end.
+        let stop = seen[1].json()["stop"].to_string();
+        assert!(stop.contains("--- END FILE"), "{stop}");
+        assert!(!seen[0].json()["stop"].to_string().contains("--- END FILE"));
+        // The test to be written anew is not shown (the model would copy it); the code is.
+        assert!(!rewrite.contains("--- FILE: test_broken1.sh"), "{rewrite}");
+        assert!(
+            rewrite.contains("--- FILE: main.sh\necho broken1\n"),
+            "{rewrite}"
+        );
+        assert_eq!(run_main(&f.code()), "broken1\n");
+        let test = f.code().join("test_broken1.sh");
+        if rewrite_passes {
+            assert_eq!(std::fs::read_to_string(&test).unwrap(), "exit 0\n");
+            assert_eq!(
+                phases(&events, 1),
+                [
+                    Phase::Implement,
+                    Phase::UnitTests,
+                    Phase::FixUnitTests,
+                    Phase::UnitTests,
+                    Phase::ConformanceTests
+                ]
+            );
+        } else {
+            assert!(!test.exists(), "the unwritable unit test is removed");
+            assert_eq!(
+                phases(&events, 1),
+                [
+                    Phase::Implement,
+                    Phase::UnitTests,
+                    Phase::FixUnitTests,
+                    Phase::UnitTests,
+                    Phase::FixUnitTests,
+                    Phase::UnitTests,
+                    Phase::ConformanceTests
+                ]
+            );
+        }
+    }
+}
+
+/// A unit failure whose traceback reaches the code is the code's to fix: the fix prompt shows
+/// every file, and no test is written anew.
+#[test]
+fn a_unit_failure_raised_in_the_code_asks_for_a_fix() {
+    let f = Fixture::new(&["broken1"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("# Unit test failure") {
+            return openai_reply(&block("test_broken1.sh", "exit 0\n"));
+        }
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block("check.sh", "bash main.sh | grep -qx broken1\n"));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", "echo broken1\n"),
+            // The test blames a line of main.sh, as a traceback through the code does.
+            block("test_broken1.sh", "echo main.sh; exit 1\n")
+        ))
+    });
+    let (r, _) = f.render(&f.options());
+    assert_eq!(r.unwrap().model_calls, 3);
+    let fix = f.server.seen()[1].last_user();
+    assert!(
+        fix.contains("The failure points at these lines:\n- main.sh line 1"),
+        "{fix}"
+    );
+    assert!(!fix.contains("anew"), "{fix}");
+    assert!(fix.contains("--- FILE: test_broken1.sh"), "{fix}");
+}
+
 /// `status` and `render` share one decision: what status predicts is what render then does,
 /// for the same reasons.
 #[test]
