@@ -13,8 +13,21 @@
 use crate::file_blocks::{CLOSE, OPEN};
 use std::collections::HashMap;
 
-/// How many lines of one shape a block may hold.
+/// How many lines of one shape a block may hold; of a long shape (a test's assertion with its
+/// arguments), fewer: each costs tens of tokens, and a test needs few of them.
 pub const MAX_SAME_LINE: u32 = 8;
+pub const MAX_SAME_LONG_LINE: u32 = 5;
+/// A line this long (trimmed) or longer has a long shape.
+pub const LONG_SHAPE: usize = 40;
+
+/// How many lines shaped like `line` a block may hold.
+pub fn max_same(line: &str) -> u32 {
+    if line.trim().len() >= LONG_SHAPE {
+        MAX_SAME_LONG_LINE
+    } else {
+        MAX_SAME_LINE
+    }
+}
 /// Lines shorter than this (after trimming) are not counted: `}`, `else:`, `pass`, blank lines.
 pub const MIN_LINE: usize = 8;
 /// A line still being written that is this long, and whose last [`LINE_TAIL`] bytes already
@@ -24,6 +37,10 @@ pub const LINE_TAIL: usize = 48;
 pub const LINE_TAIL_TIMES: usize = 3;
 /// How many blank lines in a row a reply may hold (code rarely has more than two).
 pub const MAX_BLANK_RUN: u32 = 6;
+/// How many times in a row one line, written exactly alike (indentation included), may follow
+/// itself: short lines (```` ``` ````, `}`) are not counted as shapes, but a run of them is a
+/// loop all the same.
+pub const MAX_SAME_RUN: u32 = 8;
 /// How many blocks of one path shape a reply may hold (`test_1.py`, `test_2.py`, …).
 pub const MAX_SAME_PATH: u32 = 3;
 /// A block of at least this many counted lines, this share of which (in tenths) are shaped like
@@ -57,6 +74,10 @@ pub struct Guard {
     /// The blank lines in a row just read, and where the first of them starts.
     blank_run: u32,
     blank_start: usize,
+    /// The last non-blank line, how many times in a row it came, and where the first began.
+    last_line: String,
+    same_run: u32,
+    same_start: usize,
 }
 
 /// A line's shape: digits masked, runs of white space collapsed, and a unit of up to
@@ -151,6 +172,23 @@ impl Guard {
                 continue;
             }
             self.blank_run = 0;
+            if line == self.last_line {
+                self.same_run += 1;
+                if self.same_run > MAX_SAME_RUN {
+                    let at = self.same_start;
+                    return Some(self.cut(
+                        at,
+                        format!(
+                            "the line `{}` more than {MAX_SAME_RUN} times in a row",
+                            line.trim()
+                        ),
+                    ));
+                }
+            } else {
+                self.last_line = line.to_string();
+                self.same_run = 1;
+                self.same_start = start;
+            }
             if let Some(path) = line.strip_prefix(OPEN) {
                 let path = path.trim();
                 if !self.exact_paths.insert(path.to_string()) {
@@ -194,9 +232,10 @@ impl Guard {
             self.block.push(shape(line));
             let n = self.lines.entry(shape(line)).or_default();
             *n += 1;
-            if *n > MAX_SAME_LINE {
+            let max = max_same(line);
+            if *n > max {
                 let why = format!(
-                    "a line like `{}` more than {MAX_SAME_LINE} times in one file",
+                    "a line like `{}` more than {max} times in one file",
                     line.trim()
                 );
                 return Some(self.cut(start, why));
@@ -306,11 +345,12 @@ mod tests {
         let mut expected_kept = r.clone();
         for i in 0..40 {
             let line = format!(
-                "        self.assertEqual(t(10.{}1), 0.{}1)\n",
-                "0".repeat(i),
-                "0".repeat(i)
+                "        self.assertEqual(truncate(10.{}1), 0.{}1)\n",
+                "0".repeat(i + 4),
+                "0".repeat(i + 4)
             );
-            if i < MAX_SAME_LINE as usize {
+            assert!(line.trim().len() >= LONG_SHAPE);
+            if i < MAX_SAME_LONG_LINE as usize {
                 expected_kept.push_str(&line);
             }
             r.push_str(&line);
@@ -321,6 +361,47 @@ mod tests {
         assert_eq!(kept, format!("{expected_kept}--- END FILE\n"));
         let blocks = file_blocks::parse(&kept).unwrap();
         assert_eq!(blocks.len(), 2);
+    }
+
+    #[test]
+    fn short_lines_of_one_shape_may_come_more_often_than_long_ones() {
+        let mut r = String::from("--- FILE: grid.py\nGRID = [\n");
+        for i in 0..7 {
+            r.push_str(&format!("    [{i}, {i}, {i}],\n"));
+        }
+        r.push_str("]\n--- END FILE\n");
+        assert_eq!(feed(&r), None, "seven rows of a table");
+        let mut long = String::from("--- FILE: test_g.py\n");
+        for i in 0..7 {
+            long.push_str(&format!(
+                "        self.assertEqual(cell_value_of_grid({i}, {i}), {i})\n"
+            ));
+        }
+        long.push_str("--- END FILE\n");
+        let cut = feed(&long).expect("cut");
+        let kept = apply(&long, &cut);
+        assert_eq!(
+            kept.matches("assertEqual").count(),
+            MAX_SAME_LONG_LINE as usize
+        );
+    }
+
+    #[test]
+    fn a_short_line_repeated_in_a_row_is_cut_where_the_run_starts() {
+        // Seen with the real model: an `__init__.py` that closed its fence, then wrote ```
+        // lines until the token cap.
+        let head = "--- FILE: conformance_tests/__init__.py\nfrom .test_solution import *\n";
+        let r = format!("{head}{}", "```\n".repeat(200));
+        let cut = feed(&r).expect("cut");
+        assert_eq!(cut.at, head.len());
+        assert_eq!(apply(&r, &cut), format!("{head}--- END FILE\n"));
+        // Closing braces at different depths are different lines.
+        let mut ok = String::from("--- FILE: a.js\n");
+        for d in (0..12).rev() {
+            ok.push_str(&format!("{}}}\n", "  ".repeat(d)));
+        }
+        ok.push_str("--- END FILE\n");
+        assert_eq!(feed(&ok), None);
     }
 
     #[test]

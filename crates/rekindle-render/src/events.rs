@@ -162,4 +162,9 @@ pub struct Summary {
 pub trait Observer: Send {
     fn event(&mut self, e: &Event);
     fn token(&mut self, _text: &str) {}
+    /// The head of the record this observer keeps (the provenance journal's), written into
+    /// each render commit as an anchor; `None` when it keeps none.
+    fn anchor(&self) -> Option<String> {
+        None
+    }
 }

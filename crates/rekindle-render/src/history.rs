@@ -78,6 +78,7 @@ pub(crate) fn step_trailers(
     spec_hash: &str,
     render_id: &str,
     tests_commit: Option<&str>,
+    journal_head: Option<String>,
 ) -> Trailers {
     Trailers {
         module: module.to_string(),
@@ -88,6 +89,7 @@ pub(crate) fn step_trailers(
         render_id: Some(render_id.to_string()),
         base: None,
         tests_commit: tests_commit.map(str::to_string),
+        journal_head,
     }
 }
 

@@ -150,6 +150,7 @@ impl Renderer<'_, '_> {
             &self.opts.spec_hash,
             &self.render_id,
             tests_commit,
+            self.obs.anchor(),
         )
     }
 

@@ -356,13 +356,23 @@ impl Renderer<'_, '_> {
                 let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
                 tries.failed("conformance", &output, &shown);
                 // An earlier functionality's tests are right by definition: never rewritten.
-                let target = if regression { None } else { tries.wrong_test() };
+                // This one's is, when the model kept the code, or when the failure is raised in
+                // the test alone and shows floats compared for equality.
+                let (target, code_kept) = if regression {
+                    (None, false)
+                } else if let Some(path) = tries.wrong_test() {
+                    (Some(path), true)
+                } else if tries.rounding.is_some() {
+                    (tries.failing_test_alone(), false)
+                } else {
+                    (None, false)
+                };
                 let msgs = match &target {
                     Some(path) => prompts::rewrite_test(
                         cx,
                         &without(&shown, path),
                         path,
-                        true,
+                        code_kept,
                         run.exit_code,
                         &output,
                         &tries.memory,
@@ -752,6 +762,73 @@ fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
     found.into_iter().map(|(_, s)| s).take(5).collect()
 }
 
+/// Two numbers on one line of `output` that differ, but only by floating-point rounding
+/// (`0.09999999999999964 != 0.1`): the mark of a test comparing computed floats for equality.
+fn rounding(output: &str) -> Option<(String, String)> {
+    for line in output.lines() {
+        let numbers = decimals(line);
+        for (i, (ta, a)) in numbers.iter().enumerate() {
+            for (tb, b) in &numbers[i + 1..] {
+                let scale = a.abs().max(b.abs());
+                if a != b && scale > 0.0 && (a - b).abs() <= scale * 1e-9 {
+                    return Some((ta.clone(), tb.clone()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The decimal numbers (with a fraction or an exponent) of `line`, as written and as values.
+fn decimals(line: &str) -> Vec<(String, f64)> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let starts = b[i].is_ascii_digit()
+            && (i == 0
+                || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let from = if i > 0 && b[i - 1] == b'-' { i - 1 } else { i };
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let mut decimal = false;
+        if j + 1 < b.len() && b[j] == b'.' && b[j + 1].is_ascii_digit() {
+            decimal = true;
+            j += 1;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+        }
+        if j < b.len() && (b[j] == b'e' || b[j] == b'E') {
+            let mut k = j + 1;
+            if k < b.len() && (b[k] == b'-' || b[k] == b'+') {
+                k += 1;
+            }
+            if k < b.len() && b[k].is_ascii_digit() {
+                decimal = true;
+                j = k;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+            }
+        }
+        if decimal {
+            let text = &line[from..j];
+            if let Ok(v) = text.parse::<f64>() {
+                out.push((text.to_string(), v));
+            }
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
 /// What one functionality's render has tried: the requests it sent (never sent twice as they
 /// are), and what its fixes did, for the prompts of later fixes.
 #[derive(Default)]
@@ -768,6 +845,8 @@ struct Tries {
     rewrites: u32,
     /// The test file the last fix rewrote.
     rewritten: Option<String>,
+    /// Two numbers of the last failure that differ only by floating-point rounding.
+    rounding: Option<(String, String)>,
 }
 
 impl Tries {
@@ -780,6 +859,7 @@ impl Tries {
         self.fixes = 0;
         self.rewrites = 0;
         self.rewritten = None;
+        self.rounding = None;
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
@@ -818,6 +898,16 @@ impl Tries {
             )),
             (false, false) => None,
         };
+        self.rounding = rounding(output);
+        if let Some((a, b)) = &self.rounding {
+            let advice = format!(
+                "`{a}` and `{b}` in the output differ only by floating-point rounding: a test must compare such numbers within a tolerance (as Python's assertAlmostEqual does), never for equality."
+            );
+            self.memory.hint = Some(match self.memory.hint.take() {
+                Some(h) => format!("{advice}\n\n{h}"),
+                None => advice,
+            });
+        }
         self.last_failure = Some(shape);
     }
 
@@ -931,6 +1021,36 @@ fn environment(module: &str, id: usize, script: &Path, run: scripts::Run) -> Ren
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_that_differ_by_rounding_are_told_apart_from_other_numbers() {
+        // As Python's unittest prints a float compared for equality.
+        let out = "FAIL: test_t (test_solution.T.test_t)\nTraceback (most recent call last):\n  File \"test_solution.py\", line 6, in test_t\n    self.assertEqual(truncate_number(1.1), 0.1)\nAssertionError: 0.10000000000000009 != 0.1\n\nRan 1 test in 0.001s";
+        assert_eq!(
+            rounding(out),
+            Some(("0.10000000000000009".into(), "0.1".into()))
+        );
+        assert_eq!(
+            rounding("AssertionError: -2.0000000000000004 != -2.0"),
+            Some(("-2.0000000000000004".into(), "-2.0".into()))
+        );
+        assert_eq!(
+            rounding("expected 1e-3 got 0.0010000000000000002")
+                .unwrap()
+                .0,
+            "1e-3"
+        );
+        // Different values, equal values written alike, integers, timings, versions: no.
+        for line in [
+            "AssertionError: 0.5 != 0.25",
+            "AssertionError: 1.0 != 1.0",
+            "AssertionError: 3 != 4",
+            "Ran 3 tests in 0.002s (0.0020001s)",
+            "python3.11/unittest/case.py and python3.11.0",
+        ] {
+            assert_eq!(rounding(line), None, "{line}");
+        }
+    }
 
     #[test]
     fn a_repeated_request_is_sampled_with_a_seed_of_its_own() {

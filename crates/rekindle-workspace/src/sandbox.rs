@@ -128,6 +128,11 @@ pub const BASE_ENV: &[&str] = &[
     "VIRTUAL_ENV",
 ];
 
+/// Set for every script unless the policy sets it otherwise (`set_env`, or `pass_env` passing
+/// the variable on): test runs must not leave caches among the generated files (they would be
+/// committed as code).
+pub const DEFAULT_ENV: &[(&str, &str)] = &[("PYTHONDONTWRITEBYTECODE", "1")];
+
 /// `HOME` and `TMPDIR` inside the sandbox.
 pub const SANDBOX_TMP: &str = "/tmp";
 pub const SANDBOX_HOME: &str = "/tmp/home";
@@ -333,6 +338,9 @@ impl SandboxPolicy {
             if !is_secret(k) {
                 out.insert(k.into(), v.into());
             }
+        }
+        for (k, v) in DEFAULT_ENV {
+            out.entry(k.into()).or_insert_with(|| v.into());
         }
         match self.mode {
             Mode::Enabled => {
@@ -984,6 +992,7 @@ mod tests {
         assert_eq!(get("APP_MODE"), Some("test"));
         assert_eq!(get("HOME"), Some(SANDBOX_HOME));
         assert_eq!(get("TMPDIR"), Some(SANDBOX_TMP));
+        assert_eq!(get("PYTHONDONTWRITEBYTECODE"), Some("1"));
         for gone in [
             "OPENAI_API_KEY",
             "SSH_AUTH_SOCK",
