@@ -814,6 +814,86 @@ fn journal_verify_finds_tampering() {
     assert_eq!(rekindle_in(p.path(), &["journal", "verify"]).0, 0);
 }
 
+/// The journal's head is anchored in rekindle.lock and in every render commit: a journal whose
+/// whole chain was recomputed, or whose tail was cut together with its head file, still chains,
+/// and the anchors catch it.
+#[test]
+fn journal_anchors_catch_a_rewritten_or_cut_journal() {
+    let p = Project::new(&["a1", "a2"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let (code, out, err) = rekindle_in(p.path(), &["journal", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rekindle.lock: 1 anchor(s) found"), "{out}");
+    // Two functionalities: two commits anchored in each repository.
+    assert!(
+        out.contains("plain_modules/app/code: 2 anchor(s) found")
+            && out.contains("plain_modules/app/tests: 2 anchor(s) found"),
+        "{out}"
+    );
+    let journal = p.path().join(".rekindle/journal.jsonl");
+    let head_file = p.path().join(".rekindle/journal.jsonl.head");
+    let good = std::fs::read_to_string(&journal).unwrap();
+    let good_head = std::fs::read_to_string(&head_file).unwrap();
+    // A whole-chain rewrite: one entry changed, every hash after it recomputed, the head file
+    // updated, so that the chain itself verifies.
+    let mut prev = "0".repeat(64);
+    let mut text = String::new();
+    let mut edited = false;
+    for line in good.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        let m = v.as_object_mut().unwrap();
+        if let (false, Some(n)) = (edited, m.get("tokens_in").and_then(Value::as_u64)) {
+            m.insert("tokens_in".into(), Value::from(n + 1));
+            edited = true;
+        }
+        m.insert("prev".into(), Value::from(prev.clone()));
+        m.remove("hash");
+        let hash = blake3::hash(rekindle_llm::cache::canonical_json(&v).as_bytes())
+            .to_hex()
+            .to_string();
+        v.as_object_mut()
+            .unwrap()
+            .insert("hash".into(), Value::from(hash.clone()));
+        text.push_str(&rekindle_llm::cache::canonical_json(&v));
+        text.push('\n');
+        prev = hash;
+    }
+    assert!(edited, "{good}");
+    std::fs::write(&journal, &text).unwrap();
+    std::fs::write(&head_file, format!("{prev}\n")).unwrap();
+    let (code, out, err) = rekindle_in(p.path(), &["journal", "verify"]);
+    assert_eq!(code, 1, "a rewritten chain went unnoticed: {out}");
+    assert!(
+        err.contains("not the journal that was anchored")
+            && err.contains("rekindle.lock: 1 of 1 anchors are not in the journal")
+            && err.contains("plain_modules/app/code: 2 of 2 anchors"),
+        "{err}"
+    );
+    // A cut tail with the head file deleted.
+    let lines: Vec<&str> = good.lines().collect();
+    let cut: String = lines[..lines.len() - 2]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal, cut).unwrap();
+    std::fs::remove_file(&head_file).unwrap();
+    let (code, out, err) = rekindle_in(p.path(), &["journal", "verify"]);
+    assert_eq!(code, 1, "a cut tail went unnoticed: {out}");
+    assert!(err.contains("rekindle.lock: 1 of 1 anchors"), "{err}");
+    // The journal as it was, and the build folder gone: what could not be checked is said.
+    std::fs::write(&journal, &good).unwrap();
+    std::fs::write(&head_file, &good_head).unwrap();
+    std::fs::remove_dir_all(p.path().join("plain_modules")).unwrap();
+    let (code, out, err) = rekindle_in(p.path(), &["journal", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rekindle.lock: 1 anchor(s) found")
+            && out.contains("not checked: the build folder")
+            && out.contains("does not exist"),
+        "{out}"
+    );
+}
+
 #[test]
 fn status_explains_staleness_and_lists_hand_edits() {
     let p = Project::new(&["s1", "s2", "s3"], Behaviour::default());
@@ -1041,6 +1121,51 @@ fn attest_names_the_generated_files_and_every_input() {
         .filter(|d| d["uri"].as_str().unwrap().starts_with("rekindle:cache/"))
         .count();
     assert_eq!(cached, 4, "two model calls per functionality: {deps:?}");
+    // Each names its reply by the SHA-256 of the reply's text, as the cache entry holds it.
+    for d in deps
+        .iter()
+        .filter(|d| d["uri"].as_str().unwrap().starts_with("rekindle:cache/"))
+    {
+        let key = d["uri"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("rekindle:cache/")
+            .unwrap();
+        let entry = p.path().join(format!(
+            ".rekindle/cache/v1/{}/{}.json",
+            &key[..2],
+            &key[2..]
+        ));
+        let v: Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+        let text = v["payload"]["response"]["text"].as_str().unwrap();
+        assert!(text.contains("--- FILE: "), "{text}");
+        use sha2::Digest;
+        assert_eq!(
+            d["digest"]["sha256"].as_str().unwrap(),
+            hex(&sha2::Sha256::digest(text.as_bytes())),
+            "{d}"
+        );
+    }
+    // A pinned reply gone from the cache cannot be named: attest refuses.
+    let key = deps
+        .iter()
+        .find_map(|d| d["uri"].as_str().unwrap().strip_prefix("rekindle:cache/"))
+        .unwrap()
+        .to_string();
+    let entry = p.path().join(format!(
+        ".rekindle/cache/v1/{}/{}.json",
+        &key[..2],
+        &key[2..]
+    ));
+    let saved = std::fs::read(&entry).unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    let (code, _, err) = rekindle_in(p.path(), &args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&key) && err.contains("cannot be read"),
+        "{err}"
+    );
+    std::fs::write(&entry, saved).unwrap();
     // Files changed by hand cannot be attested.
     std::fs::write(p.code().join("main.sh"), "echo mine\n").unwrap();
     let (code, _, err) = rekindle_in(p.path(), &args);
@@ -1098,6 +1223,28 @@ fn burn_rebuilds_from_the_specs_alone() {
         .find(|l| l.starts_with("app") && l.contains("  2  "))
         .unwrap();
     assert!(row.contains("FAIL") && row.contains("pass"), "{row}");
+    // Tests that could not run prove nothing: the original build's tests meet an environment
+    // the script refuses (exit 69), and the burn fails, saying so, although nothing failed.
+    p.behaviour.lock().unwrap().alias.clear();
+    let original = p.path().display().to_string();
+    std::fs::write(
+        p.path().join("conformance.sh"),
+        CONFORMANCE.replacen(
+            "code=\"$1\"; tests=\"$2\"\n",
+            &format!("code=\"$1\"; tests=\"$2\"\ncase \"$tests\" in {original}/*) echo \"the test database is not reachable\"; exit 69;; esac\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, out, _) = burn();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("some conformance tests could not run"),
+        "{out}"
+    );
+    assert_eq!(out.matches("COULD NOT RUN").count(), 2, "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("the test database is not reachable"), "{out}");
 }
 
 /// Plays a model for examples/word-count: every functionality appends a marked line to
@@ -1189,6 +1336,83 @@ fn a_damaged_lock_is_named_not_trusted() {
     );
 }
 
+/// A link with a fragment or a query names the file without them: `check` accepts it, its
+/// content reaches the prompt under the link's name, and `attest` lists the file's digest.
+#[test]
+fn a_link_with_a_fragment_brings_its_file_into_the_prompt() {
+    let p = Project::new(&["f1"], Behaviour::default());
+    let notes = "## format\nEvery line the tool prints ends with a newline.\n";
+    std::fs::write(p.path().join("notes.md"), notes).unwrap();
+    let text = spec(&["f1"]).replace(
+        "- :Tool: is written in bash.",
+        "- :Tool: is written in bash, as [the notes](notes.md#format) and [the same notes](notes.md?v=2) say.",
+    );
+    std::fs::write(p.path().join("app.plain"), text).unwrap();
+    let (code, _, err) = rekindle_in(p.path(), &["check", "app.plain"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.render(&[]).0, 0);
+    let first = p.server.seen()[0].last_user();
+    assert!(
+        first.contains("## the notes (notes.md#format)") && first.contains(notes),
+        "{first}"
+    );
+    assert!(
+        first.contains("## the same notes (notes.md?v=2)"),
+        "{first}"
+    );
+    let url = format!("{}/v1", p.server.url());
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &[
+            "attest",
+            "app.plain",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sum = std::process::Command::new("sha256sum")
+        .arg(p.path().join("notes.md"))
+        .output()
+        .unwrap();
+    let digest = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&digest), "{out}");
+}
+
+/// A journal that cannot be read would make a lock that pins no cached replies: the render
+/// says so and fails, and the lock it had stays as it was.
+#[test]
+fn a_lock_is_not_written_from_a_journal_that_cannot_be_read() {
+    let p = Project::new(&["j1"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let lock = std::fs::read_to_string(p.path().join("rekindle.lock")).unwrap();
+    assert!(lock.contains("cache = ["), "{lock}");
+    let journal = p.path().join(".rekindle/journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let damaged = text.replacen('{', "{{", 1);
+    std::fs::write(&journal, damaged).unwrap();
+    // Nothing is stale, so nothing is appended: only the lock needs the journal.
+    let (code, out, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 1, "{out:?}{err}");
+    assert!(
+        err.contains("the render finished, but the journal cannot be read")
+            && err.contains("rekindle journal verify"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("rekindle.lock")).unwrap(),
+        lock
+    );
+}
+
 #[test]
 fn cache_gc_keeps_what_the_lock_pins() {
     let p = Project::new(&["g1"], Behaviour::default());
@@ -1213,7 +1437,26 @@ fn cache_gc_keeps_what_the_lock_pins() {
         (Some(0), Some(2)),
         "{v}"
     );
-    std::fs::remove_file(p.path().join("rekindle.lock")).unwrap();
+    // A damaged lock pins nothing gc can see: it refuses, and the cache keeps every entry.
+    let lock = p.path().join("rekindle.lock");
+    let good = std::fs::read_to_string(&lock).unwrap();
+    std::fs::write(
+        &lock,
+        good.replacen("[[functionality]]", "[[functionality]\n", 1),
+    )
+    .unwrap();
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &["cache", "gc", "--older-than", "0", "--spec", "app.plain"],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("rekindle.lock line") && err.contains("mend or remove the lock"),
+        "{err}"
+    );
+    let entries = walk_files(&p.path().join(".rekindle/cache"));
+    assert_eq!(entries, 2, "nothing was collected");
+    std::fs::remove_file(&lock).unwrap();
     let (_, out, _) = rekindle_in(
         p.path(),
         &[
@@ -1229,6 +1472,28 @@ fn cache_gc_keeps_what_the_lock_pins() {
     );
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["gc"]["removed"], 2, "{v}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How many files are under `dir`, at any depth.
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk_files(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Replaces what changes by design from run to run (folders, commit ids, hashes, render ids,

@@ -1,7 +1,7 @@
 //! An in-toto Statement v1 with an SLSA provenance v1 predicate for the rendered code. Subjects
 //! are the generated files of the entry module with their SHA-256; the recorded inputs are the
-//! spec files, linked resources, prompt templates, model settings and the cache entries every
-//! functionality used.
+//! spec files, linked resources, prompt templates, model settings and the model replies every
+//! functionality used (by request key, with the SHA-256 of the reply's text).
 
 use crate::lock::Lock;
 use rekindle_spec::project::Project;
@@ -22,6 +22,10 @@ pub enum AttestError {
     HandEdits(PathBuf),
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
+    /// An attestation names what each model reply said; a pinned reply that is gone or damaged
+    /// cannot be named.
+    #[error("the reply {key} that rekindle.lock pins cannot be read from the response cache ({detail}); an attestation must name what each reply said: render again to restore it")]
+    Reply { key: String, detail: String },
     #[error("{0}")]
     Io(std::io::Error),
 }
@@ -34,12 +38,13 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// The statement for the build of `project` in `build_folder`; `models` are the model settings
-/// in every render key.
+/// in every render key; the replies `lock` pins are read from `cache`.
 pub fn statement(
     project: &Project,
     build_folder: &Path,
     models: &Value,
     lock: Option<&Lock>,
+    cache: &rekindle_llm::cache::Cache,
 ) -> Result<Value, AttestError> {
     let entry = project.render_order.last().ok_or(AttestError::NoModule)?;
     let module = project.module(entry.module).name.clone();
@@ -85,7 +90,23 @@ pub fn statement(
     if let Some(lock) = lock {
         for p in &lock.pins {
             for key in &p.cache {
-                deps.push(json!({"uri": format!("rekindle:cache/{key}"), "digest": {"blake3": key}, "annotations": {"module": p.module, "functionality": p.id}}));
+                // The key names the request; the digest is of the reply's text, as it was used.
+                let reply = match cache.get(key) {
+                    Ok(Some(payload)) => payload.response.text,
+                    Ok(None) => {
+                        return Err(AttestError::Reply {
+                            key: key.clone(),
+                            detail: "no such entry".into(),
+                        })
+                    }
+                    Err(e) => {
+                        return Err(AttestError::Reply {
+                            key: key.clone(),
+                            detail: e.to_string(),
+                        })
+                    }
+                };
+                deps.push(json!({"uri": format!("rekindle:cache/{key}"), "digest": {"sha256": sha256(reply.as_bytes())}, "annotations": {"module": p.module, "functionality": p.id, "role": "model reply", "request": key}}));
             }
         }
     }

@@ -1,7 +1,12 @@
 //! The journal: one JSON object per line, each carrying its sequence number, the hash of the
 //! entry before it and its own hash over its canonical JSON (keys sorted, no whitespace), so
 //! that any edit, deletion, insertion or reordering breaks the chain at that entry. A truncated
-//! tail is caught by comparing with the head recorded elsewhere (the last commit's trailer).
+//! tail is caught by comparing with the head recorded beside the journal (`journal.jsonl.head`).
+//! Since the head file and the whole chain can both be rewritten, the head is also anchored in
+//! what is committed: rekindle.lock (`journal-head`, committed with the spec) and every render
+//! commit of the build repositories (the `Rekindle-Journal-Head` trailer, the head when the
+//! commit was made). `rekindle journal verify` checks that every anchor it finds is an entry of
+//! the chain.
 
 use crate::record::Record;
 use rekindle_llm::cache::canonical_json;
@@ -75,6 +80,12 @@ impl Journal {
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
+    }
+
+    /// The hash of the last entry ([`GENESIS`] for an empty journal): what a commit or a lock
+    /// made now anchors.
+    pub fn head(&self) -> Result<String, JournalError> {
+        self.tail().map(|(hash, _)| hash)
     }
 
     /// The last entry's hash and the next sequence number (checking only the last line).

@@ -11,7 +11,7 @@ use std::path::Path;
 /// The format version this rekindle reads and writes.
 const VERSION: u32 = 1;
 
-const HEADER: &str = "# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/cache;\n# `rekindle render --locked` then rebuilds the same code without any model.\n";
+const HEADER: &str = "# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/cache;\n# `rekindle render --locked` then rebuilds the same code without any model. `journal-head`\n# anchors the provenance journal (`rekindle journal verify`).\n";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -28,6 +28,9 @@ pub struct Pin {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lock {
+    /// The provenance journal's head when the lock was written: an anchor, committed with the
+    /// spec, that `journal verify` finds in the chain (a rewritten journal does not hold it).
+    pub journal_head: Option<String>,
     pub pins: Vec<Pin>,
 }
 
@@ -36,6 +39,12 @@ pub struct Lock {
 #[serde(deny_unknown_fields)]
 struct File {
     version: toml::Spanned<u32>,
+    #[serde(
+        default,
+        rename = "journal-head",
+        skip_serializing_if = "Option::is_none"
+    )]
+    journal_head: Option<String>,
     #[serde(default, rename = "functionality")]
     pins: Vec<Pin>,
 }
@@ -55,6 +64,10 @@ pub enum LockError {
         path: String,
         source: std::io::Error,
     },
+    /// The journal says which cached replies each render used; without it a lock would pin
+    /// none of them, and `render --locked` would have nothing to replay.
+    #[error("the journal cannot be read ({detail}), so the lock cannot pin the replies the render used; run `rekindle journal verify`")]
+    Journal { detail: String },
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -65,6 +78,7 @@ impl Lock {
     pub fn to_text(&self) -> String {
         let file = File {
             version: toml::Spanned::new(0..0, VERSION),
+            journal_head: self.journal_head.clone(),
             pins: self.pins.clone(),
         };
         let body = toml::to_string_pretty(&file).unwrap_or_default();
@@ -83,7 +97,10 @@ impl Lock {
                 message: format!("unknown version; this rekindle reads version {VERSION}"),
             });
         }
-        Ok(Lock { pins: file.pins })
+        Ok(Lock {
+            journal_head: file.journal_head,
+            pins: file.pins,
+        })
     }
 
     pub fn read(path: &Path) -> Result<Option<Lock>, LockError> {
@@ -114,8 +131,16 @@ impl Lock {
         built: &[rekindle_render::Built],
         journal: &Journal,
         previous: Option<&Lock>,
-    ) -> Lock {
-        let records = journal.records();
+    ) -> Result<Lock, LockError> {
+        let entries = journal.entries().map_err(|e| LockError::Journal {
+            detail: e.to_string(),
+        })?;
+        // No journal here (a copy made without it): the anchor the lock had stays.
+        let journal_head = match entries.last() {
+            Some(e) => Some(e.hash.clone()),
+            None => previous.and_then(|l| l.journal_head.clone()),
+        };
+        let records: Vec<Record> = entries.into_iter().map(|e| e.record).collect();
         let pins = built
             .iter()
             .map(|b| {
@@ -163,7 +188,7 @@ impl Lock {
                 }
             })
             .collect();
-        Lock { pins }
+        Ok(Lock { journal_head, pins })
     }
 
     /// The first difference between what was pinned and what was built, in words.
@@ -217,6 +242,7 @@ mod tests {
 
     fn lock() -> Lock {
         Lock {
+            journal_head: Some("h".into()),
             pins: vec![Pin {
                 module: "app \"quoted\"".into(),
                 id: 1,
@@ -234,6 +260,7 @@ mod tests {
         let text = lock.to_text();
         assert!(text.starts_with("# rekindle.lock"), "{text}");
         assert!(text.contains("[[functionality]]") && text.contains("render-key = \"k\""));
+        assert!(text.contains("journal-head = \"h\"\n"), "{text}");
         assert_eq!(Lock::parse(&text).unwrap(), lock);
         assert!(lock.compare(&lock.pins).is_none());
         let mut other = lock.pins.clone();
@@ -246,6 +273,7 @@ mod tests {
         let text = "# comment\nversion = 1\n\n[[functionality]]\nmodule = \"app\"\nid = 2\nrender-key = \"k\"\ntree = \"t\"\ntests-tree = \"tt\"\ncache = [\n  \"c1\",\n]\n";
         let l = Lock::parse(text).unwrap();
         assert_eq!((l.pins[0].id, l.pins[0].cache.len()), (2, 1));
+        assert_eq!(l.journal_head, None);
     }
 
     #[test]

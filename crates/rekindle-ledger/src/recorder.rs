@@ -41,6 +41,10 @@ impl<'a> Recorder<'a> {
 }
 
 impl Observer for Recorder<'_> {
+    fn anchor(&self) -> Option<String> {
+        self.journal.head().ok()
+    }
+
     fn event(&mut self, e: &Event) {
         match e {
             Event::Start {

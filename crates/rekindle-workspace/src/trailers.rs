@@ -3,7 +3,8 @@
 //!
 //! A finished functionality's commit carries `Rekindle-Module`, `Rekindle-Functionality`,
 //! `Rekindle-Render-Key`, `Rekindle-Key-Parts`, `Rekindle-Spec-Hash`, `Rekindle-Render-Id` and
-//! (in the code repository) `Rekindle-Tests-Commit`. A module's base commit (functionality 0)
+//! (in the code repository) `Rekindle-Tests-Commit`, and `Rekindle-Journal-Head`: the head of
+//! the provenance journal when the commit was made, an anchor `journal verify` checks. A module's base commit (functionality 0)
 //! carries `Rekindle-Base`, the tree it was made from, and the tests repository's base commit.
 
 use crate::git::Commit;
@@ -16,6 +17,7 @@ const SPEC_HASH: &str = "Rekindle-Spec-Hash";
 const RENDER_ID: &str = "Rekindle-Render-Id";
 const BASE: &str = "Rekindle-Base";
 const TESTS_COMMIT: &str = "Rekindle-Tests-Commit";
+const JOURNAL_HEAD: &str = "Rekindle-Journal-Head";
 
 /// What a rekindle commit says about itself. `functionality` 0 is a module's base commit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct Trailers {
     /// The tree (or "empty") a base commit was made from.
     pub base: Option<String>,
     pub tests_commit: Option<String>,
+    /// The journal's head when the commit was made.
+    pub journal_head: Option<String>,
 }
 
 impl Trailers {
@@ -44,6 +48,7 @@ impl Trailers {
             render_id: get(RENDER_ID),
             base: get(BASE),
             tests_commit: get(TESTS_COMMIT),
+            journal_head: get(JOURNAL_HEAD),
         })
     }
 
@@ -60,6 +65,7 @@ impl Trailers {
             (RENDER_ID, &self.render_id),
             (BASE, &self.base),
             (TESTS_COMMIT, &self.tests_commit),
+            (JOURNAL_HEAD, &self.journal_head),
         ];
         out.extend(
             optional
@@ -94,11 +100,12 @@ mod tests {
             render_id: Some("r".into()),
             base: None,
             tests_commit: Some("t".into()),
+            journal_head: Some("h".into()),
         };
         let msg = t.message("rekindle: functionality 2 of module app");
         assert_eq!(
             msg,
-            "rekindle: functionality 2 of module app\n\nRekindle-Module: app\nRekindle-Functionality: 2\nRekindle-Render-Key: k\nRekindle-Key-Parts: spec=a;parent=b\nRekindle-Spec-Hash: s\nRekindle-Render-Id: r\nRekindle-Tests-Commit: t\n"
+            "rekindle: functionality 2 of module app\n\nRekindle-Module: app\nRekindle-Functionality: 2\nRekindle-Render-Key: k\nRekindle-Key-Parts: spec=a;parent=b\nRekindle-Spec-Hash: s\nRekindle-Render-Id: r\nRekindle-Tests-Commit: t\nRekindle-Journal-Head: h\n"
         );
         let commit = Commit {
             id: "c".into(),

@@ -11,12 +11,22 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     let (project, settings) = load::load_valid(file, args)?;
     let opts = setup::options(file, &settings, r, &project);
     let models = setup::model_settings(&settings, &r.provider, &opts).map_err(CliError::usage)?;
-    let lock = Lock::read(&ProjectLayout::for_spec(file).lock())
-        .ok()
-        .flatten();
-    let statement =
-        rekindle_ledger::attest::statement(&project, &opts.build_folder, &models, lock.as_ref())
-            .map_err(CliError::failure)?;
+    let lock_path = ProjectLayout::for_spec(file).lock();
+    let lock = Lock::read(&lock_path).map_err(|e| {
+        CliError::usage(format!(
+            "{e} ({}): an attestation lists the replies the lock pins; mend the lock or render again",
+            lock_path.display()
+        ))
+    })?;
+    let cache = rekindle_llm::cache::Cache::new(settings.cache_dir());
+    let statement = rekindle_ledger::attest::statement(
+        &project,
+        &opts.build_folder,
+        &models,
+        lock.as_ref(),
+        &cache,
+    )
+    .map_err(CliError::failure)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&statement).unwrap_or_default()

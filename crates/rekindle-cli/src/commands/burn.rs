@@ -97,10 +97,12 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
             serde_json::json!({"event": "burn", "ok": ok, "functionalities": rows, "summary": session.totals()})
         );
     } else {
-        let mark = |v: Option<bool>| match v {
-            Some(true) => "pass",
-            Some(false) => "FAIL",
-            None => "none",
+        use rekindle_render::burn::Verdict;
+        let mark = |v: Verdict| match v {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "FAIL",
+            Verdict::CouldNotRun => "COULD NOT RUN",
+            Verdict::None => "none",
         };
         println!(
             "{:<20} {:>3}  {:<14} {:<9}",
@@ -114,11 +116,19 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
                 mark(row.original_tests),
                 mark(row.new_tests)
             );
+            if let Some(why) = &row.why_not_run {
+                println!("    {why}");
+            }
         }
         println!(
             "{}",
             if ok {
                 "the specs alone reproduce a passing system"
+            } else if rows
+                .iter()
+                .any(|r| { [r.original_tests, r.new_tests].contains(&Verdict::CouldNotRun) })
+            {
+                "the specs alone are NOT shown to reproduce a passing system: some conformance tests could not run"
             } else {
                 "the specs alone do NOT reproduce a passing system: the failing functionalities depend on something the specs do not say"
             }

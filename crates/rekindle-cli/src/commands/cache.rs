@@ -2,7 +2,7 @@
 //! rekindle.lock pins.
 
 use crate::args::{CacheCommand, Format};
-use crate::exit::{CmdResult, ExitStatus};
+use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::load;
 use rekindle_ledger::lock::Lock;
 use rekindle_workspace::layout::ProjectLayout;
@@ -38,9 +38,15 @@ pub fn run(command: CacheCommand) -> CmdResult {
             // Entries pinned in rekindle.lock are what `render --locked` replays: never collected.
             let spec = load::spec_or_default(at.spec.as_deref());
             let lock_path = ProjectLayout::for_spec(&spec).lock();
-            let pinned: std::collections::HashSet<String> = Lock::read(&lock_path)
-                .ok()
-                .flatten()
+            // A lock that cannot be read pins nothing anyone can see: collecting now could
+            // delete what it pins, so gc refuses until the lock is mended or removed.
+            let lock = Lock::read(&lock_path).map_err(|e| {
+                CliError::usage(format!(
+                    "{e} ({}): cache gc would not know which replies `render --locked` needs; mend or remove the lock first",
+                    lock_path.display()
+                ))
+            })?;
+            let pinned: std::collections::HashSet<String> = lock
                 .map(|l| l.pins.into_iter().flat_map(|p| p.cache).collect())
                 .unwrap_or_default();
             let r = cache.gc(

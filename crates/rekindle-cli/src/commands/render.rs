@@ -127,7 +127,8 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
         }));
     }
     let built = rekindle_render::built(&project, &opts.build_folder).map_err(CliError::usage)?;
-    let now = Lock::of_build(&built, &journal, lock.as_ref());
+    let now = Lock::of_build(&built, &journal, lock.as_ref())
+        .map_err(|e| CliError::failure(format!("the render finished, but {e}")))?;
     if r.locked {
         if let Some(diff) = lock.as_ref().and_then(|l| l.compare(&now.pins)) {
             return Err(CliError::failure(format!("--locked: {diff}")));
@@ -140,8 +141,7 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
         }
         return Ok(ExitStatus::Success);
     }
-    if let Err(e) = now.write(&lock_path) {
-        eprintln!("warning: {e}");
-    }
+    now.write(&lock_path)
+        .map_err(|e| CliError::failure(format!("the render finished, but {e}")))?;
     Ok(ExitStatus::Success)
 }
