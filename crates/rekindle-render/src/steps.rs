@@ -357,12 +357,14 @@ impl Renderer<'_, '_> {
                 tries.failed("conformance", &output, &shown);
                 // An earlier functionality's tests are right by definition: never rewritten.
                 // This one's is, when the model kept the code, or when the failure is raised in
-                // the test alone and shows floats compared for equality.
+                // the test alone and is the test's own: floats compared for equality, or an
+                // error that is no failed assertion (a name never imported, a syntax error).
+                let own_error = !output.to_ascii_lowercase().contains("assert");
                 let (target, code_kept) = if regression {
                     (None, false)
                 } else if let Some(path) = tries.wrong_test() {
                     (Some(path), true)
-                } else if tries.rounding.is_some() {
+                } else if tries.rounding.is_some() || own_error {
                     (tries.failing_test_alone(), false)
                 } else {
                     (None, false)
@@ -731,10 +733,21 @@ fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
         let names = [f.path.clone(), format!("./{}", f.path)];
         for name in &names {
             for (at, _) in output.match_indices(name.as_str()) {
-                // The name must stand alone: not the tail of a longer path or word.
-                let before = output[..at].chars().next_back();
-                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '/' || c == '.') {
+                // The name must stand alone: not the tail of a longer word or relative path.
+                // The tail of an absolute path is the file run from a copy of the folder (test
+                // scripts that copy the code to a temporary folder first).
+                let head = &output[..at];
+                let before = head.chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
                     continue;
+                }
+                if before == Some('/') {
+                    let token = head
+                        .rfind(|c: char| !(c.is_alphanumeric() || "_-./".contains(c)))
+                        .map_or(head, |i| &head[i + 1..]);
+                    if !token.starts_with('/') {
+                        continue;
+                    }
                 }
                 let rest = &output[at + name.len()..];
                 let digits = rest
@@ -760,6 +773,12 @@ fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
     }
     found.sort_by_key(|(at, _)| *at);
     found.into_iter().map(|(_, s)| s).take(5).collect()
+}
+
+/// Whether a path as prompts show it is a test: a conformance test, or a file whose name says
+/// it is one.
+fn is_test_path(path: &str) -> bool {
+    path.starts_with(TESTS) || path.rsplit('/').next().is_some_and(|n| n.contains("test"))
 }
 
 /// Two numbers on one line of `output` that differ, but only by floating-point rounding
@@ -922,8 +941,7 @@ impl Tries {
         }
         let path = self.memory.at.iter().find_map(|a| {
             let path = a.split(" line ").next()?;
-            let name = path.rsplit('/').next()?;
-            name.contains("test").then(|| path.to_string())
+            is_test_path(path).then(|| path.to_string())
         })?;
         if self.rewrites == 0 {
             self.sample_next = false;
@@ -945,8 +963,7 @@ impl Tries {
             .iter()
             .filter_map(|a| a.split(" line ").next())
             .collect();
-        let is_test = |p: &&str| p.rsplit('/').next().is_some_and(|n| n.contains("test"));
-        if !paths.iter().all(is_test) {
+        if !paths.iter().all(|p| is_test_path(p)) {
             return None;
         }
         let path = paths[0].to_string();
@@ -1085,7 +1102,7 @@ mod tests {
                 content: "a\nb\nassert run() == 'x'\n".into(),
             },
         ];
-        let out = "Traceback (most recent call last):\n  File \"./test_app.py\", line 4, in test\n    self.assertEqual(f(), 2)\nAssertionError: 1 != 2\n  File \"/usr/lib/python3/unittest/case.py\", line 9\nconformance_tests/test_cli.py:3: AssertionError\nother_test_app.py:1: x\n";
+        let out = "Traceback (most recent call last):\n  File \"./test_app.py\", line 4, in test\n    self.assertEqual(f(), 2)\nAssertionError: 1 != 2\n  File \"/usr/lib/python3/unittest/case.py\", line 9\nconformance_tests/test_cli.py:3: AssertionError\nother_test_app.py:1: x\nlib/test_app.py:2: y\n";
         assert_eq!(
             pointed_at(out, &files),
             [
@@ -1093,6 +1110,10 @@ mod tests {
                 "conformance_tests/test_cli.py line 3: assert run() == 'x'"
             ]
         );
+        // A test script that runs a copy of the code folder: its absolute paths end in the
+        // shown path.
+        let copied = "  File \"/tmp/python_code/test_app.py\", line 2, in <module>\nNameError: name 'time' is not defined\n";
+        assert_eq!(pointed_at(copied, &files), ["test_app.py line 2: class T:"]);
         assert!(pointed_at("no lines here", &files).is_empty());
     }
 

@@ -416,6 +416,57 @@ fn a_unit_failure_raised_in_the_test_is_rewritten_then_removed() {
     }
 }
 
+/// Runs the functionality's conformance tests; a failure names the test file and line, and
+/// what the test printed (its error).
+const CONFORMANCE_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do out=$(bash \"$t\") || { echo \"$t:1: $out (after 0.0$RANDOM s)\"; exit 1; }; done\n";
+
+/// A conformance test that fails on an error of its own (a name it never imported), not on an
+/// assertion, is written anew before the code is touched; one that fails an assertion is the
+/// fix's to decide.
+#[test]
+fn a_conformance_test_failing_on_its_own_error_is_rewritten() {
+    for (error, rewritten) in [
+        ("NameError: name 'main' is not defined", true),
+        ("AssertionError: 'broken1' != 'broken-1'", false),
+    ] {
+        let f = Fixture::new(&["w1"]);
+        std::fs::write(f.dir.path().join("conformance.sh"), CONFORMANCE_WITH_LINES).unwrap();
+        let error = error.to_string();
+        f.server.set_responder(move |s: &Seen| {
+            let prompt = s.last_user();
+            if prompt.contains("Write conformance_tests/check.sh anew") {
+                return openai_reply(&block(
+                    "conformance_tests/check.sh",
+                    "bash main.sh | grep -qx w1\n",
+                ));
+            }
+            if prompt.contains("# Conformance test failure") {
+                return openai_reply(&block(
+                    "conformance_tests/check.sh",
+                    "bash main.sh | grep -qx w1\n",
+                ));
+            }
+            if prompt.contains("Write conformance tests") {
+                return openai_reply(&block("check.sh", &format!("echo \"{error}\"; exit 1\n")));
+            }
+            programmer(s)
+        });
+        let (r, _) = f.render(&f.options());
+        assert_eq!(r.unwrap().model_calls, 3);
+        let fix = f.server.seen()[2].last_user();
+        assert_eq!(
+            fix.contains("The failure is raised in the test file conformance_tests/check.sh"),
+            rewritten,
+            "{fix}"
+        );
+        assert_eq!(
+            fix.contains("--- FILE: conformance_tests/check.sh"),
+            !rewritten,
+            "{fix}"
+        );
+    }
+}
+
 /// A unit failure whose traceback reaches the code is the code's to fix: the fix prompt shows
 /// every file, and no test is written anew.
 #[test]
