@@ -359,7 +359,9 @@ impl Renderer<'_, '_> {
                 // This one's is, when the model kept the code, or when the failure is raised in
                 // the test alone and is the test's own: floats compared for equality, or an
                 // error that is no failed assertion (a name never imported, a syntax error).
-                let own_error = !output.to_ascii_lowercase().contains("assert");
+                // (`AssertionError`, `AssertionFailedError`: not a bare `assert`, which a
+                // traceback's source lines show as often as not.)
+                let own_error = !output.to_ascii_lowercase().contains("assertion");
                 let (target, code_kept) = if regression {
                     (None, false)
                 } else if let Some(path) = tries.wrong_test() {
