@@ -868,6 +868,8 @@ struct Tries {
     rewritten: Option<String>,
     /// Two numbers of the last failure that differ only by floating-point rounding.
     rounding: Option<(String, String)>,
+    /// The test files written anew because a failure was raised in them alone.
+    rewritten_alone: HashSet<String>,
 }
 
 impl Tries {
@@ -881,6 +883,7 @@ impl Tries {
         self.rewrites = 0;
         self.rewritten = None;
         self.rounding = None;
+        self.rewritten_alone.clear();
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
@@ -954,9 +957,9 @@ impl Tries {
     }
 
     /// The test file to write anew when the failure points at test files only (no line of the
-    /// code is in its traceback): the first of them, once per attempt.
+    /// code is in its traceback): the first of them, once per file and attempt.
     fn failing_test_alone(&mut self) -> Option<String> {
-        if self.rewrites > 0 || self.memory.at.is_empty() {
+        if self.memory.at.is_empty() {
             return None;
         }
         let paths: Vec<&str> = self
@@ -968,7 +971,12 @@ impl Tries {
         if !paths.iter().all(|p| is_test_path(p)) {
             return None;
         }
+        // Once per file and attempt: a unit test rewritten earlier does not keep a conformance
+        // test from being rewritten.
         let path = paths[0].to_string();
+        if !self.rewritten_alone.insert(path.clone()) {
+            return None;
+        }
         self.rewrites += 1;
         self.rewritten = Some(path.clone());
         Some(path)
