@@ -1098,16 +1098,10 @@ fn attest_names_the_generated_files_and_every_input() {
         .find(|s| s["name"] == "main.sh")
         .unwrap()
         .clone();
-    let sum = std::process::Command::new("sha256sum")
-        .arg(p.code().join("main.sh"))
-        .output()
-        .unwrap();
-    let want = String::from_utf8_lossy(&sum.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(main["digest"]["sha256"], want);
+    assert_eq!(
+        main["digest"]["sha256"],
+        sha256sum(&p.code().join("main.sh"))
+    );
     let deps = v["predicate"]["buildDefinition"]["resolvedDependencies"]
         .as_array()
         .unwrap();
@@ -1375,16 +1369,10 @@ fn a_link_with_a_fragment_brings_its_file_into_the_prompt() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let sum = std::process::Command::new("sha256sum")
-        .arg(p.path().join("notes.md"))
-        .output()
-        .unwrap();
-    let digest = String::from_utf8_lossy(&sum.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(out.contains(&digest), "{out}");
+    assert!(
+        out.contains(&sha256sum(&p.path().join("notes.md"))),
+        "{out}"
+    );
 }
 
 /// A journal that cannot be read would make a lock that pins no cached replies: the render
@@ -1472,6 +1460,19 @@ fn cache_gc_keeps_what_the_lock_pins() {
     );
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["gc"]["removed"], 2, "{v}");
+}
+
+/// A file's SHA-256 as coreutils' `sha256sum` computes it: independent of rekindle's own code.
+fn sha256sum(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -60,6 +60,9 @@ pub struct Break {
 pub struct Verified {
     pub entries: u64,
     pub head: String,
+    /// Every entry's hash, in order: what an anchor of the head must be one of.
+    #[serde(skip)]
+    pub hashes: Vec<String>,
 }
 
 impl Journal {
@@ -203,6 +206,7 @@ pub fn verify_text(text: &str, expected_head: Option<&str>) -> Result<Verified, 
     let mut prev = GENESIS.to_string();
     let mut n = 0u64;
     let mut seen_head = false;
+    let mut hashes = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let line_no = i + 1;
         if !line.ends_with('\n') {
@@ -246,6 +250,7 @@ pub fn verify_text(text: &str, expected_head: Option<&str>) -> Result<Verified, 
             return Err(bad("it does not point to the entry before it: entries were reordered, deleted or inserted".into()));
         }
         prev = stated.to_string();
+        hashes.push(prev.clone());
         if expected_head == Some(stated) {
             seen_head = true;
         }
@@ -257,7 +262,7 @@ pub fn verify_text(text: &str, expected_head: Option<&str>) -> Result<Verified, 
                 line: text.lines().count() + 1,
                 seq: Some(n),
                 reason: format!(
-                    "entries are missing at the end: the last commit recorded journal head {}",
+                    "entries are missing at the end: the head recorded beside the journal is {}",
                     &head[..head.len().min(16)]
                 ),
             });
@@ -266,6 +271,7 @@ pub fn verify_text(text: &str, expected_head: Option<&str>) -> Result<Verified, 
     Ok(Verified {
         entries: n,
         head: prev,
+        hashes,
     })
 }
 

@@ -252,26 +252,27 @@ impl LocalProvider {
 
     /// Uses `n` threads (default: the available parallelism).
     pub fn with_threads(self, n: usize) -> LocalProvider {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
-            panic!("with_threads must be called before the provider is shared")
-        });
-        LocalProvider {
-            inner: Arc::new(Inner {
-                threads: n.clamp(1, 512) as i32,
-                ..inner
-            }),
-        }
+        self.configured("with_threads", |inner| Inner {
+            threads: n.clamp(1, 512) as i32,
+            ..inner
+        })
     }
 
     /// Turns prompt lookup decoding on or off (default on); for benchmarks comparing the two.
     pub fn with_lookup(self, on: bool) -> LocalProvider {
+        self.configured("with_lookup", |inner| Inner {
+            lookup: on,
+            ..inner
+        })
+    }
+
+    /// The provider with its settings changed by `f`; only before it is shared (`what` names
+    /// the caller in the panic).
+    fn configured(self, what: &str, f: impl FnOnce(Inner) -> Inner) -> LocalProvider {
         let inner = Arc::try_unwrap(self.inner)
-            .unwrap_or_else(|_| panic!("with_lookup must be called before the provider is shared"));
+            .unwrap_or_else(|_| panic!("{what} must be called before the provider is shared"));
         LocalProvider {
-            inner: Arc::new(Inner {
-                lookup: on,
-                ..inner
-            }),
+            inner: Arc::new(f(inner)),
         }
     }
 

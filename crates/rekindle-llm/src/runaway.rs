@@ -229,8 +229,9 @@ impl Guard {
             if !self.in_block || line.trim().len() < MIN_LINE {
                 continue;
             }
-            self.block.push(shape(line));
-            let n = self.lines.entry(shape(line)).or_default();
+            let shape = shape(line);
+            self.block.push(shape.clone());
+            let n = self.lines.entry(shape).or_default();
             *n += 1;
             let max = max_same(line);
             if *n > max {

@@ -44,6 +44,11 @@ impl BurnRow {
             .iter()
             .all(|v| matches!(v, Verdict::None | Verdict::Passed))
     }
+
+    /// A set of conformance tests could not run.
+    pub fn could_not_run(&self) -> bool {
+        [self.original_tests, self.new_tests].contains(&Verdict::CouldNotRun)
+    }
 }
 
 /// How the conformance script is run: with which timeout, in which sandbox.

@@ -124,10 +124,7 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
             "{}",
             if ok {
                 "the specs alone reproduce a passing system"
-            } else if rows
-                .iter()
-                .any(|r| { [r.original_tests, r.new_tests].contains(&Verdict::CouldNotRun) })
-            {
+            } else if rows.iter().any(|r| r.could_not_run()) {
                 "the specs alone are NOT shown to reproduce a passing system: some conformance tests could not run"
             } else {
                 "the specs alone do NOT reproduce a passing system: the failing functionalities depend on something the specs do not say"

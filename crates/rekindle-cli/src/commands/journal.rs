@@ -55,11 +55,10 @@ pub fn verify(spec: Option<&Path>, format: Format) -> CmdResult {
             return Ok(ExitStatus::Failure);
         }
     };
-    let chain: HashSet<String> = journal
-        .entries()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.hash)
+    let chain: HashSet<String> = v
+        .hashes
+        .iter()
+        .cloned()
         .chain(std::iter::once(GENESIS.to_string()))
         .collect();
     let (anchors, unchecked, lock_error) = anchors(&spec, &layout, &chain);
