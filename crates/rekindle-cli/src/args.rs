@@ -220,8 +220,9 @@ pub struct RenderArgs {
     /// Answer only from the response cache; fail on the first request it does not hold.
     #[arg(long)]
     pub offline: bool,
-    /// Replay rekindle.lock: answer only from the cache and check that every functionality comes
-    /// out with the locked render key and trees.
+    /// Rebuild what rekindle.lock pins, without any model: each functionality's trees come from
+    /// the tree store (.rekindle/trees.git; its cached replies when the store lacks them), its
+    /// render key and trees are checked against the lock, and its tests are run.
     #[arg(long)]
     pub locked: bool,
     /// Overwrite generated files changed by hand, after saving the edits as patches.

@@ -78,6 +78,10 @@ impl Observer for Printer {
                 reason,
             } => match status {
                 FunctionalityStatus::Reused => self.line(format!("  {id}/{of} reused (unchanged)")),
+                FunctionalityStatus::Restored => {
+                    self.line(format!("  {id}/{of} restored from rekindle.lock"));
+                    self.set_status(format!("  {module} {id}/{of}"));
+                }
                 FunctionalityStatus::Rendering => {
                     self.line(format!(
                         "  {id}/{of} rendering: {}",
@@ -170,10 +174,15 @@ impl Observer for Printer {
             Event::Summary(s) => {
                 self.status.clear();
                 self.line(format!(
-                    "{}: {} rendered, {} reused; {} model calls, {} cache hits, {} tokens in, {} out, ${:.4}, {:.1}s",
+                    "{}: {} rendered, {} reused{}; {} model calls, {} cache hits, {} tokens in, {} out, ${:.4}, {:.1}s",
                     if s.ok { "done" } else { "failed" },
                     s.rendered,
                     s.reused,
+                    if s.restored > 0 {
+                        format!(", {} restored from rekindle.lock", s.restored)
+                    } else {
+                        String::new()
+                    },
                     s.model_calls,
                     s.cache_hits,
                     s.tokens_in,

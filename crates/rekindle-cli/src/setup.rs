@@ -135,6 +135,7 @@ pub fn options(
     opts.from = r.from;
     opts.force = r.force;
     opts.patches_dir = ProjectLayout::for_spec(file).patches();
+    opts.project_dir = std::path::absolute(ProjectLayout::for_spec(file).dir).ok();
     opts.sampling.max_tokens = r.max_tokens;
     opts.spec_hash = spec_hash(project);
     opts.sandbox = settings.toml.sandbox.clone();

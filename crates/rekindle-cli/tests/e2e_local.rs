@@ -1,5 +1,6 @@
 //! The real thing: the embedded model renders `examples/hello-world` end to end, its conformance
-//! tests pass, the result runs, and rendering again makes no model call. Needs the `local`
+//! tests pass, the result runs, rendering again makes no model call, and `render --locked` in
+//! another folder without the model rebuilds the same trees. Needs the `local`
 //! feature and a fetched model (`rekindle model fetch`); CI fetches it first. Without the model
 //! the test fails under CI and is skipped (with a message) elsewhere.
 #![cfg(feature = "local")]
@@ -25,7 +26,7 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == "plain_modules" || name == "build" || name == ".rekindle" {
+        if name == "plain_modules" || name == "build" {
             continue;
         }
         if p.is_dir() {
@@ -128,4 +129,72 @@ fn embedded_model_renders_hello_world() {
         (Some(0), Some(1)),
         "{summary}"
     );
+
+    // The project as its owner commits it (specs, config, scripts, rekindle.lock, .rekindle),
+    // in another folder a second later, on a machine without the model: `--locked` rebuilds the
+    // same trees and runs their tests.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let other = tempfile::tempdir().unwrap();
+    let copy = other.path().join("elsewhere/hello-world");
+    copy_dir(&dir, &copy);
+    copy_dir(
+        &tmp.path().join("scripts"),
+        &other.path().join("elsewhere/scripts"),
+    );
+    let home = other.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let gone = other
+        .path()
+        .join("no-models")
+        .join(model.file_name().unwrap());
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(&copy)
+        .env("HOME", &home)
+        .env_remove("REKINDLE_MODEL_PATH")
+        .args([
+            "render",
+            "hello-world.plain",
+            "--locked",
+            "--format",
+            "json",
+        ])
+        .args(["--provider", "local", "--model-path"])
+        .arg(&gone)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .unwrap();
+    assert_eq!(
+        (
+            summary["model_calls"].as_u64(),
+            summary["restored"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{summary}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
+    let tree = |d: &Path, repo: &str| {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD^{tree}"])
+            .current_dir(d.join("plain_modules/hello-world").join(repo))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    for repo in ["code", "tests"] {
+        assert_eq!(tree(&copy, repo), tree(&dir, repo), "{repo}");
+        assert_eq!(tree(&copy, repo).len(), 40);
+    }
 }

@@ -1042,11 +1042,21 @@ fn locked_render_reproduces_the_build_without_any_model() {
         ),
         git(&p.code(), &["rev-parse", "HEAD^{tree}"])
     );
-    // A changed spec misses the cache: a clear failure, still without traffic.
+    // No tree store was copied: the pinned replies were replayed from the cache, and it says so.
+    assert!(
+        err.contains("does not hold the trees of functionality 1 of module app; replaying"),
+        "{err}"
+    );
+    // A changed spec is not what the lock pins: a clear failure, still without traffic.
     std::fs::write(copy.path().join("app.plain"), spec(&["l1", "other", "l3"])).unwrap();
     let (code, _, err) = locked(copy.path());
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("no cached reply"), "{err}");
+    assert!(
+        err.contains(
+            "--locked: functionality 2 of module app: the render key differs from the lock"
+        ),
+        "{err}"
+    );
     // A tampered lock is caught.
     std::fs::write(copy.path().join("app.plain"), spec(&["l1", "l2", "l3"])).unwrap();
     let tampered = lock.replacen("tree = \"", "tree = \"0", 1);
@@ -1057,6 +1067,197 @@ fn locked_render_reproduces_the_build_without_any_model() {
         err.contains("functionality 1 of module app: the rebuilt code differs"),
         "{err}"
     );
+}
+
+/// A unit test script whose failures print what changes from run to run: the time the tests
+/// took, the absolute path of the code folder, a temporary folder's name.
+const NOISY_UNIT: &str = r#"#!/usr/bin/env bash
+cd "$1" || exit 69
+[ -n "$LC_REKINDLE_FAIL_UNIT_TESTS" ] && { echo "told to fail"; exit 1; }
+scratch=$(mktemp -d)
+for t in unit_*.sh; do
+  [ -e "$t" ] || continue
+  if ! bash "$t"; then
+    echo "FAIL: $t"
+    echo "  File \"$PWD/$t\", line 1, in <module>"
+    echo "  copied to $scratch/$t"
+    printf 'Ran 1 test in 0.%03ds\n' $((RANDOM % 1000))
+    rm -rf "$scratch"
+    exit 1
+  fi
+done
+rm -rf "$scratch"
+exit 0
+"#;
+
+/// The files a project's owner commits: specs, config, scripts, the lock and `.rekindle` (the
+/// cache, the tree store and the journal; `with_store: false` leaves the store out).
+fn copy_project(from: &Path, to: &Path, with_store: bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in [
+        "app.plain",
+        "config.yaml",
+        "unit.sh",
+        "conformance.sh",
+        "rekindle.lock",
+    ] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    copy_tree(&from.join(".rekindle"), &to.join(".rekindle"));
+    if !with_store {
+        std::fs::remove_dir_all(to.join(".rekindle/trees.git")).unwrap();
+    }
+}
+
+/// `render --locked` rebuilds a build whose unit tests failed first (so its fix prompts held
+/// timings, absolute paths and temporary names) in another folder, later, with no model
+/// reachable: from the tree store, and (without the store) by replaying the cached replies.
+#[test]
+fn a_locked_build_is_rebuilt_elsewhere_and_later_without_any_model() {
+    let p = Project::new(
+        &["red", "green", "blue"],
+        Behaviour {
+            broken_unit: vec!["red".into(), "green".into(), "blue".into()],
+            ..Behaviour::default()
+        },
+    );
+    std::fs::write(p.path().join("unit.sh"), NOISY_UNIT).unwrap();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    // Each functionality: implement, one unit-test fix, conformance tests.
+    assert_eq!(summary(&events)["model_calls"], 9, "{events:?}");
+    let fixes: Vec<String> = p
+        .server
+        .seen()
+        .iter()
+        .map(|s| s.last_user())
+        .filter(|u| u.contains("# Unit test failure"))
+        .collect();
+    assert_eq!(fixes.len(), 3);
+    // What the model was shown does not depend on where or when the tests ran.
+    let root = std::fs::canonicalize(p.path()).unwrap();
+    for f in &fixes {
+        assert!(f.contains("Ran 1 test in <time>"), "{f}");
+        assert!(f.contains("File \"./unit_"), "{f}");
+        assert!(f.contains("copied to /tmp/<tmp>/unit_"), "{f}");
+        assert!(!f.contains(&root.display().to_string()), "{f}");
+    }
+    let lock = std::fs::read_to_string(p.path().join("rekindle.lock")).unwrap();
+    assert!(lock.contains("code = \"openai fake\""), "{lock}");
+    let trees = |dir: &Path| {
+        let m = dir.join("plain_modules/app");
+        (
+            git(&m.join("code"), &["rev-parse", "HEAD^{tree}"]),
+            git(&m.join("tests"), &["rev-parse", "HEAD^{tree}"]),
+            git(&m.join("code"), &["log", "--format=%T"]),
+        )
+    };
+    let original = trees(p.path());
+    assert_eq!(
+        original.2.lines().count(),
+        4,
+        "a base and three functionalities"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/v1", l.local_addr().unwrap().port())
+    };
+    let locked = |dir: &Path, model: &str| {
+        rekindle_in(
+            dir,
+            &[
+                "render",
+                "app.plain",
+                "--locked",
+                "--format",
+                "json",
+                "--provider",
+                "openai",
+                "--base-url",
+                &dead,
+                "--model",
+                model,
+            ],
+        )
+    };
+    for with_store in [true, false] {
+        let copy = elsewhere.path().join(if with_store {
+            "with-store/a/b"
+        } else {
+            "cache-only"
+        });
+        copy_project(p.path(), &copy, with_store);
+        let (code, out, err) = locked(&copy, "fake");
+        assert_eq!(code, 0, "with_store {with_store}: {err}\n{out}");
+        assert_eq!(trees(&copy), original, "with_store {with_store}");
+        assert_eq!(
+            output_of(&copy.join("plain_modules/app/code")),
+            "red\ngreen\nblue\n"
+        );
+        let events: Vec<Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let s = summary(&events);
+        assert_eq!(
+            (s["model_calls"].as_u64(), s["ok"].as_bool()),
+            (Some(0), Some(true)),
+            "{s}"
+        );
+        let restored = events
+            .iter()
+            .filter(|e| e["event"] == "functionality" && e["status"] == "restored")
+            .count();
+        let scripts = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e["event"] == "script" && e["kind"] == kind && e["outcome"] == "passed")
+                .count()
+        };
+        if with_store {
+            // Restored, then tested as a render tests: unit tests, then its conformance
+            // tests and every earlier one's (1 + 2 + 3).
+            assert_eq!((restored, s["restored"].as_u64()), (3, Some(3)), "{s}");
+            assert_eq!((scripts("unit"), scripts("conformance")), (3, 6));
+        } else {
+            assert_eq!((restored, s["restored"].as_u64()), (0, Some(0)), "{s}");
+            // The fixes were replayed too: their prompts hit the cache.
+            assert_eq!(s["cache_hits"].as_u64(), Some(9), "{s}");
+        }
+    }
+
+    // Flags naming another model than the lock's are named as such.
+    let copy = elsewhere.path().join("with-store/a/b");
+    std::fs::remove_dir_all(copy.join("plain_modules")).unwrap();
+    let (code, out, err) = locked(&copy, "other");
+    let said = format!("{out}{err}");
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("rendered with other models than this render names (code: the lock has openai fake, this render names openai other;"),
+        "{said}"
+    );
+
+    // Restored code whose tests fail is reported as such, and nothing of it is kept. (The
+    // script sits in the sandbox: the signal to fail comes in an allow-listed variable.)
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(&copy)
+        .env("LC_REKINDLE_FAIL_UNIT_TESTS", "1")
+        .args(["render", "app.plain", "--locked", "--provider", "openai"])
+        .args(["--base-url", &dead, "--model", "fake"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("functionality 1 of module app failed: restored from rekindle.lock with the locked trees, but its unit tests fail (exit 1)"),
+        "{err}"
+    );
+    assert!(err.contains("told to fail"), "{err}");
+    assert!(!copy.join("plain_modules/app/code/main.sh").exists());
 }
 
 fn copy_tree(from: &Path, to: &Path) {

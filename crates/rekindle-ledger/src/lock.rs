@@ -11,7 +11,7 @@ use std::path::Path;
 /// The format version this rekindle reads and writes.
 const VERSION: u32 = 1;
 
-const HEADER: &str = "# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/cache;\n# `rekindle render --locked` then rebuilds the same code without any model. `journal-head`\n# anchors the provenance journal (`rekindle journal verify`).\n";
+const HEADER: &str = "# rekindle.lock: every functionality pinned to its render key, the code and tests trees it\n# produced, and the cached model replies it used. Commit it with the specs and .rekindle/\n# (cache/ and trees.git/); `rekindle render --locked` then rebuilds the same trees anywhere,\n# without any model, and runs their tests. `journal-head` anchors the provenance journal\n# (`rekindle journal verify`).\n";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -26,11 +26,77 @@ pub struct Pin {
     pub cache: Vec<String>,
 }
 
+/// The models a lock's render used, as every render key holds them: each role's provider kind
+/// and model, the escalation, the sampling. `render --locked` with flags naming other models
+/// says which differ instead of failing on a render key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LockModels {
+    pub code: String,
+    pub fix: String,
+    pub tests: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<String>,
+    /// The sampling parameters, as canonical JSON.
+    pub sampling: String,
+}
+
+impl LockModels {
+    /// From the model settings of a render (`rekindle_plan::keys::model_settings`).
+    pub fn of(settings: &serde_json::Value) -> LockModels {
+        let role = |v: &serde_json::Value| {
+            format!(
+                "{} {}",
+                v["kind"].as_str().unwrap_or("?"),
+                v["model"].as_str().unwrap_or("?")
+            )
+        };
+        LockModels {
+            code: role(&settings["code"]),
+            fix: role(&settings["fix"]),
+            tests: role(&settings["tests"]),
+            escalate: settings["escalate"].as_object().map(|e| {
+                format!(
+                    "{} after {}",
+                    role(&e["model"]),
+                    e["after"].as_u64().unwrap_or(0)
+                )
+            }),
+            sampling: settings["sampling"].to_string(),
+        }
+    }
+
+    /// What differs from `now`, in words (`code: local a, not openai b`).
+    pub fn differences(&self, now: &LockModels) -> Vec<String> {
+        let none = || "none".to_string();
+        [
+            ("code", Some(&self.code), Some(&now.code)),
+            ("fix", Some(&self.fix), Some(&now.fix)),
+            ("tests", Some(&self.tests), Some(&now.tests)),
+            ("escalate", self.escalate.as_ref(), now.escalate.as_ref()),
+            ("sampling", Some(&self.sampling), Some(&now.sampling)),
+        ]
+        .into_iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(role, a, b)| {
+            format!(
+                "{role}: the lock has {}, this render names {}",
+                a.cloned().unwrap_or_else(none),
+                b.cloned().unwrap_or_else(none)
+            )
+        })
+        .collect()
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lock {
     /// The provenance journal's head when the lock was written: an anchor, committed with the
     /// spec, that `journal verify` finds in the chain (a rewritten journal does not hold it).
     pub journal_head: Option<String>,
+    /// The models of the render that wrote the lock (`None` in locks written before they were
+    /// recorded).
+    pub models: Option<LockModels>,
     pub pins: Vec<Pin>,
 }
 
@@ -45,6 +111,8 @@ struct File {
         skip_serializing_if = "Option::is_none"
     )]
     journal_head: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    models: Option<LockModels>,
     #[serde(default, rename = "functionality")]
     pins: Vec<Pin>,
 }
@@ -79,6 +147,7 @@ impl Lock {
         let file = File {
             version: toml::Spanned::new(0..0, VERSION),
             journal_head: self.journal_head.clone(),
+            models: self.models.clone(),
             pins: self.pins.clone(),
         };
         let body = toml::to_string_pretty(&file).unwrap_or_default();
@@ -99,6 +168,7 @@ impl Lock {
         }
         Ok(Lock {
             journal_head: file.journal_head,
+            models: file.models,
             pins: file.pins,
         })
     }
@@ -126,11 +196,13 @@ impl Lock {
     }
 
     /// The lock of a build: pins from the build folder, cache keys from the journal (or the
-    /// previous lock, for functionalities this journal never saw rendered).
+    /// previous lock, for functionalities this journal never saw rendered by a model: rendered
+    /// elsewhere, or restored by `render --locked`).
     pub fn of_build(
         built: &[rekindle_render::Built],
         journal: &Journal,
         previous: Option<&Lock>,
+        models: LockModels,
     ) -> Result<Lock, LockError> {
         let entries = journal.entries().map_err(|e| LockError::Journal {
             detail: e.to_string(),
@@ -154,29 +226,33 @@ impl Lock {
                     }
                     _ => None,
                 });
-                let mut cache: Vec<String> = match render_id {
-                    Some(rid) => records
-                        .iter()
-                        .filter_map(|r| match r {
-                            Record::ModelCall(c)
-                                if c.module == b.module
-                                    && c.functionality == b.id
-                                    && c.render_id == rid =>
-                            {
-                                Some(c.request.clone())
-                            }
-                            _ => None,
-                        })
-                        .collect(),
-                    None => previous
+                let mut cache: Vec<String> = render_id
+                    .map(|rid| {
+                        records
+                            .iter()
+                            .filter_map(|r| match r {
+                                Record::ModelCall(c)
+                                    if c.module == b.module
+                                        && c.functionality == b.id
+                                        && c.render_id == rid =>
+                                {
+                                    Some(c.request.clone())
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if cache.is_empty() {
+                    cache = previous
                         .and_then(|l| {
                             l.pins.iter().find(|p| {
                                 p.module == b.module && p.id == b.id && p.render_key == b.render_key
                             })
                         })
                         .map(|p| p.cache.clone())
-                        .unwrap_or_default(),
-                };
+                        .unwrap_or_default();
+                }
                 cache.dedup();
                 Pin {
                     module: b.module.clone(),
@@ -188,7 +264,11 @@ impl Lock {
                 }
             })
             .collect();
-        Ok(Lock { journal_head, pins })
+        Ok(Lock {
+            journal_head,
+            models: Some(models),
+            pins,
+        })
     }
 
     /// The first difference between what was pinned and what was built, in words.
@@ -240,9 +320,20 @@ impl Lock {
 mod tests {
     use super::*;
 
+    fn models() -> LockModels {
+        LockModels::of(&serde_json::json!({
+            "code": {"kind": "local", "model": "qwen-1.5b"},
+            "fix": {"kind": "local", "model": "qwen-1.5b"},
+            "tests": {"kind": "local", "model": "qwen-1.5b"},
+            "escalate": null,
+            "sampling": {"temperature": 0.0},
+        }))
+    }
+
     fn lock() -> Lock {
         Lock {
             journal_head: Some("h".into()),
+            models: Some(models()),
             pins: vec![Pin {
                 module: "app \"quoted\"".into(),
                 id: 1,
@@ -266,6 +357,27 @@ mod tests {
         let mut other = lock.pins.clone();
         other[0].tree = "x".into();
         assert!(lock.compare(&other).unwrap().contains("code differs"));
+    }
+
+    #[test]
+    fn other_models_are_named_role_by_role() {
+        let a = models();
+        assert_eq!(a.code, "local qwen-1.5b");
+        assert!(a.differences(&a).is_empty());
+        let b = LockModels::of(&serde_json::json!({
+            "code": {"kind": "openai", "model": "gpt-x"},
+            "fix": {"kind": "local", "model": "qwen-1.5b"},
+            "tests": {"kind": "local", "model": "qwen-1.5b"},
+            "escalate": {"model": {"kind": "anthropic", "model": "big"}, "after": 2},
+            "sampling": {"temperature": 0.0},
+        }));
+        assert_eq!(
+            a.differences(&b),
+            vec![
+                "code: the lock has local qwen-1.5b, this render names openai gpt-x".to_string(),
+                "escalate: the lock has none, this render names anthropic big after 2".to_string(),
+            ]
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum RenderError {
         id: usize,
         detail: String,
     },
+    /// `render --locked` and the lock disagree with the spec or the flags.
+    #[error("--locked: {0}")]
+    Locked(String),
     #[error(transparent)]
     Model(#[from] LlmError),
     #[error(transparent)]
@@ -67,6 +70,7 @@ impl RenderError {
             RenderError::Failed { .. }
                 | RenderError::Reply { .. }
                 | RenderError::HandEdits { .. }
+                | RenderError::Locked(_)
                 | RenderError::Model(LlmError::Budget { .. })
                 | RenderError::Model(LlmError::CacheMiss { .. })
         )

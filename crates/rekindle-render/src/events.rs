@@ -11,6 +11,8 @@ pub enum FunctionalityStatus {
     /// Unchanged: its earlier result is kept.
     Reused,
     Rendering,
+    /// `render --locked`: its code and tests are taken from the tree store, then tested.
+    Restored,
 }
 
 /// A step of rendering one functionality.
@@ -149,6 +151,8 @@ pub struct FileHash {
 pub struct Summary {
     pub rendered: usize,
     pub reused: usize,
+    /// Taken from the tree store by `render --locked`.
+    pub restored: usize,
     pub model_calls: u64,
     pub cache_hits: u64,
     pub tokens_in: u64,

@@ -248,6 +248,28 @@ pub struct Built {
     pub tree: String,
     pub tests_tree: String,
     pub commit: String,
+    /// The conformance tests repository's commit (`None`: a commit from before it had one).
+    pub tests_commit: Option<String>,
+}
+
+/// Keeps the code and tests trees of `built` in the tree store, for `render --locked`.
+pub fn keep_trees(
+    built: &[Built],
+    build_folder: &Path,
+    store: &rekindle_workspace::store::TreeStore,
+) -> Result<(), RenderError> {
+    let layout = BuildLayout::new(std::path::absolute(build_folder).map_err(io)?);
+    let mut modules: Vec<&str> = built.iter().map(|b| b.module.as_str()).collect();
+    modules.dedup();
+    for module in modules {
+        let d = layout.module(module);
+        let of = built.iter().filter(|b| b.module == module);
+        let code: Vec<String> = of.clone().map(|b| b.commit.clone()).collect();
+        let tests: Vec<String> = of.filter_map(|b| b.tests_commit.clone()).collect();
+        store.save(&Repo::new(&d.code), &code)?;
+        store.save(&Repo::new(&d.tests), &tests)?;
+    }
+    Ok(())
 }
 
 /// Every finished functionality of the current build, in render order.
@@ -276,6 +298,7 @@ pub fn built(project: &Project, build_folder: &Path) -> Result<Vec<Built>, Rende
                 tree: o.commit.tree.clone(),
                 tests_tree,
                 commit: o.commit.id.clone(),
+                tests_commit: o.tests_commit.clone(),
             });
         }
     }

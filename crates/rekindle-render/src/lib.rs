@@ -21,7 +21,7 @@ mod steps;
 
 pub use error::RenderError;
 pub use events::{Event, Observer, Summary};
-pub use history::{built, Built};
-pub use options::{ModelSet, Options, Role, RoleModel};
+pub use history::{built, keep_trees, Built};
+pub use options::{Locked, LockedPin, ModelSet, Options, Role, RoleModel};
 pub use run::render;
 pub use status::{status, Drift, ModuleState, Status};

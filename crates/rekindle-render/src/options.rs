@@ -110,6 +110,29 @@ pub struct Options {
     pub limits: Limits,
     /// What every script may do (the sandbox).
     pub sandbox: SandboxPolicy,
+    /// The spec's folder (absolute), written `<project>` in script output shown to the model.
+    pub project_dir: Option<PathBuf>,
+    /// `render --locked`: what the lock pins. Every functionality that is not reused is
+    /// restored from the tree store instead of rendered.
+    pub locked: Option<Locked>,
+}
+
+/// What `render --locked` restores functionalities from.
+#[derive(Clone, Debug)]
+pub struct Locked {
+    pub pins: Vec<LockedPin>,
+    /// The tree store (`.rekindle/trees.git`).
+    pub store: PathBuf,
+}
+
+/// One functionality as rekindle.lock pins it.
+#[derive(Clone, Debug)]
+pub struct LockedPin {
+    pub module: String,
+    pub id: usize,
+    pub render_key: String,
+    pub tree: String,
+    pub tests_tree: String,
 }
 
 impl Options {
@@ -133,6 +156,8 @@ impl Options {
             spec_hash: String::new(),
             limits: Limits::default(),
             sandbox: SandboxPolicy::default(),
+            project_dir: None,
+            locked: None,
         }
     }
 

@@ -7,7 +7,7 @@
 use crate::error::{io, RenderError};
 use crate::events::{Event, FileHash, FunctionalityStatus, Observer, Summary};
 use crate::history::{self, Base};
-use crate::options::{ModelSet, Options};
+use crate::options::{Locked, LockedPin, ModelSet, Options};
 use crate::prompts::{self, Context, Resource};
 use rekindle_llm::session::Session;
 use rekindle_plan::keys::{KeyContext, KeyParts, Keyer};
@@ -15,9 +15,47 @@ use rekindle_plan::stale::{self, first_line};
 use rekindle_spec::project::{Project, RenderModule};
 use rekindle_workspace::files;
 use rekindle_workspace::git::Repo;
-use rekindle_workspace::layout::BuildLayout;
+use rekindle_workspace::layout::{BuildLayout, ModuleLayout};
+use rekindle_workspace::store::TreeStore;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The pin of functionality `k`, which must have been rendered from the same render key.
+fn locked_pin<'l>(
+    locked: &'l Locked,
+    module: &str,
+    k: usize,
+    key: &str,
+) -> Result<&'l LockedPin, RenderError> {
+    let pin = locked
+        .pins
+        .iter()
+        .find(|p| p.module == module && p.id == k)
+        .ok_or_else(|| {
+            RenderError::Locked(format!(
+                "functionality {k} of module {module} is not in rekindle.lock; render without --locked to pin it"
+            ))
+        })?;
+    if pin.render_key != key {
+        return Err(RenderError::Locked(format!(
+            "functionality {k} of module {module}: the render key differs from the lock (the spec, resources, templates, models or scripts changed); render without --locked to pin the change"
+        )));
+    }
+    Ok(pin)
+}
+
+/// The files of `dir` at `paths`, with the BLAKE3 of their content (`None`: deleted).
+fn file_hashes(dir: &std::path::Path, paths: Vec<String>) -> Vec<FileHash> {
+    paths
+        .into_iter()
+        .map(|path| {
+            let blake3 = std::fs::read(dir.join(&path))
+                .ok()
+                .map(|b| blake3::hash(&b).to_hex().to_string());
+            FileHash { path, blake3 }
+        })
+        .collect()
+}
 
 /// Renders what is stale in `project`.
 pub async fn render(
@@ -255,6 +293,38 @@ impl Renderer<'_, '_> {
                     }
                 }
             }
+            if let Some(locked) = &self.opts.locked {
+                let store = TreeStore::new(&locked.store);
+                let pin = locked_pin(locked, &module, k, &key)?;
+                if store.has(&pin.tree) && (pin.tests_tree.is_empty() || store.has(&pin.tests_tree))
+                {
+                    let (c, t) = self.restore(
+                        &module,
+                        (k, n),
+                        f,
+                        &parts,
+                        pin,
+                        &store,
+                        &d,
+                        &prev_commit,
+                        &prev_tests,
+                    )?;
+                    self.summary.restored += 1;
+                    prev_tree = code.tree_of(&c)?;
+                    prev_commit = c;
+                    prev_tests = t;
+                    continue;
+                }
+                // A lock written before the store existed, or a store not copied along: the
+                // pinned replies may still be in the cache (prompts do not depend on where or
+                // when the tests ran); the comparison with the lock afterwards tells.
+                self.obs.event(&Event::Warning {
+                    message: format!(
+                        "the tree store {} does not hold the trees of functionality {k} of module {module}; replaying its pinned model replies from the cache instead",
+                        store.dir().display()
+                    ),
+                });
+            }
             self.obs.event(&Event::Functionality {
                 module: module.clone(),
                 id: k,
@@ -301,15 +371,7 @@ impl Renderer<'_, '_> {
             std::fs::remove_file(&d.marker).map_err(io)?;
             self.summary.rendered += 1;
             let pos = rekindle_spec::diag::position(&self.project.sources, f.span);
-            let files = changed
-                .into_iter()
-                .map(|path| {
-                    let blake3 = std::fs::read(d.code.join(&path))
-                        .ok()
-                        .map(|b| blake3::hash(&b).to_hex().to_string());
-                    FileHash { path, blake3 }
-                })
-                .collect();
+            let files = file_hashes(&d.code, changed);
             self.obs.event(&Event::Committed {
                 module: module.clone(),
                 id: k,
@@ -333,6 +395,92 @@ impl Renderer<'_, '_> {
             tests.move_head(&prev_tests)?;
         }
         Ok((d.code, prev_tree))
+    }
+
+    /// `render --locked`: functionality `k` (of `n`) from the tree store, tested as a render
+    /// tests it, then committed on top of the previous one with its trailers. Like a render,
+    /// it works under the marker and commits last: a failure or a kill leaves the previous
+    /// functionality's commit.
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        &mut self,
+        module: &str,
+        (k, n): (usize, usize),
+        f: &rekindle_spec::model::Item,
+        parts: &KeyParts,
+        pin: &LockedPin,
+        store: &TreeStore,
+        d: &ModuleLayout,
+        prev_commit: &str,
+        prev_tests: &str,
+    ) -> Result<(String, String), RenderError> {
+        self.obs.event(&Event::Functionality {
+            module: module.to_string(),
+            id: k,
+            of: n,
+            status: FunctionalityStatus::Restored,
+            reason: None,
+        });
+        let code = Repo::new(&d.code);
+        let tests = Repo::new(&d.tests);
+        code.move_head(prev_commit)?;
+        if !prev_tests.is_empty() {
+            tests.move_head(prev_tests)?;
+        }
+        std::fs::write(&d.marker, &self.render_id).map_err(io)?;
+        for (repo, tree) in [(&code, &pin.tree), (&tests, &pin.tests_tree)] {
+            if tree.is_empty() {
+                continue;
+            }
+            if !store.restore_into(repo, tree)? {
+                return Err(RenderError::Locked(format!(
+                    "the tree store {} lost tree {tree} while it was read",
+                    store.dir().display()
+                )));
+            }
+            repo.checkout_tree(tree)?;
+        }
+        if let Err(e) = self.verify_restored(module, k, d) {
+            code.reset_hard(None)?;
+            tests.reset_hard(None)?;
+            let _ = std::fs::remove_file(&d.marker);
+            return Err(e);
+        }
+        let t = if pin.tests_tree.is_empty() {
+            prev_tests.to_string()
+        } else {
+            tests.commit_tree(
+                &pin.tests_tree,
+                (!prev_tests.is_empty()).then_some(prev_tests),
+                &self.trailers(module, k, parts, None).message(&format!(
+                    "rekindle: conformance tests of functionality {k} of module {module}"
+                )),
+            )?
+        };
+        let subject = format!("{}\n\n{}", history::subject(module, k), first_line(&f.text));
+        let c = code.commit_tree(
+            &pin.tree,
+            Some(prev_commit),
+            &self.trailers(module, k, parts, Some(&t)).message(&subject),
+        )?;
+        code.move_head(&c)?;
+        if !t.is_empty() {
+            tests.move_head(&t)?;
+        }
+        std::fs::remove_file(&d.marker).map_err(io)?;
+        let pos = rekindle_spec::diag::position(&self.project.sources, f.span);
+        self.obs.event(&Event::Committed {
+            module: module.to_string(),
+            id: k,
+            commit: c.clone(),
+            tests_commit: t.clone(),
+            render_key: pin.render_key.clone(),
+            text: first_line(&f.text),
+            spec_file: pos.file,
+            spec_lines: [pos.line, pos.end_line],
+            files: file_hashes(&d.code, code.changed_between(prev_commit, &c)?),
+        });
+        Ok((c, t))
     }
 
     /// What every prompt about functionality `k` shows.

@@ -245,6 +245,72 @@ impl Renderer<'_, '_> {
         })
     }
 
+    /// The tests of a functionality restored by `render --locked`, as a render runs them but
+    /// with no fixes: the unit tests, then its conformance tests and every earlier one's.
+    pub(crate) fn verify_restored(
+        &mut self,
+        module: &str,
+        k: usize,
+        d: &ModuleLayout,
+    ) -> Result<(), RenderError> {
+        let failed = |reason: String, run: scripts::Run| RenderError::Failed {
+            module: module.to_string(),
+            id: k,
+            reason: format!(
+                "restored from rekindle.lock with the locked trees, but {reason} (exit {})",
+                run.exit_code
+            ),
+            output: run.output,
+        };
+        if let Some(script) = self.opts.unittests_script.clone() {
+            self.phase(module, k, Phase::UnitTests, 1);
+            let run = self.script(ScriptKind::Unit, &script, &[&d.code], &d.code)?;
+            match run.outcome {
+                Outcome::Passed => {}
+                Outcome::Environment => return Err(environment(module, k, &script, run)),
+                Outcome::Failed | Outcome::TimedOut => {
+                    return Err(failed("its unit tests fail".into(), run))
+                }
+            }
+        }
+        let Some(script) = self.opts.conformance_tests_script.clone() else {
+            return Ok(());
+        };
+        if let Some(prep) = self.opts.prepare_environment_script.clone() {
+            self.phase(module, k, Phase::PrepareEnvironment, 1);
+            let run = self.script(ScriptKind::Prepare, &prep, &[&d.code], &d.code)?;
+            if run.outcome == Outcome::Environment {
+                return Err(environment(module, k, &prep, run));
+            }
+        }
+        self.phase(module, k, Phase::ConformanceTests, 1);
+        for j in (1..=k).rev() {
+            let folder = d.conformance_tests(j);
+            if !folder.is_dir() {
+                continue;
+            }
+            let run = self.script(
+                ScriptKind::Conformance,
+                &script,
+                &[&d.code, &folder],
+                &d.code,
+            )?;
+            match run.outcome {
+                Outcome::Passed => {}
+                Outcome::Environment => return Err(environment(module, k, &script, run)),
+                Outcome::Failed | Outcome::TimedOut => {
+                    let what = if j == k {
+                        "its conformance tests fail".to_string()
+                    } else {
+                        format!("the conformance tests of functionality {j} fail after it")
+                    };
+                    return Err(failed(what, run));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One attempt: `Ok(None)` on success, `Ok(Some((reason, output)))` when tests still fail.
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
@@ -419,16 +485,20 @@ impl Renderer<'_, '_> {
         Ok(None)
     }
 
-    /// Script output as prompts show it: cut to the budget, the build's absolute folders
-    /// written as the prompts write them (`conformance_tests`, and `.` for the code folder).
+    /// Script output as prompts show it: the build's absolute folders written as the prompts
+    /// write them (`conformance_tests`, `.` for the code folder, `<build>`, `<project>`),
+    /// timings, temporary names and addresses as placeholders (so the same failure asks the
+    /// same question in another folder or at another time), cut to the budget.
     fn output_for_prompt(&self, output: &str, d: &ModuleLayout, tests: &Path) -> String {
-        let mut out = output.to_string();
-        for (folder, name) in [(tests, "conformance_tests"), (d.code.as_path(), ".")] {
-            let abs = folder.display().to_string();
-            if !abs.is_empty() {
-                out = out.replace(&abs, name);
-            }
+        let mut folders = vec![
+            (tests, "conformance_tests"),
+            (d.code.as_path(), "."),
+            (self.opts.build_folder.as_path(), "<build>"),
+        ];
+        if let Some(p) = &self.opts.project_dir {
+            folders.push((p.as_path(), "<project>"));
         }
+        let out = scripts::normalise_for_prompt(output, &folders);
         scripts::cut_for_prompt(&out, self.opts.output_budget)
     }
 

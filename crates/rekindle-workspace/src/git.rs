@@ -46,10 +46,12 @@ impl std::fmt::Display for DriftChange {
     }
 }
 
-/// A repository at `dir`.
+/// A repository at `dir`: a working folder with `.git` in it, or (see [`Repo::bare`]) a bare
+/// repository that is its own git folder.
 #[derive(Clone, Debug)]
 pub struct Repo {
     pub dir: PathBuf,
+    bare: bool,
 }
 
 /// A commit as rekindle reads it back: its id, tree and `Key: value` trailers.
@@ -81,7 +83,26 @@ pub const EMAIL: &str = "rekindle@localhost";
 
 impl Repo {
     pub fn new(dir: impl Into<PathBuf>) -> Repo {
-        Repo { dir: dir.into() }
+        Repo {
+            dir: dir.into(),
+            bare: false,
+        }
+    }
+
+    /// A bare repository: `dir` is the git folder, there is no working folder.
+    pub fn bare(dir: impl Into<PathBuf>) -> Repo {
+        Repo {
+            dir: dir.into(),
+            bare: true,
+        }
+    }
+
+    fn git_dir(&self) -> PathBuf {
+        if self.bare {
+            self.dir.clone()
+        } else {
+            self.dir.join(".git")
+        }
     }
 
     /// A git command pinned to this repository: `GIT_DIR` and `GIT_WORK_TREE` name it, the
@@ -95,8 +116,12 @@ impl Repo {
             }
         }
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
-        c.env("GIT_DIR", dir.join(".git"))
-            .env("GIT_WORK_TREE", &dir);
+        if self.bare {
+            c.env("GIT_DIR", &dir);
+        } else {
+            c.env("GIT_DIR", dir.join(".git"))
+                .env("GIT_WORK_TREE", &dir);
+        }
         if let Some(parent) = dir.parent() {
             c.env("GIT_CEILING_DIRECTORIES", parent);
         }
@@ -140,7 +165,11 @@ impl Repo {
     }
 
     pub fn exists(&self) -> bool {
-        self.dir.join(".git").is_dir()
+        if self.bare {
+            self.dir.join("HEAD").is_file() && self.dir.join("objects").is_dir()
+        } else {
+            self.dir.join(".git").is_dir()
+        }
     }
 
     /// Creates the repository (and folder) if needed.
@@ -150,7 +179,11 @@ impl Repo {
             detail: format!("cannot create {}: {e}", self.dir.display()),
         })?;
         if !self.exists() {
-            self.run(&["init", "-q"])?;
+            if self.bare {
+                self.run(&["init", "-q", "--bare"])?;
+            } else {
+                self.run(&["init", "-q"])?;
+            }
         }
         Ok(())
     }
@@ -252,6 +285,14 @@ impl Repo {
         Ok(())
     }
 
+    /// Makes the working folder and the index hold `tree` exactly, without moving HEAD (so
+    /// `reset_hard(None)` goes back to the last commit).
+    pub fn checkout_tree(&self, tree: &str) -> Result<(), GitError> {
+        self.run(&["read-tree", "--reset", "-u", tree])?;
+        self.run(&["clean", "-q", "-f", "-d", "-x"])?;
+        Ok(())
+    }
+
     /// Commits from the oldest to HEAD, with trailers.
     pub fn log(&self) -> Result<Vec<Commit>, GitError> {
         if self.head()?.is_none() {
@@ -336,6 +377,16 @@ impl Repo {
         Ok(())
     }
 
+    /// The paths that differ between commits `a` and `b`.
+    pub fn changed_between(&self, a: &str, b: &str) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .run(&["diff", "--name-only", "-z", "--no-renames", a, b])?
+            .split('\0')
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
     /// The full message of `commit`.
     pub fn message(&self, commit: &str) -> Result<String, GitError> {
         self.run(&["log", "-1", "--format=%B", commit])
@@ -389,7 +440,90 @@ impl Repo {
 
     /// Removes the index lock a killed git left behind.
     pub fn clear_index_lock(&self) {
-        let _ = std::fs::remove_file(self.dir.join(".git").join("index.lock"));
+        let _ = std::fs::remove_file(self.git_dir().join("index.lock"));
+    }
+
+    /// Sends commits to the repository `to` (a local path) under the given refs, overwriting
+    /// them: each pair is (commit, ref).
+    pub fn push(&self, to: &Path, refs: &[(String, String)]) -> Result<(), GitError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let to = std::path::absolute(to).unwrap_or_else(|_| to.to_path_buf());
+        let specs: Vec<String> = refs.iter().map(|(c, r)| format!("+{c}:{r}")).collect();
+        let mut args = vec!["push", "-q", "--no-verify"];
+        let to = to.to_string_lossy();
+        args.push(&to);
+        args.extend(specs.iter().map(String::as_str));
+        self.run(&args).map(drop)
+    }
+
+    /// Fetches `refs` of the repository `from` (a local path) into this one, under the same
+    /// names; an error when `from` does not hold one of them.
+    pub fn fetch(&self, from: &Path, refs: &[String]) -> Result<(), GitError> {
+        let from = std::path::absolute(from).unwrap_or_else(|_| from.to_path_buf());
+        let specs: Vec<String> = refs.iter().map(|r| format!("+{r}:{r}")).collect();
+        let from = from.to_string_lossy();
+        let mut args = vec!["fetch", "-q", "--no-tags", "--no-write-fetch-head", &from];
+        args.extend(specs.iter().map(String::as_str));
+        self.run(&args).map(drop)
+    }
+
+    /// The object `name` resolves to (a ref, `id^{tree}`...), if it does.
+    pub fn resolve(&self, name: &str) -> Option<String> {
+        self.run(&["rev-parse", "-q", "--verify", name])
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The refs under `prefix` (`refs/trees/`), by full name.
+    pub fn refs(&self, prefix: &str) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .run(&["for-each-ref", "--format=%(refname)", prefix])?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Deletes `refs` and drops the objects nothing else reaches.
+    pub fn delete_refs_and_prune(&self, refs: &[String]) -> Result<(), GitError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut stdin = String::new();
+        for r in refs {
+            stdin.push_str(&format!("delete {r}\n"));
+        }
+        self.run_with_input(&["update-ref", "--stdin"], &stdin)?;
+        self.run(&["gc", "-q", "--prune=now"]).map(drop)
+    }
+
+    fn run_with_input(&self, args: &[&str], input: &str) -> Result<String, GitError> {
+        use std::io::Write;
+        let fail = |detail: String| GitError {
+            command: args.join(" "),
+            detail,
+        };
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(input.as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The tree id of `commit`.

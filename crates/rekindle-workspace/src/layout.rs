@@ -12,6 +12,7 @@
 //! <spec folder>/.rekindle/journal.jsonl    the provenance journal (its head in journal.jsonl.head)
 //! <spec folder>/.rekindle/patches/         hand edits saved by `render --force`
 //! <spec folder>/.rekindle/cache/           the default response cache
+//! <spec folder>/.rekindle/trees.git/       the tree store: every tree rekindle.lock pins
 //! <build-dest>/.rekindle-manifest          the files rekindle copied there (only those are replaced)
 //! ```
 
@@ -122,6 +123,11 @@ impl ProjectLayout {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("rekindle.lock")
     }
+
+    /// The tree store (a bare git repository) holding every tree the lock pins.
+    pub fn trees(&self) -> PathBuf {
+        self.rekindle_dir().join("trees.git")
+    }
 }
 
 #[cfg(test)]
@@ -148,5 +154,6 @@ mod tests {
         let p = ProjectLayout::for_spec(Path::new("/p/app.plain"));
         assert_eq!(p.patches(), Path::new("/p/.rekindle/patches"));
         assert_eq!(p.default_cache(), Path::new("/p/.rekindle/cache"));
+        assert_eq!(p.trees(), Path::new("/p/.rekindle/trees.git"));
     }
 }

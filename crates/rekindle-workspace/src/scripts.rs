@@ -285,6 +285,55 @@ pub fn run(
     })
 }
 
+/// Script output as a prompt shows it wherever and whenever the project is rendered. The
+/// absolute `folders` are written by the names prompts use (the longest first, so a folder
+/// inside another keeps its own name); other temporary paths, durations, timestamps and memory
+/// addresses become placeholders. Prompts are hashed into cache keys: without this, the same
+/// failing test asks another question in another folder or a second later, and the cache (and a
+/// locked replay) misses.
+pub fn normalise_for_prompt(output: &str, folders: &[(&Path, &str)]) -> String {
+    use regex::Regex;
+    use std::sync::LazyLock;
+    static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+        [
+            // A temporary folder's own name (`/tmp/tmpk3j_x1/…`, `/tmp/python_app`).
+            (r#"(/(?:var/)?tmp)/[^/\s'":,)\]]+"#, "$1/<tmp>"),
+            // 2026-11-26 21:46:57.123, 2026-11-26T21:46:57Z
+            (
+                r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
+                "<timestamp>",
+            ),
+            // Ran 3 tests in 0.002s; 1 passed in 0.05s; (12ms); 1.5 seconds
+            (
+                r"\b\d+\.\d+ ?(?:s|ms|us|µs|sec|secs|seconds)\b|\b\d+ ?ms\b",
+                "<time>",
+            ),
+            // <object at 0x7f3a2b1c9d00>
+            (r"\b0x[0-9a-fA-F]{6,}\b", "0x<addr>"),
+        ]
+        .into_iter()
+        .map(|(p, r)| (Regex::new(p).expect("a fixed pattern"), r))
+        .collect()
+    });
+    let mut named: Vec<(String, &str)> = folders
+        .iter()
+        .map(|(p, n)| (p.display().to_string(), *n))
+        .filter(|(p, _)| p.len() > 1)
+        .collect();
+    named.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    let mut out = output.to_string();
+    for (abs, name) in &named {
+        // Only whole path components: `/b/code` is not the start of `/b/code2`.
+        let re = Regex::new(&format!(r"{}(/|\b|$)", regex::escape(abs))).expect("an escaped path");
+        let with = format!("{}$1", name.replace('$', "$$"));
+        out = re.replace_all(&out, with.as_str()).into_owned();
+    }
+    for (re, with) in PATTERNS.iter() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    out
+}
+
 /// Cuts long output for a prompt: whole lines from the start and (mostly) the end, where test
 /// runners print their summary and the failure that matters.
 pub fn cut_for_prompt(output: &str, max_bytes: usize) -> String {
@@ -323,6 +372,45 @@ pub fn cut_for_prompt(output: &str, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_reads_the_same_in_another_folder_and_at_another_time() {
+        let at = |root: &str, secs: &str, tmp: &str, addr: &str| {
+            let code = format!("{root}/plain_modules/app/code");
+            let tests = format!("{root}/plain_modules/app/tests/f01");
+            let out = format!(
+                "Traceback (most recent call last):\n  File \"{tests}/test_app.py\", line 7, in test_x\n    from main import f\n  File \"{code}/main.py\", line 2\nAssertionError: <main.Thing object at {addr}> != 3\n  File \"/tmp/{tmp}/main.py\", line 2\n{root}/plain_modules/app/code2/x.py stays apart\n2026-11-26 21:4{}:57,123 INFO started\n----\nRan 3 tests in {secs}s\n\nFAILED (failures=1)\n=== 1 failed, 2 passed in {secs}s ===\n(12ms)\n",
+                &secs[3..4]
+            );
+            normalise_for_prompt(
+                &out,
+                &[
+                    (Path::new(&code), "."),
+                    (Path::new(&tests), "conformance_tests"),
+                    (Path::new(&format!("{root}/plain_modules")), "<build>"),
+                ],
+            )
+        };
+        let a = at("/home/u/proj", "0.002", "python_app", "0x7f3a2b1c9d00");
+        let b = at("/srv/ci/other", "0.017", "tmpk3j_x1", "0x55d0c0ffee00");
+        assert_eq!(a, b);
+        // What stays and what goes, written out by hand.
+        assert!(
+            a.contains("File \"conformance_tests/test_app.py\", line 7"),
+            "{a}"
+        );
+        assert!(a.contains("File \"./main.py\", line 2"), "{a}");
+        assert!(a.contains("File \"/tmp/<tmp>/main.py\""), "{a}");
+        assert!(a.contains("<build>/app/code2/x.py stays apart"), "{a}");
+        assert!(a.contains("<main.Thing object at 0x<addr>> != 3"), "{a}");
+        assert!(a.contains("<timestamp> INFO started"), "{a}");
+        assert!(a.contains("Ran 3 tests in <time>\n"), "{a}");
+        assert!(a.contains("1 failed, 2 passed in <time> ==="), "{a}");
+        assert!(a.contains("(<time>)"), "{a}");
+        // Numbers that are not timings are the test's business: they stay.
+        let kept = normalise_for_prompt("assert 0.1 + 0.2 == 0.3\nexpected 5 got 12\n", &[]);
+        assert_eq!(kept, "assert 0.1 + 0.2 == 0.3\nexpected 5 got 12\n");
+    }
 
     fn sandboxed() -> SandboxPolicy {
         SandboxPolicy::default()

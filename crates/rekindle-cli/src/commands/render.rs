@@ -7,11 +7,13 @@ use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::printer::Printer;
 use crate::{load, setup};
 use rekindle_ledger::journal::Journal;
-use rekindle_ledger::lock::Lock;
+use rekindle_ledger::lock::{Lock, LockModels};
 use rekindle_ledger::recorder::Recorder;
 use rekindle_llm::session::Mode;
 use rekindle_render::RenderError;
 use rekindle_workspace::layout::ProjectLayout;
+use rekindle_workspace::store::TreeStore;
+use std::collections::HashSet;
 use std::path::Path;
 
 pub fn parse_range(s: &str) -> Result<(usize, usize), CliError> {
@@ -87,6 +89,33 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     );
     let mut opts = setup::options(file, &settings, r, &project);
     opts.range = range;
+    let lock_models = LockModels::of(&models.settings(&opts.sampling));
+    if r.locked {
+        let lock = lock.as_ref().expect("checked above");
+        if let Some(diff) = lock.models.as_ref().map(|m| m.differences(&lock_models)) {
+            if !diff.is_empty() {
+                return Err(CliError::usage(format!(
+                    "--locked: {} was rendered with other models than this render names ({}); drop the flags that name models, or render without --locked to pin these",
+                    lock_path.display(),
+                    diff.join("; ")
+                )));
+            }
+        }
+        opts.locked = Some(rekindle_render::Locked {
+            pins: lock
+                .pins
+                .iter()
+                .map(|p| rekindle_render::LockedPin {
+                    module: p.module.clone(),
+                    id: p.id,
+                    render_key: p.render_key.clone(),
+                    tree: p.tree.clone(),
+                    tests_tree: p.tests_tree.clone(),
+                })
+                .collect(),
+            store: layout.trees(),
+        });
+    }
     setup::check_sandbox(&opts, json)?;
     // Ctrl-C: take the running test script down too; the next render resumes cleanly.
     std::thread::spawn(|| {
@@ -127,21 +156,42 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
         }));
     }
     let built = rekindle_render::built(&project, &opts.build_folder).map_err(CliError::usage)?;
-    let now = Lock::of_build(&built, &journal, lock.as_ref())
-        .map_err(|e| CliError::failure(format!("the render finished, but {e}")))?;
+    let finished =
+        |e: &dyn std::fmt::Display| CliError::failure(format!("the render finished, but {e}"));
+    let now =
+        Lock::of_build(&built, &journal, lock.as_ref(), lock_models).map_err(|e| finished(&e))?;
     if r.locked {
         if let Some(diff) = lock.as_ref().and_then(|l| l.compare(&now.pins)) {
             return Err(CliError::failure(format!("--locked: {diff}")));
         }
         if !json {
             eprintln!(
-                "locked: every functionality matches {}",
+                "locked: every functionality matches {} and its tests pass",
                 lock_path.display()
             );
         }
         return Ok(ExitStatus::Success);
     }
-    now.write(&lock_path)
-        .map_err(|e| CliError::failure(format!("the render finished, but {e}")))?;
+    // The store first: a lock never names a tree the store was not given.
+    let store = TreeStore::new(layout.trees());
+    rekindle_render::keep_trees(&built, &opts.build_folder, &store).map_err(|e| {
+        finished(&format_args!(
+            "the tree store {} could not keep its trees ({e}); rekindle.lock is unchanged",
+            store.dir().display()
+        ))
+    })?;
+    now.write(&lock_path).map_err(|e| finished(&e))?;
+    let pinned: HashSet<String> = now
+        .pins
+        .iter()
+        .flat_map(|p| [p.tree.clone(), p.tests_tree.clone()])
+        .collect();
+    if let Err(e) = store.keep_only(&pinned) {
+        // Only space is lost: what the lock pins is all there.
+        eprintln!(
+            "warning: the tree store {} keeps trees the lock no longer pins: {e}",
+            store.dir().display()
+        );
+    }
     Ok(ExitStatus::Success)
 }
