@@ -180,7 +180,8 @@ impl Repo {
         })?;
         if !self.exists() {
             if self.bare {
-                self.run(&["init", "-q", "--bare"])?;
+                // No template: no sample hooks or other files nobody reads.
+                self.run(&["init", "-q", "--bare", "--template="])?;
             } else {
                 self.run(&["init", "-q"])?;
             }
