@@ -809,10 +809,14 @@ impl Loader<'_> {
                         continue;
                     }
                     let from = self.p.sources.get(link.from).path.clone();
+                    let search: Vec<&Path> = std::iter::once(self.entry_dir.as_path())
+                        .chain(self.opts.search_dirs.iter().map(PathBuf::as_path))
+                        .collect();
                     let resolved = resources::check(
                         self.fs,
                         link,
                         &from,
+                        &search,
                         &self.roots,
                         self.opts.max_resource_bytes,
                         &mut self.p.diagnostics,

@@ -1,6 +1,12 @@
 //! Linked resources: relative links from spec items to text files that go into the prompts.
 //! A link may not leave the project, so a spec can never send a file from elsewhere on disk
 //! (a key, a credential store) to a model.
+//!
+//! A link is resolved as the reference resolves it, whichever file it is written in (the entry
+//! spec, an imported or required module, an included template): from the entry spec's folder,
+//! then each template folder in order; the first that holds the target wins. Never from the
+//! process's working folder, and never from the linking file's own folder unless it is one of
+//! those. (The built-in library holds no resource files.)
 
 use crate::diag::Diagnostic;
 use crate::library;
@@ -14,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// later stage reads it again (or reads something else).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
-    /// The file, relative to the linking file's folder as written.
+    /// The file where it was found: the search folder joined with the target as written.
     pub path: PathBuf,
     /// Its text, exactly as read.
     pub content: String,
@@ -34,12 +40,14 @@ fn has_scheme(target: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Checks one link found in the file at `from` against the project's `roots`. Returns the
-/// resource when the link is good.
+/// Checks one link found in the file at `from`: looks for its target in `search` (the entry
+/// spec's folder, then the template folders) and checks it against the project's `roots`.
+/// Returns the resource when the link is good.
 pub fn check(
     fs: &dyn Fs,
     link: &Link,
     from: &Path,
+    search: &[&Path],
     roots: &Roots,
     max_bytes: u64,
     diags: &mut Vec<Diagnostic>,
@@ -82,23 +90,24 @@ pub fn check(
         );
         return None;
     }
-    let dir = from
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let path = dir.join(target);
-    let Ok(real) = fs.canonicalize(&path) else {
-        diags.push(
-            err(
-                "E0602",
-                format!("linked resource `{target}` does not exist"),
-            )
-            .note(format!("looked for {}", path.display()))
-            .help(format!(
-                "links are relative to the folder of the file that contains them ({})",
-                dir.display()
-            )),
+    let mut looked = Vec::new();
+    let found = search.iter().find_map(|dir| {
+        let path = dir.join(target);
+        let real = fs.canonicalize(&path).ok();
+        looked.push(path.clone());
+        real.map(|r| (path, r))
+    });
+    let Some((path, real)) = found else {
+        let mut d = err(
+            "E0602",
+            format!("linked resource `{target}` does not exist"),
         );
+        for p in &looked {
+            d = d.note(format!("looked for {}", p.display()));
+        }
+        diags.push(d.help(
+            "links are resolved from the entry spec's folder, then each template folder (`template-dir`), whichever file they are written in",
+        ));
         return None;
     };
     if !roots.contains(&real) {
@@ -152,7 +161,7 @@ pub fn check(
             }
             let content = String::from_utf8(bytes).ok()?;
             Some(Resource {
-                path: from.parent().unwrap_or(Path::new(".")).join(target),
+                path,
                 blake3: blake3::hash(content.as_bytes()).to_hex().to_string(),
                 content,
             })

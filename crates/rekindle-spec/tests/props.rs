@@ -919,3 +919,62 @@ fn module_names_are_plain_names() {
         assert_eq!(at.line, 3, "{bad}");
     }
 }
+
+/// Links resolve as the reference resolves them, whichever file they are written in: from the
+/// entry spec's folder, then each template folder; the first that holds the target wins, and a
+/// missing target names every place looked in.
+#[test]
+fn links_resolve_from_the_spec_folder_then_the_template_folders() {
+    let template = "***implementation reqs***\n\n- The program prints [the notes](notes.md).\n";
+    let entry = "---\nimport:\n  - base\n---\n\n***functional specs***\n\n- Print the notes.\n";
+    let opts = Options {
+        search_dirs: vec!["/p/template".into()],
+        ..Options::default()
+    };
+    let load_with = |extra: &[(&str, &str)]| {
+        let mut fs = MemFs::default();
+        fs.add("/p/app.plain", entry)
+            .add("/p/template/base.plain", template);
+        for (path, text) in extra {
+            fs.add(path, *text);
+        }
+        load(Path::new("/p/app.plain"), &opts, &fs)
+    };
+    let content = |p: &Project| {
+        assert!(!p.has_errors(), "{:?}", p.diagnostics);
+        let r = p.resources();
+        assert_eq!(r.len(), 1, "{r:?}");
+        (r[0].path.clone(), r[0].content.clone())
+    };
+    // Beside the spec (the template links it from another folder).
+    let p = load_with(&[("/p/notes.md", "spec")]);
+    assert_eq!(
+        content(&p),
+        (Path::new("/p/notes.md").into(), "spec".into())
+    );
+    // Only beside the template: the template folder.
+    let p = load_with(&[("/p/template/notes.md", "template")]);
+    assert_eq!(
+        content(&p),
+        (Path::new("/p/template/notes.md").into(), "template".into())
+    );
+    // In both: the spec's folder comes first.
+    let p = load_with(&[
+        ("/p/notes.md", "spec"),
+        ("/p/template/notes.md", "template"),
+    ]);
+    assert_eq!(content(&p).1, "spec");
+    // In neither: E0602, naming both places.
+    let p = load_with(&[("/p/other/notes.md", "elsewhere")]);
+    let d = p
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "E0602")
+        .unwrap_or_else(|| panic!("{:?}", p.diagnostics));
+    let notes = d.notes.join("\n");
+    assert!(
+        notes.contains("looked for /p/notes.md")
+            && notes.contains("looked for /p/template/notes.md"),
+        "{notes}"
+    );
+}

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+cd "$1" && python3 -m unittest discover -b
