@@ -236,6 +236,55 @@ fn resource_links_stay_in_the_project() {
     assert!(!err.contains("ui.yaml` does not exist"), "{err}");
 }
 
+/// As in Codeplain's published projects: a spec in a git repository whose template (in a template
+/// folder) links `../src/ingest.py` beside the spec's folder. Inside the repository it is part of
+/// the project; the same layout outside any repository is refused as outside the project.
+#[test]
+fn a_template_links_the_repository_source_beside_the_spec_folder() {
+    for in_repository in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let spec_dir = d.path().join("specs");
+        std::fs::create_dir_all(spec_dir.join("template")).unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        write(
+            &d.path().join("src"),
+            "ingest.py",
+            "def ingest():\n    pass\n",
+        );
+        write(&spec_dir, "config.yaml", "template-dir: template\n");
+        write(
+            &spec_dir,
+            "app.plain",
+            "---\nimport:\n  - base\n---\n\n***functional specs***\n\n- Ingest the files.\n",
+        );
+        write(
+            &spec_dir.join("template"),
+            "base.plain",
+            "***implementation reqs***\n\n- The program extends [the ingest module](../src/ingest.py).\n",
+        );
+        if in_repository {
+            let ok = std::process::Command::new("git")
+                .args(["init", "-q"])
+                .current_dir(d.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        let (code, err) = check(&spec_dir, "app.plain");
+        if in_repository {
+            assert_eq!(code, 0, "{err}");
+        } else {
+            assert_eq!(code, 1, "{err}");
+            assert!(
+                err.contains("error[E0603]")
+                    && err.contains("`../src/ingest.py` is outside the project"),
+                "{err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn expand_merges_imports_and_templates() {
     let d = tempfile::tempdir().unwrap();
