@@ -211,11 +211,12 @@ pub struct CacheArgs {
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RenderArgs {
-    /// Re-render from this functionality of the entry module on.
-    #[arg(long, value_name = "N")]
+    /// Re-render from this functionality of the entry module on (plain2code: --render-from).
+    #[arg(long, visible_alias = "render-from", value_name = "N")]
     pub from: Option<usize>,
-    /// Render only these functionalities of the entry module, e.g. 2..4 (or 3 for one).
-    #[arg(long, value_name = "A..B")]
+    /// Render only these functionalities of the entry module, e.g. 2..4, 2,4 (plain2code's form)
+    /// or 3 for one (plain2code: --render-range).
+    #[arg(long, visible_alias = "render-range", value_name = "A..B")]
     pub range: Option<String>,
     /// Answer only from the response cache; fail on the first request it does not hold.
     #[arg(long)]
@@ -243,6 +244,41 @@ pub struct RenderArgs {
     pub max_tokens: u32,
     #[command(flatten)]
     pub provider: ProviderArgs,
+    #[command(flatten)]
+    pub refused: RefusedArgs,
+}
+
+/// plain2code's flags that rekindle does not honour. They are accepted by the parser only so that
+/// `render` can refuse each with what to use instead (a value given is never printed).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RefusedArgs {
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    #[arg(long, hide = true, value_name = "URL")]
+    pub api: Option<String>,
+    #[arg(long, hide = true, value_name = "FOLDER")]
+    pub replay_with: Option<String>,
+    #[arg(long, hide = true)]
+    pub render_machine_graph: bool,
+}
+
+impl RefusedArgs {
+    /// Why the first refused flag given cannot be used, and what to use instead.
+    pub fn refusal(&self) -> Option<String> {
+        if self.api_key.is_some() {
+            return Some("--api-key: rekindle reads API keys from the environment only, never from the command line (where shell history and process lists keep them); export the variable your provider reads (OPENAI_API_KEY, ANTHROPIC_API_KEY, or the one `api-key-env` names in rekindle.toml)".into());
+        }
+        if self.api.is_some() {
+            return Some("--api: rekindle has no rendering service to point at; it calls the model itself: name it with --provider and --base-url (or a provider in rekindle.toml)".into());
+        }
+        if self.replay_with.is_some() {
+            return Some("--replay-with: rekindle replays what rekindle.lock pins with --locked (or answers from its response cache with --offline)".into());
+        }
+        if self.render_machine_graph {
+            return Some("--render-machine-graph: rekindle has no render state machine to draw; `rekindle plan` shows what a render will do and why".into());
+        }
+        None
+    }
 }
 
 /// Provider options every model-using command takes.

@@ -704,7 +704,32 @@ fn from_and_range_choose_what_to_render() {
         (Some(2), Some(2), Some(0)),
         "{s}"
     );
+    // plain2code's spellings mean the same: --render-range A,B and --render-from N.
+    // (2 and 3 rendered again; 1 and 4, unchanged, reused.)
+    let (code, events, err) = p.render(&["--render-range", "2,3"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(2), Some(2)),
+        "{s}"
+    );
+    let rendered: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "functionality" && e["status"] == "rendering")
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    assert_eq!(rendered, [2, 3]);
+    let (code, events, _) = p.render(&["--render-from", "4"]);
+    assert_eq!(code, 0);
+    let s = summary(&events);
+    assert_eq!(
+        (s["rendered"].as_u64(), s["reused"].as_u64()),
+        (Some(1), Some(3)),
+        "{s}"
+    );
     // Bad values are usage errors.
+    assert_eq!(p.render(&["--render-from", "9"]).0, 2);
     assert_eq!(p.render(&["--from", "9"]).0, 2);
     assert_eq!(p.render(&["--range", "3..2"]).0, 2);
     assert_eq!(p.render(&["--from", "2", "--range", "1..2"]).0, 2);
@@ -1258,6 +1283,47 @@ fn a_locked_build_is_rebuilt_elsewhere_and_later_without_any_model() {
     );
     assert!(err.contains("told to fail"), "{err}");
     assert!(!copy.join("plain_modules/app/code/main.sh").exists());
+}
+
+/// plain2code's flags that rekindle does not honour are refused before anything runs (no model
+/// call, no build folder), each with what to use instead; a key given on the command line is
+/// never echoed.
+#[test]
+fn plain2codes_unsupported_flags_are_refused_with_what_to_use() {
+    let p = Project::new(&["x1"], Behaviour::default());
+    let key = "sk-do-not-echo-me-0123456789";
+    for (flags, says) in [
+        (
+            vec!["--api-key", key],
+            "reads API keys from the environment only",
+        ),
+        (
+            vec!["--api", "https://api.example"],
+            "--provider and --base-url",
+        ),
+        (vec!["--replay-with", "old"], "with --locked"),
+        (vec!["--render-machine-graph"], "`rekindle plan` shows"),
+    ] {
+        for command in ["render", "status", "burn", "attest"] {
+            let out = Command::cargo_bin("rekindle")
+                .unwrap()
+                .current_dir(p.path())
+                .arg(command)
+                .arg("app.plain")
+                .args(&flags)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {flags:?}: {err}");
+            assert!(
+                err.contains(flags[0]) && err.contains(says),
+                "{command} {flags:?}: {err}"
+            );
+            assert!(!err.contains(key) && !String::from_utf8_lossy(&out.stdout).contains(key));
+        }
+    }
+    assert_eq!(p.calls(), 0);
+    assert!(!p.path().join("plain_modules").exists());
 }
 
 fn copy_tree(from: &Path, to: &Path) {

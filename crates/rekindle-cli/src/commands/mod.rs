@@ -27,6 +27,17 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Runs `command` and reports its error, if any; returns the status to exit with.
 pub fn run(command: Command) -> ExitStatus {
     let format = error_format(&command);
+    // plain2code's flags rekindle does not honour: refused before anything runs.
+    let refused = match &command {
+        Command::Render { render, .. }
+        | Command::Status { render, .. }
+        | Command::Burn { render, .. }
+        | Command::Attest { render, .. } => render.refused.refusal(),
+        _ => None,
+    };
+    if let Some(why) = refused {
+        return crate::exit::CliError::usage(why).report(format);
+    }
     let result = match command {
         Command::Check { files, args } => check::run(&files, &args),
         Command::Plan { file, args } => plan::run(&file, &args),
