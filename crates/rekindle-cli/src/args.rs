@@ -229,6 +229,9 @@ pub struct RenderArgs {
     /// Overwrite generated files changed by hand, after saving the edits as patches.
     #[arg(long)]
     pub force: bool,
+    /// Render every functionality of every module again, changed or not (plain2code's flag).
+    #[arg(long)]
+    pub force_render: bool,
     /// Answer every question (such as a cost confirmation) with yes.
     #[arg(long, short = 'y')]
     pub yes: bool,

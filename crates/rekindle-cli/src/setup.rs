@@ -134,6 +134,7 @@ pub fn options(
     opts.script_timeout = timeout(settings.test_script_timeout);
     opts.from = r.from;
     opts.force = r.force;
+    opts.force_render = r.force_render;
     opts.patches_dir = ProjectLayout::for_spec(file).patches();
     opts.project_dir = std::path::absolute(ProjectLayout::for_spec(file).dir).ok();
     opts.sampling.max_tokens = r.max_tokens;

@@ -728,6 +728,20 @@ fn from_and_range_choose_what_to_render() {
         (Some(1), Some(3)),
         "{s}"
     );
+    // --force-render: everything again, though nothing changed (the replies from the cache).
+    let (code, events, _) = p.render(&["--force-render"]);
+    assert_eq!(code, 0);
+    let s = summary(&events);
+    assert_eq!(
+        (
+            s["rendered"].as_u64(),
+            s["reused"].as_u64(),
+            s["model_calls"].as_u64()
+        ),
+        (Some(4), Some(0), Some(0)),
+        "{s}"
+    );
+    assert_eq!(output_of(&p.code()), "r1\nr2\nr3\nr4\n");
     // Bad values are usage errors.
     assert_eq!(p.render(&["--render-from", "9"]).0, 2);
     assert_eq!(p.render(&["--from", "9"]).0, 2);

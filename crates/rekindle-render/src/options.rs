@@ -95,6 +95,9 @@ pub struct Options {
     pub range: Option<(usize, usize)>,
     /// Overwrite hand edits, after saving them as patches under `patches_dir`.
     pub force: bool,
+    /// Render every functionality of every module again, changed or not (plain2code's
+    /// `--force-render`); replies still come from the cache when the requests are the same.
+    pub force_render: bool,
     pub patches_dir: PathBuf,
     /// Fix attempts after a failed unit or conformance run, per phase.
     pub fix_attempts: u32,
@@ -148,6 +151,7 @@ impl Options {
             from: None,
             range: None,
             force: false,
+            force_render: false,
             fix_attempts: 3,
             restarts: 1,
             sampling: Sampling::default(),

@@ -244,9 +244,10 @@ impl Renderer<'_, '_> {
             let f = &rm.sections.functional_specs[k - 1];
             let parts = self.keyer.key(rm, &defs, k, &prev_tree);
             let key = parts.key();
-            let forced = entry
-                && (self.opts.from.is_some_and(|from| k >= from)
-                    || self.opts.range.is_some_and(|(a, b)| k >= a && k <= b));
+            let forced = self.opts.force_render
+                || (entry
+                    && (self.opts.from.is_some_and(|from| k >= from)
+                        || self.opts.range.is_some_and(|(a, b)| k >= a && k <= b)));
             let old = h.done.get(&k);
             let verdict = stale::judge(old.map(|o| o.recorded()).as_ref(), Ok(&parts), forced);
             if let (None, Some(old)) = (&verdict, old) {
