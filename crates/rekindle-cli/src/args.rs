@@ -232,6 +232,18 @@ pub struct RenderArgs {
     /// Render every functionality of every module again, changed or not (plain2code's flag).
     #[arg(long)]
     pub force_render: bool,
+    /// The unit tests script, over config.yaml's `unittests-script` (relative to here).
+    #[arg(long, value_name = "FILE")]
+    pub unittests_script: Option<PathBuf>,
+    /// The conformance tests script, over config.yaml's `conformance-tests-script`.
+    #[arg(long, value_name = "FILE")]
+    pub conformance_tests_script: Option<PathBuf>,
+    /// The script that prepares the test environment, over config.yaml's.
+    #[arg(long, value_name = "FILE")]
+    pub prepare_environment_script: Option<PathBuf>,
+    /// Seconds a test script may run, over config.yaml's `test-script-timeout`.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub test_script_timeout: Option<u64>,
     /// Answer every question (such as a cost confirmation) with yes.
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -1,7 +1,7 @@
 //! Loading a spec with its settings for every command that reads one, and printing what is
 //! wrong with it.
 
-use crate::args::{Color, Format, SpecArgs};
+use crate::args::{Color, Format, RenderArgs, SpecArgs};
 use crate::exit::{CliError, ExitStatus};
 use crate::report;
 use rekindle_config::{Overrides, Settings};
@@ -50,10 +50,20 @@ impl Loaded {
 }
 
 pub fn load(file: &Path, args: &SpecArgs) -> Loaded {
+    load_with(file, args, None)
+}
+
+/// [`load`], with what a rendering command's flags say over config.yaml (the test scripts and
+/// their timeout, as plain2code's flags of the same names do).
+pub fn load_with(file: &Path, args: &SpecArgs, render: Option<&RenderArgs>) -> Loaded {
     let overrides = Overrides {
         config: args.config.clone(),
         config_name: args.config_name.clone(),
         template_dirs: args.template_dirs.clone(),
+        unittests_script: render.and_then(|r| r.unittests_script.clone()),
+        conformance_tests_script: render.and_then(|r| r.conformance_tests_script.clone()),
+        prepare_environment_script: render.and_then(|r| r.prepare_environment_script.clone()),
+        test_script_timeout: render.and_then(|r| r.test_script_timeout),
         ..Overrides::default()
     };
     let mut config_db = SourceDb::default();
@@ -112,8 +122,17 @@ pub fn errors_line(file: &Path, n: usize) -> String {
 /// Loads `file` for a command that needs a valid spec: prints its problems; a broken config is
 /// exit 2, spec errors exit 1.
 pub fn load_valid(file: &Path, args: &SpecArgs) -> Result<(Project, Settings), CliError> {
+    load_valid_with(file, args, None)
+}
+
+/// [`load_valid`] for a rendering command (see [`load_with`]).
+pub fn load_valid_with(
+    file: &Path,
+    args: &SpecArgs,
+    render: Option<&RenderArgs>,
+) -> Result<(Project, Settings), CliError> {
     precheck(file)?;
-    let l = load(file, args);
+    let l = load_with(file, args, render);
     let config_failed = l.config_failed();
     let failed = l.project.has_errors();
     if args.format == Format::Json && (failed || config_failed) {

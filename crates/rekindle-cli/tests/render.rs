@@ -1299,6 +1299,41 @@ fn a_locked_build_is_rebuilt_elsewhere_and_later_without_any_model() {
     assert!(!copy.join("plain_modules/app/code/main.sh").exists());
 }
 
+/// plain2code's script flags override config.yaml's: the unit tests script, and the timeout.
+#[test]
+fn script_flags_override_the_config() {
+    let p = Project::new(&["s1"], Behaviour::default());
+    std::fs::write(
+        p.path().join("broken-env.sh"),
+        "#!/usr/bin/env bash\necho \"no interpreter, said the flag's script\"\nexit 69\n",
+    )
+    .unwrap();
+    let (code, events, err) =
+        p.render(&["--unittests-script", "broken-env.sh", "--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    let _ = events;
+    assert!(err.contains("broken-env.sh exited 69"), "{err}");
+    assert!(
+        err.contains("no interpreter, said the flag's script"),
+        "{err}"
+    );
+    // A unit script that outlives a one-second timeout is stopped and counted as a failure.
+    std::fs::write(p.path().join("slow.sh"), "#!/usr/bin/env bash\nsleep 30\n").unwrap();
+    let (code, events, err) = p.render(&[
+        "--unittests-script",
+        "slow.sh",
+        "--test-script-timeout",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let timed_out = events
+        .iter()
+        .filter(|e| e["event"] == "script" && e["outcome"] == "timed_out")
+        .count();
+    assert!(timed_out >= 1, "{events:?}");
+    assert_eq!(p.render(&["--test-script-timeout", "0"]).0, 2);
+}
+
 /// plain2code's flags that rekindle does not honour are refused before anything runs (no model
 /// call, no build folder), each with what to use instead; a key given on the command line is
 /// never echoed.

@@ -8,7 +8,7 @@ use rekindle_workspace::layout::ProjectLayout;
 use std::path::Path;
 
 pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
-    let (project, settings) = load::load_valid(file, args)?;
+    let (project, settings) = load::load_valid_with(file, args, Some(r))?;
     let opts = setup::options(file, &settings, r, &project);
     let models = setup::model_settings(&settings, &r.provider, &opts).map_err(CliError::usage)?;
     let lock_path = ProjectLayout::for_spec(file).lock();

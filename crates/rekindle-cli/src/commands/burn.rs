@@ -11,7 +11,7 @@ use rekindle_llm::session::Mode;
 use std::path::Path;
 
 pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
-    let (project, settings) = load::load_valid(file, args)?;
+    let (project, settings) = load::load_valid_with(file, args, Some(r))?;
     let json = args.format == Format::Json;
     setup::check_folders(&settings, r, into)?;
     let Some(script) = settings.conformance_tests_script.clone() else {

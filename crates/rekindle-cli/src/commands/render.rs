@@ -38,7 +38,7 @@ pub fn parse_range(s: &str) -> Result<(usize, usize), CliError> {
 }
 
 pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
-    let (project, settings) = load::load_valid(file, args)?;
+    let (project, settings) = load::load_valid_with(file, args, Some(r))?;
     let json = args.format == Format::Json;
     setup::check_folders(&settings, r, None)?;
     let range = r.range.as_deref().map(parse_range).transpose()?;

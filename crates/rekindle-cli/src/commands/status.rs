@@ -7,7 +7,7 @@ use rekindle_plan::stale::State;
 use std::path::Path;
 
 pub fn run(file: &Path, check: bool, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
-    let (project, settings) = load::load_valid(file, args)?;
+    let (project, settings) = load::load_valid_with(file, args, Some(r))?;
     let opts = setup::options(file, &settings, r, &project);
     let models = setup::model_settings(&settings, &r.provider, &opts).map_err(CliError::usage)?;
     let status = rekindle_render::status(&project, &opts, &models).map_err(CliError::usage)?;
