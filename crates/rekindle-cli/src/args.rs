@@ -67,6 +67,14 @@ pub enum Command {
     /// Render what is stale: implement each functionality with a model, test it, fix it, commit it.
     Render {
         file: PathBuf,
+        /// Print what would be rendered and why, and render nothing: no model call (plain2code's
+        /// flag; the same as `rekindle plan`).
+        #[arg(long, conflicts_with = "full_plain")]
+        dry_run: bool,
+        /// Print the spec with its imports and templates expanded, and render nothing (plain2code's
+        /// flag; the same as `rekindle expand`).
+        #[arg(long)]
+        full_plain: bool,
         #[command(flatten)]
         args: SpecArgs,
         #[command(flatten)]

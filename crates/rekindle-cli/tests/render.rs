@@ -1334,6 +1334,33 @@ fn script_flags_override_the_config() {
     assert_eq!(p.render(&["--test-script-timeout", "0"]).0, 2);
 }
 
+/// plain2code's `--dry-run` prints what `plan` prints and `--full-plain` what `expand` prints;
+/// neither calls the model or creates a build folder.
+#[test]
+fn dry_run_and_full_plain_print_and_render_nothing() {
+    let p = Project::new(&["d1", "d2"], Behaviour::default());
+    for (flag, command) in [("--dry-run", "plan"), ("--full-plain", "expand")] {
+        let ours = Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(p.path())
+            .args(["render", "app.plain", flag])
+            .output()
+            .unwrap();
+        let theirs = Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(p.path())
+            .args([command, "app.plain"])
+            .output()
+            .unwrap();
+        assert_eq!(ours.status.code(), Some(0), "{flag}");
+        let out = String::from_utf8_lossy(&ours.stdout);
+        assert_eq!(out, String::from_utf8_lossy(&theirs.stdout), "{flag}");
+        assert!(out.contains("Print d2."), "{flag}: {out}");
+    }
+    assert_eq!(p.calls(), 0);
+    assert!(!p.path().join("plain_modules").exists());
+}
+
 /// plain2code's flags that rekindle does not honour are refused before anything runs (no model
 /// call, no build folder), each with what to use instead; a key given on the command line is
 /// never echoed.

@@ -41,7 +41,21 @@ pub fn run(command: Command) -> ExitStatus {
     let result = match command {
         Command::Check { files, args } => check::run(&files, &args),
         Command::Plan { file, args } => plan::run(&file, &args),
-        Command::Render { file, args, render } => render::run(&file, &args, &render),
+        Command::Render {
+            file,
+            full_plain: true,
+            args,
+            ..
+        } => expand::run(&file, None, &args),
+        Command::Render {
+            file,
+            dry_run: true,
+            args,
+            ..
+        } => plan::run(&file, &args),
+        Command::Render {
+            file, args, render, ..
+        } => render::run(&file, &args, &render),
         Command::Expand { file, module, args } => expand::run(&file, module.as_deref(), &args),
         Command::Doctor {
             file,
