@@ -249,6 +249,21 @@ pub struct RenderArgs {
     /// The script that prepares the test environment, over config.yaml's.
     #[arg(long, value_name = "FILE")]
     pub prepare_environment_script: Option<PathBuf>,
+    /// Copy the final module's code to the build destination after a successful render
+    /// (config.yaml's `copy-build`).
+    #[arg(long)]
+    pub copy_build: bool,
+    /// Where --copy-build copies to, over config.yaml's `build-dest` (only what rekindle put
+    /// there is ever replaced).
+    #[arg(long, value_name = "DIR")]
+    pub build_dest: Option<PathBuf>,
+    /// Copy the final module's conformance tests to their destination after a successful render
+    /// (config.yaml's `copy-conformance-tests`).
+    #[arg(long)]
+    pub copy_conformance_tests: bool,
+    /// Where --copy-conformance-tests copies to, over config.yaml's `conformance-tests-dest`.
+    #[arg(long, value_name = "DIR")]
+    pub conformance_tests_dest: Option<PathBuf>,
     /// Seconds a test script may run, over config.yaml's `test-script-timeout`.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub test_script_timeout: Option<u64>,

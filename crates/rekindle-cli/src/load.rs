@@ -64,6 +64,8 @@ pub fn load_with(file: &Path, args: &SpecArgs, render: Option<&RenderArgs>) -> L
         conformance_tests_script: render.and_then(|r| r.conformance_tests_script.clone()),
         prepare_environment_script: render.and_then(|r| r.prepare_environment_script.clone()),
         test_script_timeout: render.and_then(|r| r.test_script_timeout),
+        build_dest: render.and_then(|r| r.build_dest.clone()),
+        conformance_tests_dest: render.and_then(|r| r.conformance_tests_dest.clone()),
         ..Overrides::default()
     };
     let mut config_db = SourceDb::default();

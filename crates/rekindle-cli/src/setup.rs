@@ -127,7 +127,9 @@ pub fn options(
             .clone()
             .unwrap_or_else(|| settings.build_folder.clone()),
     );
-    opts.copy_to = settings.copy_build.then(|| settings.build_dest.clone());
+    opts.copy_to = (settings.copy_build || r.copy_build).then(|| settings.build_dest.clone());
+    opts.copy_tests_to = (settings.copy_conformance_tests || r.copy_conformance_tests)
+        .then(|| settings.conformance_tests_dest.clone());
     opts.unittests_script = settings.unittests_script.clone();
     opts.conformance_tests_script = settings.conformance_tests_script.clone();
     opts.prepare_environment_script = settings.prepare_environment_script.clone();

@@ -1334,6 +1334,42 @@ fn script_flags_override_the_config() {
     assert_eq!(p.render(&["--test-script-timeout", "0"]).0, 2);
 }
 
+/// plain2code's copy flags: --copy-build to --build-dest and --copy-conformance-tests to
+/// --conformance-tests-dest after a successful render, replacing only what rekindle put there.
+#[test]
+fn copy_flags_copy_the_build_and_the_conformance_tests() {
+    let p = Project::new(&["c1", "c2"], Behaviour::default());
+    std::fs::create_dir_all(p.path().join("out")).unwrap();
+    std::fs::write(p.path().join("out/mine.txt"), "the user's\n").unwrap();
+    let (code, _, err) = p.render(&[
+        "--copy-build",
+        "--build-dest",
+        "out",
+        "--copy-conformance-tests",
+        "--conformance-tests-dest",
+        "ct",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(output_of(&p.path().join("out")), "c1\nc2\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/mine.txt")).unwrap(),
+        "the user's\n"
+    );
+    for k in ["f01", "f02"] {
+        let check = p.path().join("ct").join(k).join("check.sh");
+        assert!(check.is_file(), "{} is missing", check.display());
+    }
+    assert!(!p.path().join("ct/.git").exists() && !p.path().join("out/.git").exists());
+    // Without the flags (and nothing in config.yaml), nothing is copied.
+    let q = Project::new(&["c1"], Behaviour::default());
+    assert_eq!(q.render(&["--build-dest", "out"]).0, 0);
+    assert!(!q.path().join("out").exists() && !q.path().join("dist_conformance_tests").exists());
+    // A destination that would overwrite the project is refused before anything runs.
+    let (code, _, err) = q.render(&["--copy-build", "--build-dest", ".", "--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--build-dest"), "{err}");
+}
+
 /// plain2code's `--dry-run` prints what `plan` prints and `--full-plain` what `expand` prints;
 /// neither calls the model or creates a build folder.
 #[test]

@@ -21,6 +21,7 @@ pub struct Overrides {
     pub template_dirs: Vec<PathBuf>,
     pub build_folder: Option<PathBuf>,
     pub build_dest: Option<PathBuf>,
+    pub conformance_tests_dest: Option<PathBuf>,
     pub unittests_script: Option<PathBuf>,
     pub conformance_tests_script: Option<PathBuf>,
     pub prepare_environment_script: Option<PathBuf>,
@@ -135,9 +136,10 @@ pub fn load_in(
             .conformance_tests_folder
             .clone()
             .unwrap_or_else(|| spec_dir.join("conformance_tests")),
-        conformance_tests_dest: reference
+        conformance_tests_dest: cli
             .conformance_tests_dest
             .clone()
+            .or(reference.conformance_tests_dest.clone())
             .unwrap_or_else(|| spec_dir.join("dist_conformance_tests")),
         copy_conformance_tests: reference.copy_conformance_tests.unwrap_or(false),
         unittests_script: cli
@@ -165,6 +167,9 @@ pub fn load_in(
     }
     if cli.build_dest.is_some() {
         from_cli.push("build-dest");
+    }
+    if cli.conformance_tests_dest.is_some() {
+        from_cli.push("conformance-tests-dest");
     }
     paths::check(&settings, &reference, &from_cli, diags);
     settings

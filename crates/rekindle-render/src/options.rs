@@ -85,6 +85,9 @@ pub struct Options {
     pub build_folder: PathBuf,
     /// Copy the last module's code here after a successful render (`copy-build`).
     pub copy_to: Option<PathBuf>,
+    /// Copy the last module's conformance tests here after a successful render
+    /// (`copy-conformance-tests`).
+    pub copy_tests_to: Option<PathBuf>,
     pub unittests_script: Option<PathBuf>,
     pub conformance_tests_script: Option<PathBuf>,
     pub prepare_environment_script: Option<PathBuf>,
@@ -144,6 +147,7 @@ impl Options {
             patches_dir: rekindle_workspace::layout::BuildLayout::new(&build_folder).patches(),
             build_folder,
             copy_to: None,
+            copy_tests_to: None,
             unittests_script: None,
             conformance_tests_script: None,
             prepare_environment_script: None,

@@ -77,6 +77,9 @@ pub async fn render(
     if let Some(c) = &opts.copy_to {
         opts.copy_to = Some(std::path::absolute(c).map_err(io)?);
     }
+    if let Some(c) = &opts.copy_tests_to {
+        opts.copy_tests_to = Some(std::path::absolute(c).map_err(io)?);
+    }
     let opts = &opts;
     let layout = BuildLayout::new(&opts.build_folder);
     let _lock = history::lock(&layout)?;
@@ -170,6 +173,20 @@ impl Renderer<'_, '_> {
         if let (Some(dest), Some(from)) = (&self.opts.copy_to, &base.from) {
             files::replace_contents(from, dest)
                 .map_err(|e| io(format!("cannot copy the build to {}: {e}", dest.display())))?;
+        }
+        if let (Some(dest), Some(last)) = (&self.opts.copy_tests_to, order.last()) {
+            let tests = self
+                .layout
+                .module(&self.project.module(last.module).name)
+                .tests;
+            if tests.is_dir() {
+                files::replace_contents(&tests, dest).map_err(|e| {
+                    io(format!(
+                        "cannot copy the conformance tests to {}: {e}",
+                        dest.display()
+                    ))
+                })?;
+            }
         }
         Ok(())
     }
