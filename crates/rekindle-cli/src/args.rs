@@ -264,6 +264,20 @@ pub struct RenderArgs {
     /// Where --copy-conformance-tests copies to, over config.yaml's `conformance-tests-dest`.
     #[arg(long, value_name = "DIR")]
     pub conformance_tests_dest: Option<PathBuf>,
+    /// Also write the render's log to a file beside the spec (`--log-file-name`; plain2code's
+    /// flag, which rekindle leaves off by default: the journal is the record).
+    #[arg(long, overrides_with = "no_log_to_file")]
+    pub log_to_file: bool,
+    /// Write no log file (the default).
+    #[arg(long)]
+    pub no_log_to_file: bool,
+    /// The log file's name, beside the spec (implies --log-to-file).
+    #[arg(long, value_name = "NAME")]
+    pub log_file_name: Option<String>,
+    /// Accepted for plain2code's scripts: rekindle has no full-screen interface, and prints a
+    /// plain log whenever its output is not a terminal.
+    #[arg(long)]
+    pub headless: bool,
     /// Seconds a test script may run, over config.yaml's `test-script-timeout`.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub test_script_timeout: Option<u64>,
@@ -298,6 +312,10 @@ pub struct RefusedArgs {
     pub replay_with: Option<String>,
     #[arg(long, hide = true)]
     pub render_machine_graph: bool,
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub logging_config_path: Option<String>,
+    #[arg(long, hide = true)]
+    pub status: bool,
 }
 
 impl RefusedArgs {
@@ -311,6 +329,12 @@ impl RefusedArgs {
         }
         if self.replay_with.is_some() {
             return Some("--replay-with: rekindle replays what rekindle.lock pins with --locked (or answers from its response cache with --offline)".into());
+        }
+        if self.logging_config_path.is_some() {
+            return Some("--logging-config-path: rekindle has no logging configuration; --log-to-file keeps the render's log, and --format json prints one event per line for machines".into());
+        }
+        if self.status {
+            return Some("--status: rekindle has no account or credits to show; `rekindle doctor` shows what this machine can do, and `rekindle status FILE` what a render would do".into());
         }
         if self.render_machine_graph {
             return Some("--render-machine-graph: rekindle has no render state machine to draw; `rekindle plan` shows what a render will do and why".into());

@@ -12,6 +12,8 @@ pub struct Printer {
     status: String,
     tokens: usize,
     started: std::time::Instant,
+    /// A copy of every line (or JSON event) for `--log-to-file`.
+    log: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl Printer {
@@ -22,10 +24,25 @@ impl Printer {
             status: String::new(),
             tokens: 0,
             started: std::time::Instant::now(),
+            log: None,
+        }
+    }
+
+    /// Also writes everything printed to `path` (created anew).
+    pub fn log_to(mut self, path: &std::path::Path) -> std::io::Result<Printer> {
+        self.log = Some(std::io::BufWriter::new(std::fs::File::create(path)?));
+        Ok(self)
+    }
+
+    fn write_log(&mut self, text: &str) {
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "{text}");
+            let _ = f.flush();
         }
     }
 
     fn line(&mut self, text: String) {
+        self.write_log(&text);
         let mut err = std::io::stderr().lock();
         if self.tty {
             let _ = write!(err, "\r\x1b[2K");
@@ -52,8 +69,10 @@ impl Printer {
 impl Observer for Printer {
     fn event(&mut self, e: &Event) {
         if self.json {
+            let line = serde_json::to_string(e).unwrap_or_default();
+            self.write_log(&line);
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default());
+            let _ = writeln!(out, "{line}");
             let _ = out.flush();
             return;
         }

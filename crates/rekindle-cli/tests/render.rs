@@ -1370,6 +1370,34 @@ fn copy_flags_copy_the_build_and_the_conformance_tests() {
     assert!(err.contains("--build-dest"), "{err}");
 }
 
+/// plain2code's log flags: --log-to-file writes the render's log beside the spec (rekindle.log,
+/// or --log-file-name), --no-log-to-file and the default write none, --headless is accepted.
+#[test]
+fn log_flags_write_the_log_beside_the_spec() {
+    let p = Project::new(&["g1"], Behaviour::default());
+    let (code, _, err) = p.render(&["--headless", "--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!p.path().join("rekindle.log").exists());
+    std::fs::write(p.path().join("app.plain"), spec(&["g1", "g2"])).unwrap();
+    let (code, _, err) = p.render(&["--log-to-file", "--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    let log = std::fs::read_to_string(p.path().join("rekindle.log")).unwrap();
+    assert!(
+        log.contains("1/2 reused") && log.contains("done: 1 rendered, 1 reused"),
+        "{log}"
+    );
+    // The named file, and JSON lines under --format json.
+    let (code, _, err) = p.render(&["--log-file-name", "mine.log"]);
+    assert_eq!(code, 0, "{err}");
+    let log = std::fs::read_to_string(p.path().join("mine.log")).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "summary", "{log}");
+    // A name that is not a plain file name is refused.
+    let (code, _, err) = p.render(&["--log-file-name", "../elsewhere.log", "--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!p.path().join("../elsewhere.log").exists());
+}
+
 /// plain2code's `--dry-run` prints what `plan` prints and `--full-plain` what `expand` prints;
 /// neither calls the model or creates a build folder.
 #[test]
@@ -1415,6 +1443,11 @@ fn plain2codes_unsupported_flags_are_refused_with_what_to_use() {
         ),
         (vec!["--replay-with", "old"], "with --locked"),
         (vec!["--render-machine-graph"], "`rekindle plan` shows"),
+        (
+            vec!["--logging-config-path", "log.yaml"],
+            "--log-to-file keeps",
+        ),
+        (vec!["--status"], "no account or credits"),
     ] {
         for command in ["render", "status", "burn", "attest"] {
             let out = Command::cargo_bin("rekindle")

@@ -132,6 +132,25 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     });
     let journal = Journal::new(layout.journal());
     let mut printer = Printer::new(json);
+    let log_name = match (&r.log_file_name, r.log_to_file && !r.no_log_to_file) {
+        (Some(name), _) => Some(name.as_str()),
+        (None, true) => Some("rekindle.log"),
+        (None, false) => None,
+    };
+    if let Some(name) = log_name {
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(CliError::usage(format!(
+                "--log-file-name: `{name}` is not a file name; the log is written beside the spec, so name a file, such as rekindle.log"
+            )));
+        }
+        let path = layout.dir.join(name);
+        printer = printer.log_to(&path).map_err(|e| {
+            CliError::usage(format!(
+                "--log-file-name: cannot write {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     let mut recorder = Recorder::new(&mut printer, journal.clone());
     let result = runtime().block_on(rekindle_render::render(
         &project,
