@@ -264,8 +264,13 @@ pub fn keep_trees(
     for module in modules {
         let d = layout.module(module);
         let of = built.iter().filter(|b| b.module == module);
-        let code: Vec<String> = of.clone().map(|b| b.commit.clone()).collect();
-        let tests: Vec<String> = of.filter_map(|b| b.tests_commit.clone()).collect();
+        let code: Vec<(String, String)> = of
+            .clone()
+            .map(|b| (b.commit.clone(), b.tree.clone()))
+            .collect();
+        let tests: Vec<(String, String)> = of
+            .filter_map(|b| Some((b.tests_commit.clone()?, b.tests_tree.clone())))
+            .collect();
         store.save(&Repo::new(&d.code), &code)?;
         store.save(&Repo::new(&d.tests), &tests)?;
     }

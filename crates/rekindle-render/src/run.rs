@@ -447,16 +447,10 @@ impl Renderer<'_, '_> {
         }
         std::fs::write(&d.marker, &self.render_id).map_err(io)?;
         for (repo, tree) in [(&code, &pin.tree), (&tests, &pin.tests_tree)] {
-            if tree.is_empty() {
-                continue;
+            if !tree.is_empty() {
+                store.restore_into(repo, tree)?;
+                repo.checkout_tree(tree)?;
             }
-            if !store.restore_into(repo, tree)? {
-                return Err(RenderError::Locked(format!(
-                    "the tree store {} lost tree {tree} while it was read",
-                    store.dir().display()
-                )));
-            }
-            repo.checkout_tree(tree)?;
         }
         if let Err(e) = self.verify_restored(module, k, d) {
             code.reset_hard(None)?;

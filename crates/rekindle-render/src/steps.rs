@@ -245,6 +245,33 @@ impl Renderer<'_, '_> {
         })
     }
 
+    /// Runs the prepare-environment script, if there is one; exit 69 is an environment error.
+    fn prepare_environment(
+        &mut self,
+        module: &str,
+        k: usize,
+        d: &ModuleLayout,
+    ) -> Result<(), RenderError> {
+        if let Some(prep) = self.opts.prepare_environment_script.clone() {
+            self.phase(module, k, Phase::PrepareEnvironment, 1);
+            let run = self.script(ScriptKind::Prepare, &prep, &[&d.code], &d.code)?;
+            if run.outcome == Outcome::Environment {
+                return Err(environment(module, k, &prep, run));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the conformance tests in `folder` against the module's code.
+    fn conformance(
+        &mut self,
+        script: &Path,
+        d: &ModuleLayout,
+        folder: &Path,
+    ) -> Result<scripts::Run, RenderError> {
+        self.script(ScriptKind::Conformance, script, &[&d.code, folder], &d.code)
+    }
+
     /// The tests of a functionality restored by `render --locked`, as a render runs them but
     /// with no fixes: the unit tests, then its conformance tests and every earlier one's.
     pub(crate) fn verify_restored(
@@ -276,25 +303,14 @@ impl Renderer<'_, '_> {
         let Some(script) = self.opts.conformance_tests_script.clone() else {
             return Ok(());
         };
-        if let Some(prep) = self.opts.prepare_environment_script.clone() {
-            self.phase(module, k, Phase::PrepareEnvironment, 1);
-            let run = self.script(ScriptKind::Prepare, &prep, &[&d.code], &d.code)?;
-            if run.outcome == Outcome::Environment {
-                return Err(environment(module, k, &prep, run));
-            }
-        }
+        self.prepare_environment(module, k, d)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
         for j in (1..=k).rev() {
             let folder = d.conformance_tests(j);
             if !folder.is_dir() {
                 continue;
             }
-            let run = self.script(
-                ScriptKind::Conformance,
-                &script,
-                &[&d.code, &folder],
-                &d.code,
-            )?;
+            let run = self.conformance(&script, d, &folder)?;
             match run.outcome {
                 Outcome::Passed => {}
                 Outcome::Environment => return Err(environment(module, k, &script, run)),
@@ -341,13 +357,7 @@ impl Renderer<'_, '_> {
         let Some(script) = self.opts.conformance_tests_script.clone() else {
             return Ok(None);
         };
-        if let Some(prep) = self.opts.prepare_environment_script.clone() {
-            self.phase(module, k, Phase::PrepareEnvironment, 1);
-            let run = self.script(ScriptKind::Prepare, &prep, &[&d.code], &d.code)?;
-            if run.outcome == Outcome::Environment {
-                return Err(environment(module, k, &prep, run));
-            }
-        }
+        self.prepare_environment(module, k, d)?;
         let folder = d.conformance_tests(k);
         std::fs::create_dir_all(&folder).map_err(io)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
@@ -381,12 +391,7 @@ impl Renderer<'_, '_> {
             let regression = j != k;
             let mut attempt = 0;
             loop {
-                let run = self.script(
-                    ScriptKind::Conformance,
-                    &script,
-                    &[&d.code, &folder],
-                    &d.code,
-                )?;
+                let run = self.conformance(&script, d, &folder)?;
                 match run.outcome {
                     Outcome::Passed => break,
                     Outcome::Environment => return Err(environment(module, k, &script, run)),

@@ -492,39 +492,10 @@ impl Repo {
         if refs.is_empty() {
             return Ok(());
         }
-        let mut stdin = String::new();
         for r in refs {
-            stdin.push_str(&format!("delete {r}\n"));
+            self.run(&["update-ref", "-d", r])?;
         }
-        self.run_with_input(&["update-ref", "--stdin"], &stdin)?;
         self.run(&["gc", "-q", "--prune=now"]).map(drop)
-    }
-
-    fn run_with_input(&self, args: &[&str], input: &str) -> Result<String, GitError> {
-        use std::io::Write;
-        let fail = |detail: String| GitError {
-            command: args.join(" "),
-            detail,
-        };
-        let mut child = self
-            .cmd()
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(e.to_string()))?;
-        if let Some(mut i) = child.stdin.take() {
-            i.write_all(input.as_bytes())
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-        if !out.status.success() {
-            return Err(fail(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The tree id of `commit`.

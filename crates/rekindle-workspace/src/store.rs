@@ -42,15 +42,19 @@ impl TreeStore {
                 == Some(tree)
     }
 
-    /// Keeps the trees of `commits` (commit ids of the repository `from`), creating the store
-    /// when needed. Trees already kept are kept as they are.
-    pub fn save(&self, from: &Repo, commits: &[String]) -> Result<(), GitError> {
-        let mut refs = Vec::new();
-        let mut seen = HashSet::new();
-        for c in commits {
-            let tree = from.tree_of(c)?;
-            if seen.insert(tree.clone()) && !self.has(&tree) {
-                refs.push((c.clone(), Self::name(&tree)));
+    /// Keeps the trees of `commits` of the repository `from`, each given as (commit, its tree),
+    /// creating the store when needed. Trees already kept are kept as they are.
+    pub fn save(&self, from: &Repo, commits: &[(String, String)]) -> Result<(), GitError> {
+        let kept: HashSet<String> = if self.repo.exists() {
+            self.repo.refs(PREFIX)?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        let mut refs: Vec<(String, String)> = Vec::new();
+        for (commit, tree) in commits {
+            let name = Self::name(tree);
+            if !kept.contains(&name) && !refs.iter().any(|(_, r)| *r == name) {
+                refs.push((commit.clone(), name));
             }
         }
         if refs.is_empty() {
@@ -60,16 +64,13 @@ impl TreeStore {
         from.push(&self.repo.dir, &refs)
     }
 
-    /// Brings `tree` into the repository `to` (under the store's own ref name there); `false`
-    /// when the store does not hold it. The tree that arrived is checked against `tree`.
-    pub fn restore_into(&self, to: &Repo, tree: &str) -> Result<bool, GitError> {
-        if !self.has(tree) {
-            return Ok(false);
-        }
+    /// Brings `tree`, which the store holds ([`TreeStore::has`]), into the repository `to`
+    /// (under the store's own ref name there), and checks that the tree that arrived is `tree`.
+    pub fn restore_into(&self, to: &Repo, tree: &str) -> Result<(), GitError> {
         let name = Self::name(tree);
         to.fetch(&self.repo.dir, std::slice::from_ref(&name))?;
         match to.resolve(&format!("{name}^{{tree}}")) {
-            Some(t) if t == tree => Ok(true),
+            Some(t) if t == tree => Ok(()),
             got => Err(GitError {
                 command: format!("fetch {name}"),
                 detail: format!(
@@ -120,15 +121,17 @@ mod tests {
         let (t1, t2) = (a.tree_of(&c1).unwrap(), a.tree_of(&c2).unwrap());
         let store = TreeStore::new(t.path().join("store.git"));
         assert!(!store.has(&t1));
-        store.save(&a, &[c1.clone(), c2.clone()]).unwrap();
+        store
+            .save(&a, &[(c1.clone(), t1.clone()), (c2.clone(), t2.clone())])
+            .unwrap();
         assert!(store.has(&t1) && store.has(&t2));
         // Saving again is a no-op, not an error.
-        store.save(&a, &[c2]).unwrap();
+        store.save(&a, &[(c2, t2.clone())]).unwrap();
 
         // Another repository, elsewhere, gets the exact tree: same id, same content.
         let b = Repo::new(t.path().join("elsewhere/b"));
         b.init().unwrap();
-        assert!(store.restore_into(&b, &t2).unwrap());
+        store.restore_into(&b, &t2).unwrap();
         let c = b.commit_tree(&t2, None, "restored").unwrap();
         b.move_head(&c).unwrap();
         assert_eq!(
@@ -136,9 +139,10 @@ mod tests {
             "print(2)\n"
         );
         assert_eq!(b.tree_of("HEAD").unwrap(), t2);
-        // A tree it never held is not there, and says so without an error.
+        // A tree it never held is not there: `has` says so, and fetching it is an error.
         let other = "0".repeat(40);
-        assert!(!store.restore_into(&b, &other).unwrap());
+        assert!(!store.has(&other));
+        assert!(store.restore_into(&b, &other).is_err());
 
         assert_eq!(store.keep_only(&HashSet::from([t2.clone()])).unwrap(), 1);
         assert!(!store.has(&t1));
