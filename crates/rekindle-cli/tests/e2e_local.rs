@@ -37,23 +37,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
-    let out = Command::cargo_bin("rekindle")
-        .unwrap()
-        .current_dir(dir)
-        .args([
-            "render",
-            "hello-world.plain",
-            "--yes",
-            "--format",
-            "json",
-            "--provider",
-            "local",
-            "--model-path",
-        ])
-        .arg(model)
-        .output()
-        .unwrap();
+/// Runs `cmd` (a rekindle command with `--format json`): (exit code, events, stderr).
+fn events_of(cmd: &mut Command) -> (i32, Vec<Value>, String) {
+    let out = cmd.output().unwrap();
     let events = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -63,6 +49,41 @@ fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
         events,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn render(dir: &Path, model: &Path) -> (i32, Vec<Value>, String) {
+    events_of(
+        Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(dir)
+            .args([
+                "render",
+                "hello-world.plain",
+                "--yes",
+                "--format",
+                "json",
+                "--provider",
+                "local",
+                "--model-path",
+            ])
+            .arg(model),
+    )
+}
+
+/// The last `summary` event (the default when there is none, so a failed assert can print it).
+fn summary(events: &[Value]) -> Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn conformance_passed(events: &[Value]) -> bool {
+    events
+        .iter()
+        .any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed")
 }
 
 #[test]
@@ -85,12 +106,7 @@ fn embedded_model_renders_hello_world() {
     let dir = tmp.path().join("hello-world");
 
     let (code, events, err) = render(&dir, &model);
-    let summary = events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "summary")
-        .cloned()
-        .unwrap_or_default();
+    let first = summary(&events);
     assert_eq!(
         code,
         0,
@@ -101,10 +117,8 @@ fn embedded_model_renders_hello_world() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert_eq!(summary["rendered"], 1, "{summary}");
-    assert!(events
-        .iter()
-        .any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
+    assert_eq!(first["rendered"], 1, "{first}");
+    assert!(conformance_passed(&events));
 
     let out = std::process::Command::new("python3")
         .arg("hello_world.py")
@@ -119,15 +133,11 @@ fn embedded_model_renders_hello_world() {
 
     let (code, events, err) = render(&dir, &model);
     assert_eq!(code, 0, "{err}");
-    let summary = events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "summary")
-        .unwrap();
+    let again = summary(&events);
     assert_eq!(
-        (summary["model_calls"].as_u64(), summary["reused"].as_u64()),
+        (again["model_calls"].as_u64(), again["reused"].as_u64()),
         (Some(0), Some(1)),
-        "{summary}"
+        "{again}"
     );
 
     // The project as its owner commits it (specs, config, scripts, rekindle.lock, .rekindle),
@@ -147,44 +157,30 @@ fn embedded_model_renders_hello_world() {
         .path()
         .join("no-models")
         .join(model.file_name().unwrap());
-    let out = Command::cargo_bin("rekindle")
-        .unwrap()
-        .current_dir(&copy)
-        .env("HOME", &home)
-        .env_remove("REKINDLE_MODEL_PATH")
-        .args([
-            "render",
-            "hello-world.plain",
-            "--locked",
-            "--format",
-            "json",
-        ])
-        .args(["--provider", "local", "--model-path"])
-        .arg(&gone)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let summary = events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "summary")
-        .unwrap();
-    assert_eq!(
-        (
-            summary["model_calls"].as_u64(),
-            summary["restored"].as_u64()
-        ),
-        (Some(0), Some(1)),
-        "{summary}"
+    let (code, events, err) = events_of(
+        Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(&copy)
+            .env("HOME", &home)
+            .env_remove("REKINDLE_MODEL_PATH")
+            .args([
+                "render",
+                "hello-world.plain",
+                "--locked",
+                "--format",
+                "json",
+            ])
+            .args(["--provider", "local", "--model-path"])
+            .arg(&gone),
     );
-    assert!(events
-        .iter()
-        .any(|e| e["event"] == "script" && e["kind"] == "conformance" && e["outcome"] == "passed"));
+    assert_eq!(code, 0, "{err}");
+    let locked = summary(&events);
+    assert_eq!(
+        (locked["model_calls"].as_u64(), locked["restored"].as_u64()),
+        (Some(0), Some(1)),
+        "{locked}"
+    );
+    assert!(conformance_passed(&events));
     let tree = |d: &Path, repo: &str| {
         let out = std::process::Command::new("git")
             .args(["rev-parse", "HEAD^{tree}"])

@@ -190,22 +190,24 @@ impl Project {
         self.path().join("plain_modules/app/code")
     }
 
-    fn render(&self, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    /// `rekindle COMMAND app.plain` in the project, against its scripted model (and with no key
+    /// in the environment).
+    fn command(&self, command: &str) -> Command {
         let url = format!("{}/v1", self.server.url());
-        let out = Command::cargo_bin("rekindle")
-            .unwrap()
-            .current_dir(self.path())
+        let mut c = Command::cargo_bin("rekindle").unwrap();
+        c.current_dir(self.path())
             .env_remove("OPENAI_API_KEY")
-            .args([
-                "render",
-                "app.plain",
-                "--provider",
-                "openai",
-                "--base-url",
-                &url,
-                "--model",
-                "fake",
-            ])
+            .args([command, "app.plain", "--provider", "openai", "--base-url"])
+            .arg(url)
+            .args(["--model", "fake"]);
+        c
+    }
+
+    /// `rekindle render` with `extra` (JSON events unless `extra` names a format):
+    /// (exit code, events, stderr).
+    fn render(&self, extra: &[&str]) -> (i32, Vec<Value>, String) {
+        let out = self
+            .command("render")
             .args(if extra.contains(&"--format") {
                 &[][..]
             } else {
@@ -221,6 +223,16 @@ impl Project {
         (
             out.status.code().unwrap_or(-1),
             events,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `rekindle COMMAND app.plain` with `extra`: (exit code, stdout, stderr).
+    fn run(&self, command: &str, extra: &[&str]) -> (i32, String, String) {
+        let out = self.command(command).args(extra).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
@@ -1487,18 +1499,7 @@ fn copy_tree(from: &Path, to: &Path) {
 fn attest_names_the_generated_files_and_every_input() {
     let p = Project::new(&["a1", "a2"], Behaviour::default());
     assert_eq!(p.render(&[]).0, 0);
-    let url = format!("{}/v1", p.server.url());
-    let args = [
-        "attest",
-        "app.plain",
-        "--provider",
-        "openai",
-        "--base-url",
-        url.as_str(),
-        "--model",
-        "fake",
-    ];
-    let (code, out, err) = rekindle_in(p.path(), &args);
+    let (code, out, err) = p.run("attest", &[]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["_type"], "https://in-toto.io/Statement/v1");
@@ -1565,7 +1566,7 @@ fn attest_names_the_generated_files_and_every_input() {
     ));
     let saved = std::fs::read(&entry).unwrap();
     std::fs::remove_file(&entry).unwrap();
-    let (code, _, err) = rekindle_in(p.path(), &args);
+    let (code, _, err) = p.run("attest", &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(&key) && err.contains("cannot be read"),
@@ -1574,7 +1575,7 @@ fn attest_names_the_generated_files_and_every_input() {
     std::fs::write(&entry, saved).unwrap();
     // Files changed by hand cannot be attested.
     std::fs::write(p.code().join("main.sh"), "echo mine\n").unwrap();
-    let (code, _, err) = rekindle_in(p.path(), &args);
+    let (code, _, err) = p.run("attest", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("changed by hand"), "{err}");
 }
@@ -1583,23 +1584,7 @@ fn attest_names_the_generated_files_and_every_input() {
 fn burn_rebuilds_from_the_specs_alone() {
     let p = Project::new(&["b1", "b2"], Behaviour::default());
     assert_eq!(p.render(&[]).0, 0);
-    let url = format!("{}/v1", p.server.url());
-    let burn = || {
-        rekindle_in(
-            p.path(),
-            &[
-                "burn",
-                "app.plain",
-                "--yes",
-                "--provider",
-                "openai",
-                "--base-url",
-                &url,
-                "--model",
-                "fake",
-            ],
-        )
-    };
+    let burn = || p.run("burn", &["--yes"]);
     let before = p.calls();
     let (code, out, err) = burn();
     assert_eq!(code, 0, "{out}\n{err}");
@@ -1766,20 +1751,7 @@ fn a_link_with_a_fragment_brings_its_file_into_the_prompt() {
         first.contains("## the same notes (notes.md?v=2)"),
         "{first}"
     );
-    let url = format!("{}/v1", p.server.url());
-    let (code, out, err) = rekindle_in(
-        p.path(),
-        &[
-            "attest",
-            "app.plain",
-            "--provider",
-            "openai",
-            "--base-url",
-            &url,
-            "--model",
-            "fake",
-        ],
-    );
+    let (code, out, err) = p.run("attest", &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&sha256sum(&p.path().join("notes.md"))),
