@@ -287,6 +287,14 @@ pub struct RenderArgs {
     /// The build folder (default: config.yaml's build-folder, else plain_modules beside the spec).
     #[arg(long, value_name = "DIR")]
     pub build_folder: Option<PathBuf>,
+    /// Files the first module's code starts from, over config.yaml's `base-folder`: copied into
+    /// the build as its base commit (a folder inside the project's roots).
+    #[arg(long, value_name = "DIR")]
+    pub base_folder: Option<PathBuf>,
+    /// Say more: each script's output, each model call's request key, the files each
+    /// functionality changed (also config.yaml's `verbose`).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Run test scripts without the sandbox (not recommended: generated code then runs with
     /// your files, network and environment). The journal records it.
     #[arg(long)]

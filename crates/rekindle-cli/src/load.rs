@@ -64,9 +64,10 @@ pub fn load_with(file: &Path, args: &SpecArgs, render: Option<&RenderArgs>) -> L
         conformance_tests_script: render.and_then(|r| r.conformance_tests_script.clone()),
         prepare_environment_script: render.and_then(|r| r.prepare_environment_script.clone()),
         test_script_timeout: render.and_then(|r| r.test_script_timeout),
+        base_folder: render.and_then(|r| r.base_folder.clone()),
+        build_folder: render.and_then(|r| r.build_folder.clone()),
         build_dest: render.and_then(|r| r.build_dest.clone()),
         conformance_tests_dest: render.and_then(|r| r.conformance_tests_dest.clone()),
-        ..Overrides::default()
     };
     let mut config_db = SourceDb::default();
     let mut config_diags = Vec::new();

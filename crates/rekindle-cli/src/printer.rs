@@ -9,6 +9,9 @@ use std::io::{IsTerminal, Write};
 pub struct Printer {
     pub json: bool,
     pub tty: bool,
+    /// `--verbose`: every phase as a line, each script's output, each model call's request key,
+    /// the files each functionality changed.
+    pub verbose: bool,
     status: String,
     tokens: usize,
     started: std::time::Instant,
@@ -21,6 +24,7 @@ impl Printer {
         Printer {
             json,
             tty: !json && std::io::stderr().is_terminal(),
+            verbose: false,
             status: String::new(),
             tokens: 0,
             started: std::time::Instant::now(),
@@ -120,7 +124,7 @@ impl Observer for Printer {
                 } else {
                     String::new()
                 };
-                if !self.tty {
+                if !self.tty || self.verbose {
                     self.line(format!("    {}{a}", phase.words()));
                 }
                 self.set_status(format!("  {module} {id}: {}{a}", phase.words()));
@@ -128,6 +132,8 @@ impl Observer for Printer {
             Event::ModelCall {
                 role,
                 model,
+                key,
+                provider,
                 cache_hit,
                 tokens_in,
                 tokens_out,
@@ -167,27 +173,48 @@ impl Observer for Printer {
                     )
                 };
                 self.line(format!("    model ({role}, {model}): {how}"));
+                if self.verbose {
+                    self.line(format!("      provider {provider}, request {key}"));
+                }
             }
             Event::Script {
                 kind,
                 outcome,
                 exit_code,
                 seconds,
-            } => self.line(
-                format!(
-                    "    {} tests: {outcome:?} (exit {exit_code}, {seconds:.1}s)",
-                    kind.name()
-                )
-                .to_lowercase(),
-            ),
+                output,
+            } => {
+                let outcome = format!("{outcome:?}").to_lowercase();
+                self.line(format!(
+                    "    {}: {outcome} (exit {exit_code}, {seconds:.1}s)",
+                    kind.words()
+                ));
+                if self.verbose {
+                    for l in output.lines() {
+                        self.line(format!("      | {l}"));
+                    }
+                }
+            }
             Event::Committed {
                 id, commit, files, ..
-            } => self.line(format!(
-                "  {id} done: commit {} ({} file{} changed)",
-                &commit[..commit.len().min(10)],
-                files.len(),
-                if files.len() == 1 { "" } else { "s" }
-            )),
+            } => {
+                self.line(format!(
+                    "  {id} done: commit {} ({} file{} changed)",
+                    &commit[..commit.len().min(10)],
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" }
+                ));
+                if self.verbose {
+                    for f in files {
+                        let how = if f.blake3.is_some() {
+                            "wrote"
+                        } else {
+                            "deleted"
+                        };
+                        self.line(format!("      {how} {}", f.path));
+                    }
+                }
+            }
             Event::Failed { reason, .. } => self.line(format!("error: {reason}")),
             Event::Warning { message } => self.line(format!("warning: {message}")),
             Event::Summary(s) => {

@@ -128,6 +128,10 @@ pub fn options(
             .unwrap_or_else(|| settings.build_folder.clone()),
     );
     opts.copy_to = (settings.copy_build || r.copy_build).then(|| settings.build_dest.clone());
+    opts.base_folder = settings
+        .base_folder
+        .as_deref()
+        .map(rekindle_config::paths::resolve);
     opts.copy_tests_to = (settings.copy_conformance_tests || r.copy_conformance_tests)
         .then(|| settings.conformance_tests_dest.clone());
     opts.unittests_script = settings.unittests_script.clone();

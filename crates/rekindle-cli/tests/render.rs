@@ -1410,6 +1410,247 @@ fn log_flags_write_the_log_beside_the_spec() {
     assert!(!p.path().join("../elsewhere.log").exists());
 }
 
+/// plain2code's `--conformance-tests-script` and `--prepare-environment-script` override
+/// config.yaml's; `--verbose` (or config.yaml's `verbose: true`) shows what each script printed,
+/// each model call's request key and the files each functionality wrote, which the plain log
+/// leaves out.
+#[test]
+fn conformance_and_prepare_flags_and_verbose() {
+    let p = Project::new(&["v1"], Behaviour::default());
+    std::fs::write(
+        p.path().join("prep.sh"),
+        "#!/usr/bin/env bash\necho \"prepared by the flag's script in $(basename \"$1\")\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("conf-flag.sh"),
+        CONFORMANCE.replace(
+            "\nexit 0\n",
+            "\necho \"checked by the flag's script\"\nexit 0\n",
+        ),
+    )
+    .unwrap();
+    let flags = [
+        "--prepare-environment-script",
+        "prep.sh",
+        "--conformance-tests-script",
+        "conf-flag.sh",
+    ];
+    let (code, events, err) = p.render(&flags);
+    assert_eq!(code, 0, "{err}");
+    let output_of_kind = |kind: &str| -> String {
+        events
+            .iter()
+            .filter(|e| e["event"] == "script" && e["kind"] == kind)
+            .map(|e| e["output"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(
+        output_of_kind("prepare").contains("prepared by the flag's script in code"),
+        "{events:?}"
+    );
+    assert!(
+        output_of_kind("conformance").contains("checked by the flag's script"),
+        "{events:?}"
+    );
+    // The plain log leaves the output out; --verbose shows it, and more.
+    let plain = p.render(&[&flags[..], &["--force-render", "--format", "text"]].concat());
+    assert_eq!(plain.0, 0, "{}", plain.2);
+    assert!(
+        !plain.2.contains("checked by the flag's script"),
+        "{}",
+        plain.2
+    );
+    assert!(!plain.2.contains("request "), "{}", plain.2);
+    let verbose = p.render(
+        &[
+            &flags[..],
+            &["--force-render", "--verbose", "--format", "text"],
+        ]
+        .concat(),
+    );
+    assert_eq!(verbose.0, 0, "{}", verbose.2);
+    let key = events
+        .iter()
+        .find(|e| e["event"] == "model_call")
+        .and_then(|e| e["key"].as_str())
+        .expect("a model call")
+        .to_string();
+    for said in [
+        "      | prepared by the flag's script in code",
+        "      | checked by the flag's script",
+        &format!("request {key}"),
+        "      wrote main.sh",
+    ] {
+        assert!(verbose.2.contains(said), "no `{said}` in:\n{}", verbose.2);
+    }
+    // config.yaml's `verbose: true` is the same as the flag.
+    let config = std::fs::read_to_string(p.path().join("config.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("config.yaml"),
+        format!("{config}verbose: true\n"),
+    )
+    .unwrap();
+    let from_config = p.render(&[&flags[..], &["--force-render", "--format", "text"]].concat());
+    assert_eq!(from_config.0, 0, "{}", from_config.2);
+    assert!(
+        from_config
+            .2
+            .contains("      | checked by the flag's script"),
+        "{}",
+        from_config.2
+    );
+}
+
+/// plain2code's `--base-folder` (or config.yaml's `base-folder`): its files are the code the
+/// first module starts from (its base commit), the model is shown them, a change to them
+/// renders again, and a folder outside the project's roots, the build folder or a missing one
+/// is refused before anything runs.
+#[test]
+fn base_folder_is_the_code_a_render_starts_from() {
+    let p = Project::new(&["b1", "b2"], Behaviour::default());
+    std::fs::create_dir_all(p.path().join("base/lib")).unwrap();
+    let greet = "greet() { echo base-greeting; }\n";
+    std::fs::write(p.path().join("base/lib/greet.sh"), greet).unwrap();
+    let (code, events, err) = p.render(&["--base-folder", "base"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["rendered"], 2);
+    assert_eq!(
+        std::fs::read_to_string(p.code().join("lib/greet.sh")).unwrap(),
+        greet
+    );
+    assert_eq!(output_of(&p.code()), "b1\nb2\n");
+    let root = git(&p.code(), &["rev-list", "--max-parents=0", "HEAD"]);
+    let in_base = git(&p.code(), &["ls-tree", "-r", "--name-only", root.trim()]);
+    assert_eq!(in_base, "lib/greet.sh\n");
+    let first = p.server.seen()[0].first_user();
+    assert!(first.contains(greet), "{first}");
+    // The same base from config.yaml: nothing to do.
+    let config = std::fs::read_to_string(p.path().join("config.yaml")).unwrap();
+    std::fs::write(
+        p.path().join("config.yaml"),
+        format!("{config}base-folder: base\n"),
+    )
+    .unwrap();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary(&events);
+    assert_eq!(
+        (s["reused"].as_u64(), s["model_calls"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+    // A changed base is a new starting point: every functionality renders again on it.
+    let changed = "greet() { echo another-greeting; }\n";
+    std::fs::write(p.path().join("base/lib/greet.sh"), changed).unwrap();
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["rendered"], 2, "{events:?}");
+    assert_eq!(
+        std::fs::read_to_string(p.code().join("lib/greet.sh")).unwrap(),
+        changed
+    );
+    // Refused: outside the project's roots, the build folder, a folder that is not there.
+    let q = Project::new(&["b1"], Behaviour::default());
+    for (dir, said) in [
+        (
+            "/etc",
+            "error[E0807]: `base-folder` is outside the project's roots",
+        ),
+        (
+            "plain_modules",
+            "error[E0806]: `base-folder` is the build folder",
+        ),
+        ("missing", "error[E0807]: `base-folder` does not exist"),
+    ] {
+        std::fs::create_dir_all(q.path().join("plain_modules")).unwrap();
+        let (code, _, err) = q.render(&["--base-folder", dir, "--format", "text"]);
+        assert_eq!(code, 2, "{dir}: {err}");
+        assert!(err.contains(said), "{dir}: {err}");
+        assert!(
+            err.contains(&format!("--base-folder {dir}")),
+            "{dir}: {err}"
+        );
+    }
+    assert_eq!(q.calls(), 0);
+}
+
+/// plain2code's FILE, `--config-name`, `--template-dir`, `--build-folder` and `--version` mean
+/// the same in rekindle.
+#[test]
+fn plain2codes_file_config_template_and_build_flags() {
+    let p = Project::new(&["t1"], Behaviour::default());
+    // config.yaml would fail the render; --config-name picks other.yaml.
+    let config = std::fs::read_to_string(p.path().join("config.yaml")).unwrap();
+    std::fs::write(p.path().join("other.yaml"), config).unwrap();
+    std::fs::write(
+        p.path().join("config.yaml"),
+        "unittests-script: broken.sh\nconformance-tests-script: conformance.sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("broken.sh"),
+        "#!/usr/bin/env bash\necho 'config.yaml was read'\nexit 69\n",
+    )
+    .unwrap();
+    // The spec imports a module from a template folder named only on the command line.
+    std::fs::create_dir_all(p.path().join("tpl")).unwrap();
+    std::fs::write(
+        p.path().join("tpl/shared.plain"),
+        "***implementation reqs***\n\n- Every script starts with a shebang line.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("app.plain"),
+        format!("---\nimport:\n  - shared\n---\n\n{}", spec(&["t1"])),
+    )
+    .unwrap();
+    let (code, _, err) = p.render(&["--config-name", "other.yaml", "--format", "text"]);
+    assert_eq!(
+        code, 1,
+        "without the template folder the import is missing: {err}"
+    );
+    assert!(err.contains("shared"), "{err}");
+    let (code, events, err) = p.render(&[
+        "--config-name",
+        "other.yaml",
+        "--template-dir",
+        "tpl",
+        "--build-folder",
+        "out",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["rendered"], 1);
+    assert_eq!(output_of(&p.path().join("out/app/code")), "t1\n");
+    assert!(!p.path().join("plain_modules").exists());
+    let first = p.server.seen()[0].first_user();
+    assert!(
+        first.contains("Every script starts with a shebang line."),
+        "{first}"
+    );
+    // Without --config-name, config.yaml is read.
+    let (code, _, err) = p.render(&[
+        "--template-dir",
+        "tpl",
+        "--build-folder",
+        "out2",
+        "--format",
+        "text",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("config.yaml was read"), "{err}");
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("rekindle {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// plain2code's `--dry-run` prints what `plan` prints and `--full-plain` what `expand` prints;
 /// neither calls the model or creates a build folder.
 #[test]

@@ -19,6 +19,7 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub config_name: Option<String>,
     pub template_dirs: Vec<PathBuf>,
+    pub base_folder: Option<PathBuf>,
     pub build_folder: Option<PathBuf>,
     pub build_dest: Option<PathBuf>,
     pub conformance_tests_dest: Option<PathBuf>,
@@ -40,6 +41,9 @@ pub struct Settings {
     pub roots: Vec<PathBuf>,
     pub builtin_library: bool,
     pub max_resource_bytes: u64,
+    /// Files the first module's code starts from (plain2code's `base-folder`): copied into the
+    /// build as its base commit.
+    pub base_folder: Option<PathBuf>,
     pub build_folder: PathBuf,
     pub build_dest: PathBuf,
     pub copy_build: bool,
@@ -50,6 +54,8 @@ pub struct Settings {
     pub conformance_tests_script: Option<PathBuf>,
     pub prepare_environment_script: Option<PathBuf>,
     pub test_script_timeout: u64,
+    /// config.yaml's `verbose` (the render log says more).
+    pub verbose: bool,
     /// rekindle.toml as read (providers, models, budget, prices, cache).
     pub toml: RekindleToml,
     /// The folder of the spec (or the current folder when there is none).
@@ -121,6 +127,7 @@ pub fn load_in(
         roots: toml.spec.roots.clone(),
         builtin_library: toml.spec.builtin_library,
         max_resource_bytes: toml.spec.max_resource_bytes,
+        base_folder: cli.base_folder.clone().or(reference.base_folder.clone()),
         build_folder: cli
             .build_folder
             .clone()
@@ -158,10 +165,14 @@ pub fn load_in(
             .test_script_timeout
             .or(reference.test_script_timeout)
             .unwrap_or(DEFAULT_TEST_SCRIPT_TIMEOUT),
+        verbose: reference.verbose.unwrap_or(false),
         spec_dir: spec_dir.to_path_buf(),
         toml,
     };
     let mut from_cli = Vec::new();
+    if cli.base_folder.is_some() {
+        from_cli.push("base-folder");
+    }
     if cli.build_folder.is_some() {
         from_cli.push("build-folder");
     }

@@ -15,6 +15,8 @@ use std::path::{Component, Path, PathBuf};
 pub const HOLDS_PROJECT: &str = "E0805";
 /// A diagnostic code: a destination folder that overlaps the build folder.
 pub const OVERLAPS_BUILD: &str = "E0806";
+/// A diagnostic code: a `base-folder` that is not a folder or is outside the project's roots.
+pub const BAD_BASE: &str = "E0807";
 
 /// `path` absolute, with its existing part canonicalized and the rest folded lexically.
 pub fn resolve(path: &Path) -> PathBuf {
@@ -192,19 +194,104 @@ pub fn check(
             continue;
         };
         let (what, default) = role(key);
-        let mut d = Diagnostic::error(code, message);
-        let label = format!("resolves to {}", resolved.display());
-        d = if from_cli.contains(&key) {
-            d.note(format!("--{key} {}: {label}", path.display()))
-        } else if let Some(at) = reference.location(key) {
-            d.at(at, label)
-        } else {
-            d.note(format!("the default, {}: {label}", path.display()))
-        };
+        let d = place(
+            Diagnostic::error(code, message),
+            reference,
+            from_cli,
+            key,
+            path,
+            &resolved,
+        );
         diags.push(d.note(what.to_string()).help(format!(
             "give `{key}` a folder of its own, such as `{default}` beside the spec (the default)"
         )));
     }
+    if let Some(base) = &settings.base_folder {
+        diags.extend(
+            base_problem(settings, &build, build_ok, base)
+                .map(|d| place(d, reference, from_cli, "base-folder", base, &resolve(base))),
+        );
+    }
+}
+
+/// Where the value of `key` came from: the flag, the config line, or the default.
+fn place(
+    d: Diagnostic,
+    reference: &ReferenceConfig,
+    from_cli: &[&str],
+    key: &str,
+    path: &Path,
+    resolved: &Path,
+) -> Diagnostic {
+    let label = format!("resolves to {}", resolved.display());
+    if from_cli.contains(&key) {
+        d.note(format!("--{key} {}: {label}", path.display()))
+    } else if let Some(at) = reference.location(key) {
+        d.at(at, label)
+    } else {
+        d.note(format!("the default, {}: {label}", path.display()))
+    }
+}
+
+/// What is wrong with `base` as the `base-folder`, whose files are copied into the build (and
+/// so into every prompt): it must be a folder inside the project's roots (the same roots links
+/// and includes are held to), apart from the build folder.
+fn base_problem(
+    settings: &Settings,
+    build: &Path,
+    build_ok: bool,
+    base: &Path,
+) -> Option<Diagnostic> {
+    let resolved = resolve(base);
+    if !resolved.is_dir() {
+        let what = if resolved.exists() {
+            "is not a folder"
+        } else {
+            "does not exist"
+        };
+        return Some(
+            Diagnostic::error(BAD_BASE, format!("`base-folder` {what}"))
+                .help("name the folder whose files the first module's code starts from"),
+        );
+    }
+    if build_ok && (build.starts_with(&resolved) || resolved.starts_with(build)) {
+        let how = if build == resolved {
+            "is"
+        } else if build.starts_with(&resolved) {
+            "holds"
+        } else {
+            "is inside"
+        };
+        return Some(
+            Diagnostic::error(
+                OVERLAPS_BUILD,
+                format!("`base-folder` {how} the build folder ({})", build.display()),
+            )
+            .help("the base is copied into the build: give it a folder of its own"),
+        );
+    }
+    let roots = rekindle_spec::roots::Roots::new(
+        &rekindle_spec::loader::RealFs,
+        &settings.spec_dir,
+        &settings.template_dirs,
+        &settings.roots,
+    );
+    if !roots.contains(&resolved) {
+        let list: Vec<String> = roots
+            .dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        return Some(
+            Diagnostic::error(
+                BAD_BASE,
+                "`base-folder` is outside the project's roots: its files would go into the build and every prompt",
+            )
+            .note(format!("the roots are: {}", list.join(", ")))
+            .help("move it into the project, or add its folder to `roots` under `[spec]` in rekindle.toml"),
+        );
+    }
+    None
 }
 
 #[cfg(test)]

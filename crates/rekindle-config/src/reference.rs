@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Default)]
 pub struct ReferenceConfig {
     pub template_dir: Option<PathBuf>,
+    pub base_folder: Option<PathBuf>,
     pub build_folder: Option<PathBuf>,
     pub build_dest: Option<PathBuf>,
     pub copy_build: Option<bool>,
@@ -187,7 +188,6 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
         );
     }
     let _ = (
-        &raw.base_folder,
         &raw.log_to_file,
         &raw.log_file_name,
         &raw.config_name,
@@ -204,6 +204,7 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
     );
     let mut locations = Vec::new();
     for (key, v) in [
+        ("base-folder", &raw.base_folder),
         ("build-folder", &raw.build_folder),
         ("build-dest", &raw.build_dest),
         ("conformance-tests-dest", &raw.conformance_tests_dest),
@@ -215,6 +216,7 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
     }
     ReferenceConfig {
         template_dir: resolve(&raw.template_dir),
+        base_folder: resolve(&raw.base_folder),
         build_folder: resolve(&raw.build_folder),
         build_dest: resolve(&raw.build_dest),
         copy_build: raw.copy_build.map(|v| v.value),

@@ -64,6 +64,7 @@ impl Observer for Recorder<'_> {
                 outcome,
                 exit_code,
                 seconds,
+                ..
             } => self.scripts.push(ScriptRun {
                 kind: *kind,
                 outcome: *outcome,

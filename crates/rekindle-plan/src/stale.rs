@@ -56,7 +56,7 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::NotRendered => f.write_str("not rendered yet"),
-            Reason::Asked => f.write_str("asked for (--from/--range)"),
+            Reason::Asked => f.write_str("asked for (--from, --range or --force-render)"),
             Reason::Changed(why) => f.write_str(why),
             Reason::KeyChanged => f.write_str("its render key changed"),
             Reason::EarlierChanged => f.write_str("an earlier functionality changed"),

@@ -60,6 +60,15 @@ impl ScriptKind {
             ScriptKind::Prepare => "prepare",
         }
     }
+
+    /// What the log calls a run of the script.
+    pub fn words(self) -> &'static str {
+        match self {
+            ScriptKind::Unit => "unit tests",
+            ScriptKind::Conformance => "conformance tests",
+            ScriptKind::Prepare => "prepare environment",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -115,6 +124,10 @@ pub enum Event {
         outcome: rekindle_workspace::scripts::Outcome,
         exit_code: i32,
         seconds: f64,
+        /// The end of what the script printed (its last lines, at most a few KB), as it
+        /// printed it; the log shows it under `--verbose`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        output: String,
     },
     Committed {
         module: String,
@@ -170,5 +183,45 @@ pub trait Observer: Send {
     /// each render commit as an anchor; `None` when it keeps none.
     fn anchor(&self) -> Option<String> {
         None
+    }
+}
+
+/// The end of a script's output for [`Event::Script`]: its last `lines` lines, cut to at most
+/// `bytes` bytes (at a character boundary), with a note when anything was left out.
+pub fn output_tail(output: &str, lines: usize, bytes: usize) -> String {
+    let trimmed = output.trim_end();
+    let all: Vec<&str> = trimmed.lines().collect();
+    let kept = &all[all.len().saturating_sub(lines)..];
+    let mut text = kept.join("\n");
+    let mut cut = kept.len() < all.len();
+    if text.len() > bytes {
+        let mut start = text.len() - bytes;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text = text[start..].to_string();
+        cut = true;
+    }
+    if cut {
+        format!("[… the start is left out]\n{text}")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_tail;
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_and_says_when_it_cut() {
+        assert_eq!(output_tail("a\nb\n\n", 5, 100), "a\nb");
+        let long: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        let t = output_tail(&long, 3, 1000);
+        assert_eq!(t, "[… the start is left out]\nline 48\nline 49\nline 50");
+        // Cut by size at a character boundary: "é" is two bytes.
+        let t = output_tail("ééé", 10, 3);
+        assert_eq!(t, "[… the start is left out]\né");
+        assert_eq!(output_tail("", 10, 10), "");
     }
 }

@@ -105,6 +105,31 @@ pub(crate) struct Base {
 
 /// Makes sure the module's base commit holds the previous module's final code; returns it and
 /// the tests repository's base commit.
+impl Base {
+    /// The first module's base: nothing, or the files of `base_folder`, known by their digest
+    /// (so a changed base folder makes a new base commit, and with it new render keys).
+    pub(crate) fn first(base_folder: Option<&Path>) -> Result<Base, RenderError> {
+        match base_folder {
+            None => Ok(Base {
+                from: None,
+                tree_key: "empty".into(),
+            }),
+            Some(dir) => {
+                let digest = rekindle_workspace::files::digest_folder(dir).map_err(|e| {
+                    io(format!(
+                        "cannot read the base folder {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                Ok(Base {
+                    from: Some(dir.to_path_buf()),
+                    tree_key: format!("folder:{digest}"),
+                })
+            }
+        }
+    }
+}
+
 pub(crate) fn ensure_base(
     module: &str,
     code: &Repo,

@@ -83,6 +83,9 @@ impl ModelSet<'_> {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub build_folder: PathBuf,
+    /// Files the first module's code starts from (plain2code's `base-folder`), committed as its
+    /// base; the first functionality's render key covers them through the base tree.
+    pub base_folder: Option<PathBuf>,
     /// Copy the last module's code here after a successful render (`copy-build`).
     pub copy_to: Option<PathBuf>,
     /// Copy the last module's conformance tests here after a successful render
@@ -148,6 +151,7 @@ impl Options {
             build_folder,
             copy_to: None,
             copy_tests_to: None,
+            base_folder: None,
             unittests_script: None,
             conformance_tests_script: None,
             prepare_environment_script: None,

@@ -158,10 +158,7 @@ pub(crate) struct Renderer<'a, 'm> {
 impl Renderer<'_, '_> {
     async fn run(&mut self) -> Result<(), RenderError> {
         let order = &self.project.render_order;
-        let mut base = Base {
-            from: None,
-            tree_key: "empty".into(),
-        };
+        let mut base = Base::first(self.opts.base_folder.as_deref())?;
         for (i, rm) in order.iter().enumerate() {
             let entry = i + 1 == order.len();
             let (code_dir, final_tree) = self.module(rm, &base, entry).await?;

@@ -87,7 +87,7 @@ pub fn status(
         },
     };
     let mut out = Vec::new();
-    let mut base_key = Some("empty".to_string());
+    let mut base_key = Some(history::Base::first(opts.base_folder.as_deref())?.tree_key);
     let mut previous_module: Option<String> = None;
     for rm in &project.render_order {
         let module = project.module(rm.module).name.clone();

@@ -57,6 +57,7 @@ impl Renderer<'_, '_> {
             outcome: run.outcome,
             exit_code: run.exit_code,
             seconds: run.duration.as_secs_f64(),
+            output: crate::events::output_tail(&run.output, 40, 4096),
         });
         Ok(run)
     }

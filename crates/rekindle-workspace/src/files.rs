@@ -255,6 +255,27 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// A digest of the files under `dir` as [`replace_worktree`] copies them (not `.git`,
+/// `__pycache__`, `node_modules` or symbolic links): their paths, contents and whether each is
+/// executable. Two folders that copy the same get the same digest.
+pub fn digest_folder(dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut paths = Vec::new();
+    walk(dir, dir, &mut paths);
+    paths.sort();
+    let mut h = blake3::Hasher::new();
+    for rel in paths {
+        let p = dir.join(&rel);
+        let exec = std::fs::metadata(&p)?.permissions().mode() & 0o111 != 0;
+        let bytes = std::fs::read(&p)?;
+        h.update(rel.as_bytes());
+        h.update(&[0, u8::from(exec)]);
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
 /// Empties `dir` (creating it if needed), all but its `.git`.
 pub fn clear(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

@@ -67,6 +67,7 @@ pub fn run(file: &Path, into: Option<&Path>, args: &SpecArgs, r: &RenderArgs) ->
     opts.copy_to = None;
     opts.from = None;
     let mut printer = Printer::new(json);
+    printer.verbose = r.verbose || settings.verbose;
     let result = runtime().block_on(rekindle_render::render(
         &project,
         &opts,

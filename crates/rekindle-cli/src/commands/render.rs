@@ -132,6 +132,7 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     });
     let journal = Journal::new(layout.journal());
     let mut printer = Printer::new(json);
+    printer.verbose = r.verbose || settings.verbose;
     let log_name = match (&r.log_file_name, r.log_to_file && !r.no_log_to_file) {
         (Some(name), _) => Some(name.as_str()),
         (None, true) => Some("rekindle.log"),
