@@ -761,6 +761,102 @@ fn from_and_range_choose_what_to_render() {
     assert_eq!(p.render(&["--from", "2", "--range", "1..2"]).0, 2);
 }
 
+/// plain2code reads every flag from config.yaml too (a key per flag); so does rekindle:
+/// `render-range`, `render-from`, `force-render`, `dry-run`, `full-plain`, `log-to-file` and
+/// `log-file-name` mean what the flags mean, the command line wins, and the keys rekindle
+/// cannot honour are named in a warning with what to use instead.
+#[test]
+fn plain2codes_keys_in_config_yaml_mean_what_its_flags_mean() {
+    let p = Project::new(&["k1", "k2", "k3", "k4"], Behaviour::default());
+    let base = std::fs::read_to_string(p.path().join("config.yaml")).unwrap();
+    let config = |extra: &str| {
+        std::fs::write(p.path().join("config.yaml"), format!("{base}{extra}")).unwrap();
+    };
+    assert_eq!(p.render(&[]).0, 0);
+    let rendered = |events: &[Value]| -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "functionality" && e["status"] == "rendering")
+            .filter_map(|e| e["id"].as_u64())
+            .collect()
+    };
+    for (extra, flags, ids) in [
+        ("render-range: 2,3\n", &[][..], &[2u64, 3][..]),
+        ("render-range: 3\n", &[], &[3]),
+        ("render_from: 4\n", &[], &[4]),
+        ("force-render: true\n", &[], &[1, 2, 3, 4]),
+        // The command line wins over the key.
+        ("render-range: 2,3\n", &["--render-from", "4"], &[4]),
+    ] {
+        config(extra);
+        let (code, events, err) = p.render(flags);
+        assert_eq!(code, 0, "{extra}: {err}");
+        assert_eq!(rendered(&events), ids, "{extra} {flags:?}");
+    }
+    config("render-range: 1,2\nrender-from: 3\n");
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("config.yaml sets both render-range and render-from"),
+        "{err}"
+    );
+
+    // dry-run and full-plain print what plan and expand print, and render nothing.
+    config("");
+    let calls = p.calls();
+    for (key, command) in [("dry-run", "plan"), ("full-plain", "expand")] {
+        let out = Command::cargo_bin("rekindle")
+            .unwrap()
+            .current_dir(p.path())
+            .args([command, "app.plain"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+        let expected = String::from_utf8_lossy(&out.stdout).into_owned();
+        config(&format!("{key}: true\n"));
+        let (code, printed, err) = p.run("render", &[]);
+        assert_eq!(code, 0, "{key}: {err}");
+        assert_eq!(printed, expected, "{key}");
+        assert!(!expected.is_empty(), "{command} printed nothing");
+    }
+    assert_eq!(p.calls(), calls);
+
+    // The log file, as the flags write it.
+    for (extra, file, written) in [
+        ("log-to-file: true\n", "rekindle.log", true),
+        ("log-file-name: keyed.log\n", "keyed.log", true),
+        (
+            "log-to-file: false\nlog-file-name: off.log\n",
+            "off.log",
+            false,
+        ),
+    ] {
+        config(extra);
+        let (code, _, err) = p.render(&["--format", "text"]);
+        assert_eq!(code, 0, "{extra}: {err}");
+        let log = std::fs::read_to_string(p.path().join(file)).unwrap_or_default();
+        assert_eq!(log.contains("4/4 reused"), written, "{extra}: {log}");
+    }
+
+    // What rekindle cannot honour is said, with what to use; the render goes on.
+    config("api: http://localhost:1\nreplay-with: old\nrender-machine-graph: true\nlogging-config-path: l.yaml\nconfig-name: c.yaml\nheadless: true\nv: false\nconformance_tests_folder: ct\n");
+    let (code, _, err) = p.render(&["--format", "text"]);
+    assert_eq!(code, 0, "{err}");
+    for (key, instead) in [
+        ("api", "--base-url"),
+        ("replay-with", "--locked"),
+        ("render-machine-graph", "rekindle plan"),
+        ("logging-config-path", "--log-to-file"),
+        ("config-name", "--config-name"),
+        ("conformance-tests-folder", "conformance-tests-dest"),
+    ] {
+        let said = format!("warning[W0802]: `{key}` in config.yaml is ignored");
+        assert!(err.contains(&said), "no `{said}` in {err}");
+        assert!(err.contains(instead), "{key}: {err}");
+    }
+    assert_eq!(err.matches("W0802").count(), 6, "{err}");
+}
+
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()

@@ -47,7 +47,6 @@ pub struct Settings {
     pub build_folder: PathBuf,
     pub build_dest: PathBuf,
     pub copy_build: bool,
-    pub conformance_tests_folder: PathBuf,
     pub conformance_tests_dest: PathBuf,
     pub copy_conformance_tests: bool,
     pub unittests_script: Option<PathBuf>,
@@ -56,6 +55,8 @@ pub struct Settings {
     pub test_script_timeout: u64,
     /// config.yaml's `verbose` (the render log says more).
     pub verbose: bool,
+    /// plain2code's render flags as config.yaml keys (`render-range`, `force-render`, ...).
+    pub flags: reference::FlagDefaults,
     /// rekindle.toml as read (providers, models, budget, prices, cache).
     pub toml: RekindleToml,
     /// The folder of the spec (or the current folder when there is none).
@@ -139,10 +140,6 @@ pub fn load_in(
             .or(reference.build_dest.clone())
             .unwrap_or_else(|| spec_dir.join("dist")),
         copy_build: reference.copy_build.unwrap_or(false),
-        conformance_tests_folder: reference
-            .conformance_tests_folder
-            .clone()
-            .unwrap_or_else(|| spec_dir.join("conformance_tests")),
         conformance_tests_dest: cli
             .conformance_tests_dest
             .clone()
@@ -166,6 +163,7 @@ pub fn load_in(
             .or(reference.test_script_timeout)
             .unwrap_or(DEFAULT_TEST_SCRIPT_TIMEOUT),
         verbose: reference.verbose.unwrap_or(false),
+        flags: reference.flags.clone(),
         spec_dir: spec_dir.to_path_buf(),
         toml,
     };

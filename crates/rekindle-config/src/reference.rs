@@ -14,7 +14,6 @@ pub struct ReferenceConfig {
     pub build_folder: Option<PathBuf>,
     pub build_dest: Option<PathBuf>,
     pub copy_build: Option<bool>,
-    pub conformance_tests_folder: Option<PathBuf>,
     pub conformance_tests_dest: Option<PathBuf>,
     pub copy_conformance_tests: Option<bool>,
     pub unittests_script: Option<PathBuf>,
@@ -22,17 +21,41 @@ pub struct ReferenceConfig {
     pub prepare_environment_script: Option<PathBuf>,
     pub test_script_timeout: Option<u64>,
     pub verbose: Option<bool>,
+    /// plain2code's render flags written as keys, which rekindle's flags of the same names
+    /// override.
+    pub flags: FlagDefaults,
     /// Where each path setting was written (its value on its line), by its dashed key, for
     /// messages about the folder it names.
     pub locations: Vec<(&'static str, Span)>,
 }
 
+/// plain2code's render flags as config.yaml keys: defaults for the flags of the same names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagDefaults {
+    /// `render-range` as written (`2,4` or `3`).
+    pub render_range: Option<String>,
+    pub render_from: Option<usize>,
+    pub force_render: bool,
+    pub dry_run: bool,
+    pub full_plain: bool,
+    pub log_to_file: Option<bool>,
+    pub log_file_name: Option<String>,
+}
+
 type S<T> = Option<Spanned<T>>;
+
+/// A value YAML may read as a number or a string (`render-range: 3`, `render-range: 2,4`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Raw {
-    #[serde(alias = "verbose")]
+    #[serde(alias = "v")]
     verbose: S<bool>,
     #[serde(alias = "base_folder")]
     base_folder: S<String>,
@@ -45,7 +68,7 @@ struct Raw {
     #[serde(alias = "config_name")]
     config_name: S<String>,
     #[serde(alias = "render_range")]
-    render_range: S<String>,
+    render_range: S<NumberOrText>,
     #[serde(alias = "render_from")]
     render_from: S<u64>,
     #[serde(alias = "force_render")]
@@ -88,6 +111,7 @@ struct Raw {
 
 pub const KEYS: &[&str] = &[
     "verbose",
+    "v",
     "base-folder",
     "build-folder",
     "log-to-file",
@@ -187,21 +211,37 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
                 .help("set the key in an environment variable instead, such as OPENAI_API_KEY"),
         );
     }
-    let _ = (
-        &raw.log_to_file,
-        &raw.log_file_name,
-        &raw.config_name,
-        &raw.render_range,
-        &raw.render_from,
-        &raw.force_render,
-        &raw.api,
-        &raw.full_plain,
-        &raw.dry_run,
-        &raw.replay_with,
-        &raw.render_machine_graph,
-        &raw.logging_config_path,
-        &raw.headless,
-    );
+    // plain2code's keys that rekindle cannot honour: said once, with what to use instead.
+    for (key, v, instead) in [
+        ("api", raw.api.as_ref().map(|v| v.referenced), "`--provider` and `--base-url` (or `[providers]` in rekindle.toml): rekindle calls the model itself"),
+        ("replay-with", raw.replay_with.as_ref().map(|v| v.referenced), "`rekindle render --locked` (rekindle.lock) or `--offline` (the response cache)"),
+        ("render-machine-graph", raw.render_machine_graph.as_ref().map(|v| v.referenced), "`rekindle plan` shows what a render will do and why"),
+        ("logging-config-path", raw.logging_config_path.as_ref().map(|v| v.referenced), "`--log-to-file`, `--verbose` and `--format json`"),
+        ("config-name", raw.config_name.as_ref().map(|v| v.referenced), "`--config-name` on the command line: this file was already chosen"),
+        ("conformance-tests-folder", raw.conformance_tests_folder.as_ref().map(|v| v.referenced), "`copy-conformance-tests` and `conformance-tests-dest`: rekindle keeps each module's conformance tests in its build folder (plain2code 0.3.12 has no such key either)"),
+    ] {
+        if let Some(at) = v {
+            diags.push(
+                Diagnostic::warning("W0802", format!("`{key}` in config.yaml is ignored"))
+                    .at(span_at(db, file, at.line(), 1), "rekindle has no such setting")
+                    .help(format!("use {instead}")),
+            );
+        }
+    }
+    // `headless` needs nothing: rekindle prints a plain log whenever its output is not a terminal.
+    let _ = &raw.headless;
+    let flags = FlagDefaults {
+        render_range: raw.render_range.map(|v| match v.value {
+            NumberOrText::Number(n) => n.to_string(),
+            NumberOrText::Text(t) => t,
+        }),
+        render_from: raw.render_from.map(|v| v.value as usize),
+        force_render: raw.force_render.is_some_and(|v| v.value),
+        dry_run: raw.dry_run.is_some_and(|v| v.value),
+        full_plain: raw.full_plain.is_some_and(|v| v.value),
+        log_to_file: raw.log_to_file.map(|v| v.value),
+        log_file_name: raw.log_file_name.map(|v| v.value),
+    };
     let mut locations = Vec::new();
     for (key, v) in [
         ("base-folder", &raw.base_folder),
@@ -220,7 +260,6 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
         build_folder: resolve(&raw.build_folder),
         build_dest: resolve(&raw.build_dest),
         copy_build: raw.copy_build.map(|v| v.value),
-        conformance_tests_folder: resolve(&raw.conformance_tests_folder),
         conformance_tests_dest: resolve(&raw.conformance_tests_dest),
         copy_conformance_tests: raw.copy_conformance_tests.map(|v| v.value),
         unittests_script: resolve(&raw.unittests_script),
@@ -228,6 +267,7 @@ pub fn read(path: &Path, db: &mut SourceDb, diags: &mut Vec<Diagnostic>) -> Refe
         prepare_environment_script: resolve(&raw.prepare_environment_script),
         test_script_timeout: raw.test_script_timeout.map(|v| v.value),
         verbose: raw.verbose.map(|v| v.value),
+        flags,
         locations,
     }
 }
@@ -271,6 +311,30 @@ mod tests {
         assert_eq!(d[0].code, "E0804");
         assert!(d[0].message.contains("build-foldr"), "{}", d[0].message);
         assert!(d[0].primary.is_some());
+    }
+
+    #[test]
+    fn an_api_key_is_ignored_with_a_warning_that_never_repeats_it() {
+        let (_, d) = read_str("build-folder: out\napi-key: sk-not-for-files\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].code, "W0801");
+        assert!(!d[0].is_error());
+        assert!(!format!("{d:?}").contains("sk-not-for-files"));
+    }
+
+    #[test]
+    fn flag_keys_are_read_in_both_spellings_and_as_numbers() {
+        let (c, d) = read_str(
+            "render_range: 3\nforce-render: true\nlog_file_name: r.log\nbase-folder: seed\nv: true\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.flags.render_range.as_deref(), Some("3"));
+        assert!(c.flags.force_render && !c.flags.dry_run);
+        assert_eq!(c.flags.log_file_name.as_deref(), Some("r.log"));
+        assert!(c.base_folder.unwrap().ends_with("seed"));
+        assert_eq!(c.verbose, Some(true));
+        let (c, _) = read_str("render-range: 2,4\n");
+        assert_eq!(c.flags.render_range.as_deref(), Some("2,4"));
     }
 
     #[test]

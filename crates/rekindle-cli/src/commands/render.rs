@@ -40,12 +40,27 @@ pub fn parse_range(s: &str) -> Result<(usize, usize), CliError> {
 pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     let (project, settings) = load::load_valid_with(file, args, Some(r))?;
     let json = args.format == Format::Json;
+    // plain2code's render flags may be written in config.yaml; the command line wins.
+    let keys = &settings.flags;
+    if keys.full_plain {
+        return super::expand::run(file, None, args);
+    }
+    if keys.dry_run {
+        return super::plan::run(file, args);
+    }
     setup::check_folders(&settings, r, None)?;
-    let range = r.range.as_deref().map(parse_range).transpose()?;
-    if r.from.is_some() && range.is_some() {
-        return Err(CliError::usage(
-            "--from and --range cannot be used together",
-        ));
+    let (range, from) = if r.range.is_some() || r.from.is_some() {
+        (r.range.clone(), r.from)
+    } else {
+        (keys.render_range.clone(), keys.render_from)
+    };
+    let range = range.as_deref().map(parse_range).transpose()?;
+    if from.is_some() && range.is_some() {
+        return Err(CliError::usage(if r.range.is_some() || r.from.is_some() {
+            "--from and --range cannot be used together"
+        } else {
+            "config.yaml sets both render-range and render-from; keep one"
+        }));
     }
     if !rekindle_workspace::git::available() {
         return Err(CliError::usage(
@@ -89,6 +104,8 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     );
     let mut opts = setup::options(file, &settings, r, &project);
     opts.range = range;
+    opts.from = from;
+    opts.force_render |= keys.force_render;
     let lock_models = LockModels::of(&models.settings(&opts.sampling));
     if r.locked {
         let lock = lock.as_ref().expect("checked above");
@@ -133,7 +150,12 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     let journal = Journal::new(layout.journal());
     let mut printer = Printer::new(json);
     printer.verbose = r.verbose || settings.verbose;
-    let log_name = match (&r.log_file_name, r.log_to_file && !r.no_log_to_file) {
+    let log_to_file = (r.log_to_file || keys.log_to_file == Some(true)) && !r.no_log_to_file;
+    let log_file_name = r.log_file_name.as_ref().or(keys
+        .log_file_name
+        .as_ref()
+        .filter(|_| !r.no_log_to_file && (r.log_to_file || keys.log_to_file != Some(false))));
+    let log_name = match (log_file_name, log_to_file) {
         (Some(name), _) => Some(name.as_str()),
         (None, true) => Some("rekindle.log"),
         (None, false) => None,
