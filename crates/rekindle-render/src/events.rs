@@ -20,8 +20,6 @@ pub enum FunctionalityStatus {
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Implement,
-    /// Implementing anew after the conformance tests failed on code judged wrong.
-    Reimplement,
     UnitTests,
     FixUnitTests,
     PrepareEnvironment,
@@ -35,7 +33,6 @@ impl Phase {
     pub fn words(self) -> &'static str {
         match self {
             Phase::Implement => "implement",
-            Phase::Reimplement => "implement again (sampled) against the failing conformance tests",
             Phase::UnitTests => "unit tests",
             Phase::FixUnitTests => "fix unit tests",
             Phase::PrepareEnvironment => "prepare environment",

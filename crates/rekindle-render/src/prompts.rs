@@ -20,7 +20,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/fix_conformance.j2"),
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
-    ("reimplement.j2", include_str!("../prompts/reimplement.j2")),
     (
         "rewrite_test.j2",
         include_str!("../prompts/rewrite_test.j2"),
@@ -136,28 +135,6 @@ pub fn implement(
     with_system(render(
         "implement.j2",
         minijinja::context! { files => v(listed(&files)), left_out => v(left_out), earlier_failure => earlier_failure, ..ctx },
-    ))
-}
-
-/// Implementing anew after this functionality's conformance tests failed on the code judged
-/// wrong: the code as it was before the functionality (`files`), the tests and their failure.
-pub fn reimplement(
-    cx: &Context,
-    files: &[FileText],
-    left_out: &[String],
-    tests: &[FileText],
-    exit_code: i32,
-    output: &str,
-) -> Vec<Message> {
-    let files = files_for_prompt(files);
-    let tests = files_for_prompt(tests);
-    let ctx = v(cx);
-    with_system(render(
-        "reimplement.j2",
-        minijinja::context! {
-            files => v(listed(&files)), left_out => v(left_out), tests => v(listed(&tests)),
-            exit_code => exit_code, output => output, ..ctx
-        },
     ))
 }
 

@@ -384,7 +384,6 @@ impl Renderer<'_, '_> {
         self.apply(module, k, &scope, &reply.changes)?;
         let folders: Vec<(usize, PathBuf)> =
             (1..=k).rev().map(|j| (j, d.conformance_tests(j))).collect();
-        let mut reimplements = 0u32;
         // This functionality's tests first, then every earlier one (regression).
         for (j, folder) in folders {
             if !folder.is_dir() {
@@ -412,6 +411,16 @@ impl Renderer<'_, '_> {
                 }
                 attempt += 1;
                 failures += 1;
+                self.phase(
+                    module,
+                    k,
+                    if regression {
+                        Phase::FixRegression
+                    } else {
+                        Phase::FixConformance
+                    },
+                    attempt,
+                );
                 let output = self.output_for_prompt(&run.output, d, &folder);
                 let (files, _) = self.snapshot(&d.code);
                 let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
@@ -434,47 +443,6 @@ impl Renderer<'_, '_> {
                 } else {
                     (None, false)
                 };
-                if target.is_none() && !regression && reimplements < REIMPLEMENTS {
-                    // The code is judged wrong: asked to fix it, a small model keeps its wrong
-                    // idea (no conformance fix rescued a HumanEval render in the benchmark).
-                    // The functionality is implemented anew instead, sampled, from the code as
-                    // it was before it, with these tests and their failure in view.
-                    reimplements += 1;
-                    self.phase(module, k, Phase::Reimplement, reimplements);
-                    Repo::new(&d.code).reset_hard(None)?;
-                    let (files, left_out) = self.snapshot(&d.code);
-                    let msgs = prompts::reimplement(
-                        cx,
-                        &named(CODE, &files),
-                        &left_out,
-                        &test_files,
-                        run.exit_code,
-                        &output,
-                    );
-                    tries.reimplemented();
-                    let scope = Scope::code(&d.code);
-                    let reply = self
-                        .ask(module, k, Role::Code, 0, msgs, scope, tries)
-                        .await?;
-                    self.apply(module, k, &scope, &reply.changes)?;
-                    if let Some(failure) = self
-                        .unit_tests(module, k, cx, d, &mut failures, tries)
-                        .await?
-                    {
-                        return Ok(Some(failure));
-                    }
-                    continue;
-                }
-                self.phase(
-                    module,
-                    k,
-                    if regression {
-                        Phase::FixRegression
-                    } else {
-                        Phase::FixConformance
-                    },
-                    attempt,
-                );
                 let msgs = match &target {
                     Some(path) => prompts::rewrite_test(
                         cx,
@@ -629,10 +597,6 @@ impl Renderer<'_, '_> {
         }
     }
 }
-
-/// How many times a functionality whose own conformance tests fail on code judged wrong is
-/// implemented anew (sampled) before the loop asks for fixes instead.
-const REIMPLEMENTS: u32 = 2;
 
 /// Replies to a conformance-tests call stay short: a runaway test file is the commonest way a
 /// small model wastes a call.
@@ -996,19 +960,6 @@ impl Tries {
         self.rewritten = None;
         self.rounding = None;
         self.rewritten_alone.clear();
-    }
-
-    /// The functionality is implemented anew: what fixes did and saw no longer applies, and
-    /// the new implementation is sampled (asked greedily, the model would write its first idea
-    /// again).
-    fn reimplemented(&mut self) {
-        self.memory = prompts::Memory::default();
-        self.last_failure = None;
-        self.last_fix_changed_nothing = false;
-        self.rewritten = None;
-        self.rounding = None;
-        self.rewritten_alone.clear();
-        self.sample_next = true;
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
