@@ -2,12 +2,14 @@
 # The test command: every test of the workspace, with the embedded engine. That includes the
 # corpus agreement test (it needs ../shared/corpus, or REKINDLE_CORPUS pointing at a copy) and
 # the end-to-end tests with the real local model, which is fetched first (1.1 GB, verified).
+# The editor test drives Debian's Neovim, installed when missing.
 # The model tests run last and one at a time: llama.cpp's threads want both cores to themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 ensure_build_deps
 ensure_sandbox_deps
+ensure_editor_deps
 ensure_llama_deps
 export_llama_cpu_flags
 if ! cargo nextest --version >/dev/null 2>&1; then

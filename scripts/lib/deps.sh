@@ -30,6 +30,11 @@ ensure_sandbox_deps() {
   command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
 }
 
+# The editor test drives a real Neovim (headless) against `rekindle lsp`.
+ensure_editor_deps() {
+  command -v nvim >/dev/null 2>&1 || apt_install neovim
+}
+
 ensure_llama_deps() {
   # llama-cpp-sys builds llama.cpp with cmake and generates bindings with libclang.
   command -v cmake >/dev/null 2>&1 || apt_install cmake

@@ -146,6 +146,33 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Start a project that checks and renders out of the box: a spec importing a built-in
+    /// template, config.yaml, its test scripts, rekindle.toml and .gitignore entries. Asks only
+    /// on a terminal; never overwrites a file.
+    Init {
+        /// The project folder (default: here).
+        dir: Option<PathBuf>,
+        /// The built-in template to start from (`list` lists them; default: the Python one).
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        /// The project's name: the spec's file name (default: the folder's name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The model provider rekindle.toml names: local (default), openai or anthropic.
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// Ask nothing, even on a terminal: the defaults.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// A language server on stdin and stdout for editors: diagnostics as you type, go to
+    /// definition, references, hover, completion, symbols and rename of concepts.
+    Lsp,
+    /// A Model Context Protocol server on stdin and stdout for coding agents: check, plan,
+    /// expand, status, why and render as tools with JSON results.
+    Mcp,
     /// Print the spec with templates, imports and exported definitions expanded.
     Expand {
         file: PathBuf,
@@ -284,6 +311,11 @@ pub struct RenderArgs {
     /// Answer every question (such as a cost confirmation) with yes.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Refuse to call a hosted model (one that may cost money): fail before rendering instead.
+    /// The local model and the response cache are fine. `rekindle mcp` renders with it unless
+    /// the call allows hosted models.
+    #[arg(long)]
+    pub local_only: bool,
     /// The build folder (default: config.yaml's build-folder, else plain_modules beside the spec).
     #[arg(long, value_name = "DIR")]
     pub build_folder: Option<PathBuf>,

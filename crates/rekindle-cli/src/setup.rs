@@ -39,6 +39,31 @@ pub struct Built {
     pub escalate: Option<(usize, u32)>,
 }
 
+/// The hosted providers (which may cost money) a render with `args` would call: every role and
+/// the escalation step, without building any provider (no key is needed to ask).
+pub fn hosted_names(
+    settings: &rekindle_config::Settings,
+    args: &ProviderArgs,
+) -> Result<Vec<String>, String> {
+    let mut specs = Vec::new();
+    for role in [Role::Code, Role::Fix, Role::Tests] {
+        specs.push(models::select(settings, args, role)?);
+    }
+    let m = &settings.toml.models;
+    if let (Some(_), None) = (&m.escalate_to, &args.provider) {
+        let after = m.escalate_after.unwrap_or(2);
+        specs.push(models::select_escalating(settings, args, Role::Fix, after)?);
+    }
+    let mut names: Vec<String> = specs
+        .into_iter()
+        .filter(|s| s.kind != rekindle_llm::ProviderKind::Local)
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// Builds the providers of the three roles (and the escalation step), each once.
 pub fn build_models(
     settings: &rekindle_config::Settings,

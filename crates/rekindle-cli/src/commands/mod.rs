@@ -7,7 +7,10 @@ mod cache;
 mod check;
 mod doctor;
 mod expand;
+mod init;
 mod journal;
+mod lsp;
+mod mcp;
 mod model;
 mod plan;
 mod render;
@@ -85,6 +88,23 @@ pub fn run(command: Command) -> ExitStatus {
             command: JournalCommand::Verify { spec, format },
         } => journal::verify(spec.as_deref(), format),
         Command::Cache { command } => cache::run(command),
+        Command::Init {
+            dir,
+            template,
+            name,
+            provider,
+            yes,
+            format,
+        } => init::run(&init::InitArgs {
+            dir: dir.as_deref(),
+            template: template.as_deref(),
+            name: name.as_deref(),
+            provider: provider.as_deref(),
+            yes,
+            format,
+        }),
+        Command::Lsp => lsp::run(),
+        Command::Mcp => mcp::run(),
     };
     result.unwrap_or_else(|e| e.report(format))
 }
@@ -98,12 +118,14 @@ fn error_format(command: &Command) -> Format {
         | Command::Expand { args, .. }
         | Command::Status { args, .. }
         | Command::Burn { args, .. } => args.format,
-        Command::Why { format, .. } => *format,
+        Command::Why { format, .. } | Command::Init { format, .. } => *format,
         // Their errors were always plain text.
         Command::Attest { .. }
         | Command::Doctor { .. }
         | Command::Model { .. }
         | Command::Journal { .. }
-        | Command::Cache { .. } => Format::Text,
+        | Command::Cache { .. }
+        | Command::Lsp
+        | Command::Mcp => Format::Text,
     }
 }
