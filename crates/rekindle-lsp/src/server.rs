@@ -187,13 +187,15 @@ impl Server<'_> {
             }
             let a = Analysis::load(&entry, &self.docs);
             let now = a.diagnostics();
-            self.analyses.insert(entry.clone(), a);
+            let replaced = self.analyses.insert(entry.clone(), a);
             let old = self.said.insert(entry.clone(), now).unwrap_or_default();
             let mut files: HashSet<PathBuf> = old.into_keys().collect();
             files.extend(self.said[&entry].keys().cloned());
             for f in files {
                 self.publish(&f);
             }
+            // Freeing a large project takes a while: after the editor has its answer.
+            drop(replaced);
         }
     }
 

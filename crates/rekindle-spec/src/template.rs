@@ -112,6 +112,32 @@ pub fn expand(
     includes: &mut dyn Includes,
     diags: &mut Vec<Diagnostic>,
 ) -> (Expanded, Vec<CodeVar>) {
+    // Text with no template tag and no comment line expands to itself: one mark maps it all
+    // (what a mark per line would say), and the line-by-line pass is skipped.
+    if text.len() <= MAX_EXPANDED_BYTES && is_plain_text(text) {
+        return (
+            Expanded {
+                text: text.to_string(),
+                marks: vec![Mark {
+                    at: 0,
+                    file,
+                    offset: base as u32,
+                }],
+            },
+            Vec::new(),
+        );
+    }
+    expand_lines(file, text, base, includes, diags)
+}
+
+/// [`expand`] line by line.
+fn expand_lines(
+    file: FileId,
+    text: &str,
+    base: usize,
+    includes: &mut dyn Includes,
+    diags: &mut Vec<Diagnostic>,
+) -> (Expanded, Vec<CodeVar>) {
     let mut ex = Expander {
         out: String::with_capacity(text.len() + 64),
         marks: Vec::with_capacity(text.len() / 32 + 1),
@@ -158,6 +184,18 @@ fn check_code_vars(vars: &[CodeVar], diags: &mut Vec<Diagnostic>) {
             }
         }
     }
+}
+
+/// Whether `text` has nothing to expand: no `{` (so no tag) and no comment line.
+fn is_plain_text(text: &str) -> bool {
+    let b = text.as_bytes();
+    if memchr::memchr(b'{', b).is_some() {
+        return false;
+    }
+    memchr::memchr_iter(b'>', b).all(|i| {
+        let start = memchr::memrchr(b'\n', &b[..i]).map_or(0, |j| j + 1);
+        !b[start..i].iter().all(|&c| c == b' ' || c == b'\t')
+    })
 }
 
 /// A comment line: `>` as its first non-blank character.
@@ -586,6 +624,39 @@ mod tests {
         let mut d = Vec::new();
         let (e, v) = expand(FileId(0), text, 0, &mut Files(files), &mut d);
         (e.text, d, v)
+    }
+
+    #[test]
+    fn plain_text_expands_to_itself_as_the_line_pass_would() {
+        struct NoIncludes;
+        impl Includes for NoIncludes {
+            fn include(&mut self, _: &str, _: FileId) -> Result<(FileId, String), IncludeError> {
+                Err("none".to_string().into())
+            }
+        }
+        let f = FileId(3);
+        for text in [
+            "***functional specs***\n\n- A -> B, a > b.\n  - nested\n",
+            "```\ncode\n```\n- é and ü\n",
+            "",
+            "no newline at the end",
+        ] {
+            assert!(is_plain_text(text), "{text}");
+            let (fast, _) = expand(f, text, 7, &mut NoIncludes, &mut Vec::new());
+            let (slow, _) = expand_lines(f, text, 7, &mut NoIncludes, &mut Vec::new());
+            assert_eq!(fast.text, slow.text);
+            for at in 0..text.len() {
+                assert_eq!(fast.origin(at), slow.origin(at), "{text:?} at {at}");
+            }
+        }
+        for text in [
+            "> a comment\nx\n",
+            "x\n  > indented comment\n",
+            "{{ v }}\n",
+            "{% include \"a\" %}",
+        ] {
+            assert!(!is_plain_text(text), "{text}");
+        }
     }
 
     #[test]
