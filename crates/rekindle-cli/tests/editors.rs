@@ -532,19 +532,17 @@ fn init_makes_a_project_that_checks_and_renders() {
             )
         ))
     });
+    // The user points rekindle.toml at their model (here the scripted one) and renders.
+    std::fs::write(
+        demo.join("rekindle.toml"),
+        format!(
+            "[providers.scripted]\nkind = \"openai\"\nbase-url = \"{}/v1\"\nmodel = \"fake\"\n\n[models]\ndefault = \"scripted\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
     let out = Command::new(cargo_bin("rekindle"))
-        .args([
-            "render",
-            "demo.plain",
-            "--provider",
-            "openai",
-            "--model",
-            "fake",
-            "--format",
-            "json",
-            "--base-url",
-        ])
-        .arg(format!("{}/v1", server.url()))
+        .args(["render", "demo.plain", "--format", "json"])
         .current_dir(&demo)
         .env_remove("OPENAI_API_KEY")
         .stdin(Stdio::null())
@@ -561,6 +559,42 @@ fn init_makes_a_project_that_checks_and_renders() {
         std::fs::read_to_string(code).unwrap(),
         "print('Hello from demo!')\n"
     );
+
+    // A hover on the functionality in `rekindle lsp` says how its render stands, and what the
+    // render wrote; after the spec changes on disk, that it is stale and why.
+    let spec_path = demo.canonicalize().unwrap().join("demo.plain");
+    let text = std::fs::read_to_string(&spec_path).unwrap();
+    let u = uri(&spec_path);
+    let mut lsp = Peer::start("lsp", &demo, true);
+    lsp.request("initialize", json!({"processId": null, "capabilities": {}}));
+    lsp.notify("initialized", json!({}));
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": u, "languageId": "plain", "version": 1, "text": text}}),
+    );
+    assert_eq!(lsp.diagnostics(&u), Vec::<Value>::new());
+    let hover = |lsp: &mut Peer| -> String {
+        let h = lsp.request("textDocument/hover", at(&u, pos(&text, "should print", 0)));
+        h["result"]["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let said = hover(&mut lsp);
+    assert!(said.contains("functionality 1 of module demo"), "{said}");
+    assert!(said.contains("render state: **up to date**"), "{said}");
+    assert!(
+        said.contains("`demo.py`") && said.contains("`test_demo.py`"),
+        "{said}"
+    );
+    std::fs::write(&spec_path, text.replace("\"demo.py\"", "\"hello.py\"")).unwrap();
+    let said = hover(&mut lsp);
+    assert!(said.contains("render state: **stale**"), "{said}");
+    assert!(said.contains("implementation reqs"), "{said}");
+    std::fs::write(&spec_path, &text).unwrap();
+    lsp.request("shutdown", Value::Null);
+    lsp.notify("exit", Value::Null);
+    assert!(lsp.child.wait().unwrap().success());
 
     // Again in the same folder: refused, nothing touched; `.gitignore` entries are not repeated.
     let before = std::fs::read_to_string(demo.join("demo.plain")).unwrap();

@@ -54,7 +54,15 @@ impl rekindle_lsp::RenderInfo for Renders {
 
 /// "up to date", or "stale" with its reasons, as `rekindle status` says it.
 fn state(spec: &Path, module: &str, id: usize) -> Option<String> {
-    let r = RenderArgs::default();
+    // The render flags' own defaults (`--max-tokens` is part of the model settings).
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        r: RenderArgs,
+    }
+    let r = <Defaults as clap::Parser>::try_parse_from(["rekindle"])
+        .ok()?
+        .r;
     let args = crate::args::SpecArgs {
         format: crate::args::Format::Text,
         template_dirs: Vec::new(),
