@@ -167,6 +167,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Talk with a model about a spec: it proposes spec edits as diffs; each one that applies and
+    /// still checks is shown and written when accepted (--yes accepts; without a terminal and
+    /// without --yes they are only reported). Stored with the spec's history.
+    Converse {
+        file: PathBuf,
+        /// A message to the model (repeatable: one turn each). Without it: asked on a terminal,
+        /// else read from stdin.
+        #[arg(long = "message", short = 'm', value_name = "TEXT")]
+        messages: Vec<String>,
+        /// Accept every proposed edit that applies and checks.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Most tokens a reply may have.
+        #[arg(long, value_name = "N", default_value = "1536")]
+        max_tokens: u32,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        provider: ProviderArgs,
+    },
     /// A language server on stdin and stdout for editors: diagnostics as you type, go to
     /// definition, references, hover, completion, symbols and rename of concepts.
     Lsp,

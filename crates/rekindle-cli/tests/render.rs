@@ -857,6 +857,130 @@ fn plain2codes_keys_in_config_yaml_mean_what_its_flags_mean() {
     assert_eq!(err.matches("W0802").count(), 6, "{err}");
 }
 
+/// `rekindle converse` with a scripted model: a proposal that does not check goes back to the
+/// model with the diagnostics, the corrected one is accepted (--yes) and written, the
+/// conversation is stored and journaled, `why` on the new spec line and on the code rendered from
+/// it names the conversation, and an edited conversation file is caught by `journal verify`.
+#[test]
+fn a_conversation_adds_a_functionality_and_why_names_it() {
+    let p = Project::new(&["c1"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let b = p.behaviour.clone();
+    p.server.set_responder(move |s| {
+        let diff = |line: &str| {
+            format!("I added it.\n\n```diff\n--- a/app.plain\n+++ b/app.plain\n@@ -15,2 +15,4 @@\n - Print c1.\n \n+{line}\n+\n```\n")
+        };
+        if s.first_user().contains("# Spec files") {
+            if s.last_user().contains("could not be used") {
+                return openai_reply(&diff("- Print c2."));
+            }
+            // First a proposal that uses a concept nobody defined.
+            return openai_reply(&diff("- Print c2 with :Gizmo:."));
+        }
+        respond(&b, s)
+    });
+    let calls = p.calls();
+    // Without --yes and without a terminal, the proposal is only reported.
+    let (code, _, err) = p.run("converse", &["--message", "Also print c2."]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 reported and not applied"), "{err}");
+    assert!(!std::fs::read_to_string(p.path().join("app.plain"))
+        .unwrap()
+        .contains("c2"));
+    let (code, _, err) = p.run("converse", &["--message", "Also print c2.", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("edit accepted"), "{err}");
+    let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    assert!(
+        spec_text.ends_with("- Print c1.\n\n- Print c2.\n\n"),
+        "{spec_text}"
+    );
+    // The invalid proposal went back once: 2 calls; the second conversation asked the same
+    // questions, which the response cache answered.
+    assert_eq!(p.calls() - calls, 2);
+    let (code, _, err) = rekindle_in(p.path(), &["check", "app.plain"]);
+    assert_eq!(code, 0, "{err}");
+    let stored: Vec<PathBuf> = std::fs::read_dir(p.path().join(".rekindle/conversations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let accepted = stored
+        .iter()
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("\"verdict\": \"accepted\"")
+        })
+        .expect("the conversation with the accepted edit");
+    let id = accepted.file_stem().unwrap().to_string_lossy().to_string();
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(accepted).unwrap()).unwrap();
+    let roles: Vec<&str> = c["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "check", "assistant"]);
+    assert!(
+        c["turns"][2]["text"].as_str().unwrap().contains(":Gizmo:"),
+        "{c}"
+    );
+    let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
+    assert_eq!(verify.0, 0, "{verify:?}");
+    assert!(
+        verify.1.contains("2 conversation(s) stored as recorded"),
+        "{verify:?}"
+    );
+
+    // why on the spec: the new line names the conversation and what was asked; an old one not.
+    let line = spec_text.lines().position(|l| l == "- Print c2.").unwrap() + 1;
+    let (code, out, err) = rekindle_in(p.path(), &["why", &format!("app.plain:{line}")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&id[..16]) && out.contains("turn 4") && out.contains("Also print c2."),
+        "{out}"
+    );
+    let old = spec_text.lines().position(|l| l == "- Print c1.").unwrap() + 1;
+    let (_, out, _) = rekindle_in(p.path(), &["why", &format!("app.plain:{old}")]);
+    assert!(
+        out.contains("was not written through a conversation"),
+        "{out}"
+    );
+
+    // Rendered, the code it led to traces back to the conversation too.
+    let (code, _, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(output_of(&p.code()), "c1\nc2\n");
+    let main = std::fs::read_to_string(p.code().join("main.sh")).unwrap();
+    let echo = main.lines().position(|l| l == "echo c2").unwrap() + 1;
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &[
+            "why",
+            &format!("plain_modules/app/code/main.sh:{echo}"),
+            "--spec",
+            "app.plain",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("functionality 2")
+            && out.contains(&format!("intent: conversation {}", &id[..16])),
+        "{out}"
+    );
+
+    // An edited conversation breaks verification.
+    let text = std::fs::read_to_string(accepted).unwrap();
+    std::fs::write(accepted, text.replace("Also print c2.", "Also print c3.")).unwrap();
+    let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
+    assert_eq!(verify.0, 1, "{verify:?}");
+    assert!(
+        verify.2.contains("was changed after it was stored"),
+        "{verify:?}"
+    );
+}
+
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()

@@ -5,6 +5,7 @@
 //! `rekindle.lock` ([`lock`]) and describe it as an in-toto statement ([`attest`]).
 
 pub mod attest;
+pub mod conversation;
 pub mod journal;
 pub mod lock;
 pub mod record;

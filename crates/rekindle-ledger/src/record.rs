@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum Record {
     ModelCall(ModelCall),
     Step(Step),
+    /// A conversation about the specs, stored under `.rekindle/conversations/`.
+    Conversation(crate::conversation::ConversationEntry),
     /// A kind this version does not know (written by a newer rekindle); kept in the chain.
     #[serde(other)]
     Unknown,
@@ -79,7 +81,7 @@ impl Record {
         match self {
             Record::ModelCall(c) => Some((&c.module, c.functionality)),
             Record::Step(s) => Some((&s.module, s.functionality)),
-            Record::Unknown => None,
+            Record::Conversation(_) | Record::Unknown => None,
         }
     }
 }

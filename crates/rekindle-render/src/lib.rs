@@ -10,6 +10,7 @@
 //! would do), [`burn`] (the deletion test's comparison), [`error`], [`events`], [`prompts`].
 
 pub mod burn;
+pub mod converse;
 pub mod error;
 pub mod events;
 mod history;

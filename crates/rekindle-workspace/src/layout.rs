@@ -125,6 +125,12 @@ impl ProjectLayout {
     }
 
     /// The tree store (a bare git repository) holding every tree the lock pins.
+    /// Conversations about the specs (`rekindle converse`), one file each, named by the BLAKE3
+    /// of its content.
+    pub fn conversations(&self) -> PathBuf {
+        self.rekindle_dir().join("conversations")
+    }
+
     pub fn trees(&self) -> PathBuf {
         self.rekindle_dir().join("trees.git")
     }

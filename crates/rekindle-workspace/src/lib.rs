@@ -5,6 +5,7 @@
 pub mod files;
 pub mod git;
 pub mod layout;
+pub mod patch;
 pub mod sandbox;
 pub mod scripts;
 pub mod store;

@@ -62,7 +62,21 @@ pub fn verify(spec: Option<&Path>, format: Format) -> CmdResult {
         .chain(std::iter::once(GENESIS.to_string()))
         .collect();
     let (anchors, unchecked, lock_error) = anchors(&spec, &layout, &chain);
-    let broken = anchors.iter().any(|a| a.missing > 0) || lock_error.is_some();
+    // Every conversation the journal names must still be stored as it was.
+    let store = rekindle_ledger::conversation::Store::new(layout.conversations());
+    let mut conversations = 0usize;
+    let mut conversation_errors = Vec::new();
+    for r in journal.records() {
+        if let rekindle_ledger::record::Record::Conversation(c) = r {
+            conversations += 1;
+            if let Err(e) = store.load(&c.id) {
+                conversation_errors.push(e);
+            }
+        }
+    }
+    let broken = anchors.iter().any(|a| a.missing > 0)
+        || lock_error.is_some()
+        || !conversation_errors.is_empty();
     if json_out {
         println!(
             "{}",
@@ -74,12 +88,19 @@ pub fn verify(spec: Option<&Path>, format: Format) -> CmdResult {
                 "anchors": anchors,
                 "unchecked": unchecked,
                 "lock_error": lock_error,
+                "conversations": conversations,
+                "conversation_errors": conversation_errors,
             })
         );
     } else {
         if broken {
+            let why = if anchors.iter().any(|a| a.missing > 0) || lock_error.is_some() {
+                "it is not the journal that was anchored"
+            } else {
+                "a conversation it records was changed or removed"
+            };
             eprintln!(
-                "error: journal {} chains ({} entries), but it is not the journal that was anchored:",
+                "error: journal {} chains ({} entries), but {why}:",
                 journal.path.display(),
                 v.entries
             );
@@ -93,6 +114,12 @@ pub fn verify(spec: Option<&Path>, format: Format) -> CmdResult {
         }
         if let Some(e) = &lock_error {
             eprintln!("  rekindle.lock cannot be read: {e}");
+        }
+        for e in &conversation_errors {
+            eprintln!("  {e}");
+        }
+        if conversations > 0 && conversation_errors.is_empty() {
+            println!("  {conversations} conversation(s) stored as recorded");
         }
         for a in &anchors {
             match &a.first_missing {

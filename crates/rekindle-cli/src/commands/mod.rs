@@ -5,6 +5,7 @@ mod attest;
 mod burn;
 mod cache;
 mod check;
+mod converse;
 mod doctor;
 mod expand;
 mod init;
@@ -103,6 +104,21 @@ pub fn run(command: Command) -> ExitStatus {
             yes,
             format,
         }),
+        Command::Converse {
+            file,
+            messages,
+            yes,
+            max_tokens,
+            args,
+            provider,
+        } => converse::run(&converse::ConverseArgs {
+            file: &file,
+            messages: &messages,
+            yes,
+            max_tokens,
+            args: &args,
+            provider: &provider,
+        }),
         Command::Lsp => lsp::run(),
         Command::Mcp => mcp::run(),
     };
@@ -117,7 +133,8 @@ fn error_format(command: &Command) -> Format {
         | Command::Render { args, .. }
         | Command::Expand { args, .. }
         | Command::Status { args, .. }
-        | Command::Burn { args, .. } => args.format,
+        | Command::Burn { args, .. }
+        | Command::Converse { args, .. } => args.format,
         Command::Why { format, .. } | Command::Init { format, .. } => *format,
         // Their errors were always plain text.
         Command::Attest { .. }
