@@ -182,6 +182,9 @@ pub enum Command {
         /// Most tokens a reply may have.
         #[arg(long, value_name = "N", default_value = "1536")]
         max_tokens: u32,
+        /// Refuse to call a hosted model (one that may cost money).
+        #[arg(long)]
+        local_only: bool,
         #[command(flatten)]
         args: SpecArgs,
         #[command(flatten)]

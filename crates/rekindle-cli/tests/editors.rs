@@ -416,7 +416,9 @@ fn the_mcp_server_lists_its_tools_and_check_names_the_problem() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    for t in ["check", "plan", "expand", "status", "why", "render"] {
+    for t in [
+        "check", "plan", "expand", "status", "why", "render", "converse",
+    ] {
         assert!(names.contains(&t), "{names:?}");
     }
     let check = mcp.request(
@@ -465,6 +467,18 @@ fn the_mcp_server_lists_its_tools_and_check_names_the_problem() {
         "{r}"
     );
     assert!(!dir.join("plain_modules").exists());
+    let talk = mcp.request(
+        "tools/call",
+        json!({"name": "converse", "arguments": {"file": "app.plain", "message": "Add a goodbye."}}),
+    );
+    let said = talk["result"]["structuredContent"]["output"]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        said.starts_with("--local-only: this conversation would call hosted models (openai)"),
+        "{talk}"
+    );
+    assert!(!dir.join(".rekindle/conversations").exists());
     // Unknown tools and arguments are the caller's mistake.
     let bad = mcp.request(
         "tools/call",

@@ -28,6 +28,7 @@ pub struct ConverseArgs<'a> {
     pub messages: &'a [String],
     pub yes: bool,
     pub max_tokens: u32,
+    pub local_only: bool,
     pub args: &'a SpecArgs,
     pub provider: &'a ProviderArgs,
 }
@@ -66,6 +67,15 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
             ));
         }
         queue.push_back(text);
+    }
+    if a.local_only {
+        let hosted = setup::hosted_names(&settings, a.provider).map_err(CliError::usage)?;
+        if !hosted.is_empty() {
+            return Err(CliError::usage(format!(
+                "--local-only: this conversation would call hosted models ({}), which can cost money",
+                hosted.join(", ")
+            )));
+        }
     }
     let built = setup::build_models(&settings, a.provider, false).map_err(CliError::usage)?;
     let hosted = built.hosted();

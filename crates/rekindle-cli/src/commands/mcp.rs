@@ -84,6 +84,16 @@ const TOOLS: &[ToolDef] = &[
         ],
     },
     ToolDef {
+        name: "converse",
+        about: "Ask a model about a spec, or ask it to change the spec. Its proposed spec edits are checked and returned; with apply they are written (when they check). Recorded with the spec's history. Without allow_hosted only the local model or the response cache is used.",
+        params: &[
+            FILE,
+            ("message", "string", "what to ask or ask for", true),
+            ("apply", "boolean", "write the proposed edits that check (default false: report them only)", false),
+            ("allow_hosted", "boolean", "allow calls to hosted models, which may cost money (default false)", false),
+        ],
+    },
+    ToolDef {
         name: "render",
         about: "Render what is stale: implement, test, fix and commit each functionality with a model. Without allow_hosted it refuses to call a hosted model (which may cost money) and uses only the local model or the response cache.",
         params: &[
@@ -208,6 +218,15 @@ fn command_line(tool: &str, args: &Map<String, Value>) -> Result<Vec<String>, St
     if tool == "expand" {
         if let Some(m) = text(args, "module")? {
             argv.extend(["--module".into(), m]);
+        }
+    }
+    if tool == "converse" {
+        argv.extend(["--message".into(), required("message")?]);
+        if flag(args, "apply")? {
+            argv.push("--yes".into());
+        }
+        if !flag(args, "allow_hosted")? {
+            argv.push("--local-only".into());
         }
     }
     if tool == "render" {

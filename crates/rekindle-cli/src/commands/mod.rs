@@ -109,6 +109,7 @@ pub fn run(command: Command) -> ExitStatus {
             messages,
             yes,
             max_tokens,
+            local_only,
             args,
             provider,
         } => converse::run(&converse::ConverseArgs {
@@ -116,6 +117,7 @@ pub fn run(command: Command) -> ExitStatus {
             messages: &messages,
             yes,
             max_tokens,
+            local_only,
             args: &args,
             provider: &provider,
         }),
