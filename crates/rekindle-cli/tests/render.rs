@@ -981,6 +981,45 @@ fn a_conversation_adds_a_functionality_and_why_names_it() {
     );
 }
 
+/// A diff that does not apply is asked for again as the whole file, which is accepted; the
+/// conversation stores the change as a diff all the same.
+#[test]
+fn a_proposal_that_does_not_apply_is_asked_for_as_the_whole_file() {
+    let p = Project::new(&["w1"], Behaviour::default());
+    let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    let whole = format!("{spec_text}- Print w2.\n");
+    p.server.set_responder(move |s| {
+        if s.last_user().contains("complete new content") {
+            return openai_reply(&format!("--- FILE: app.plain\n{whole}--- END FILE\n"));
+        }
+        // Context lines that are not in the file.
+        openai_reply("```diff\n--- a/app.plain\n+++ b/app.plain\n@@ -3 +3,2 @@\n - Print nothing.\n+- Print w2.\n```\n")
+    });
+    let (code, _, err) = p.run("converse", &["--message", "Also print w2.", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    let now = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    assert!(now.ends_with("- Print w1.\n\n- Print w2.\n"), "{now}");
+    let stored = std::fs::read_dir(p.path().join(".rekindle/conversations"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(stored).unwrap()).unwrap();
+    let verdicts: Vec<&str> = c["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["does_not_apply", "accepted"]);
+    let diff = c["edits"][1]["diff"].as_str().unwrap();
+    assert!(
+        diff.starts_with("--- a/app.plain\n+++ b/app.plain\n") && diff.contains("\n+- Print w2.\n"),
+        "{diff}"
+    );
+}
+
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()

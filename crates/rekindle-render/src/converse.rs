@@ -8,7 +8,18 @@ use rekindle_llm::{Message, NoSink, Request};
 
 const SYSTEM: &str = "You help people write specifications in ***plain, a Markdown language for software specifications. A ***plain file has sections: ***definitions*** (each item starts with the :Concept: it defines), ***implementation reqs***, ***test reqs*** and ***functional specs*** (one functionality per top-level list item, in the order they are built, each optionally with an indented ***acceptance tests*** list). Concepts are written :LikeThis: and must be defined before they are used. A blank line separates list items and headings.
 
-You are shown the spec files of a project. Answer the person's message. When the spec should change, propose the change as a unified diff of the .plain file(s) in one fenced ```diff block, with `--- a/PATH` and `+++ b/PATH` headers (paths as shown) and `@@` hunks whose context lines are copied exactly from the file. Change only what the message asks for. Keep your explanation short.";
+You are shown the spec files of a project. Answer the person's message. When the spec should change, propose the change as a unified diff of the .plain file(s) in one fenced ```diff block, with `--- a/PATH` and `+++ b/PATH` headers (paths as shown) and `@@` hunks whose context lines are copied exactly from the file. Change only what the message asks for. Keep your explanation short.
+
+For example, to add a functionality after the last one of a file app.plain whose functional specs end with `- :App: should print \"hello\".`:
+
+```diff
+--- a/app.plain
++++ b/app.plain
+@@ -20,1 +20,3 @@
+ - :App: should print \"hello\".
++
++- :App: should print \"bye\" after it.
+```";
 
 /// The first user message: the spec files, then the person's message.
 pub fn opening(files: &[(String, String)], message: &str) -> String {
@@ -25,12 +36,55 @@ pub fn opening(files: &[(String, String)], message: &str) -> String {
     s
 }
 
-/// What goes back to the model when its edit could not be used.
-pub fn refusal(problem: &str) -> String {
+/// What goes back to the model when its edit could not be used: the problem (its first
+/// diagnostics: later ones mostly follow from the first), and what to do. A diff that did not
+/// apply is asked for again as the whole file, which small models copy more reliably than
+/// they write diffs (a Markdown list item's `- ` reads as a removed line).
+pub fn refusal(problem: &str, as_file: bool) -> String {
+    let how = if as_file {
+        "This time reply with the complete new content of the .plain file you change, in a file block: a line `--- FILE: PATH`, the whole file, then `--- END FILE`."
+    } else {
+        "Propose it again as a corrected ```diff block: copy the context lines exactly from the file, and put the change where the message needs it (a functionality is a `- ` item under ***functional specs***)."
+    };
     format!(
-        "Your proposed change could not be used:\n\n{}\n\nPropose it again as a corrected ```diff block.",
+        "Your proposed change could not be used:\n\n{}\n\n{how}",
         problem.trim()
     )
+}
+
+/// Whole files a reply gives (`--- FILE: PATH` … `--- END FILE`), as (path, text).
+pub fn whole_files(reply: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in reply.lines() {
+        match &mut current {
+            None => {
+                if let Some(p) = line.trim().strip_prefix("--- FILE:") {
+                    current = Some((p.trim().to_string(), String::new()));
+                }
+            }
+            Some((_, text)) => {
+                if line.trim() == "--- END FILE" {
+                    if let Some(done) = current.take() {
+                        out.push(done);
+                    }
+                } else {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A unified diff of `before` and `after` of `path`, as conversations store and show edits.
+pub fn unified(path: &str, before: &str, after: &str) -> String {
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
 }
 
 /// The system message and the conversation so far.
@@ -47,14 +101,26 @@ pub fn messages(turns: &[(bool, String)]) -> Vec<Message> {
 }
 
 /// One reply: its text, and the request's cache key.
+/// `sample`: `Some(n)` asks for a sampled reply (temperature 0.7, a seed derived from the
+/// conversation and `n`), for when the greedy one repeated itself.
 pub async fn ask(
     model: &RoleModel<'_>,
     session: &Session,
     messages: Vec<Message>,
     max_tokens: u32,
+    sample: Option<u64>,
 ) -> Result<(String, String), String> {
     let mut req = Request::new(model.model.clone(), messages);
     req.sampling.max_tokens = max_tokens;
+    if let Some(n) = sample {
+        let key = rekindle_llm::cache::canonical_json(&req.messages);
+        let h = blake3::hash(key.as_bytes());
+        let b = h.as_bytes();
+        let seed = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        req.sampling.temperature = 0.7;
+        req.sampling.top_p = Some(0.95);
+        req.sampling.seed = Some(seed ^ n);
+    }
     req.template_version = "converse-v1".into();
     let outcome = session
         .call(model.provider, &req, &mut NoSink)
@@ -97,6 +163,20 @@ pub fn proposals(reply: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_files_and_the_diff_shown_for_them() {
+        let reply = "Here:\n--- FILE: app.plain\n- a\n\n- b\n--- END FILE\n";
+        let w = whole_files(reply);
+        assert_eq!(
+            w,
+            vec![("app.plain".to_string(), "- a\n\n- b\n".to_string())]
+        );
+        let d = unified("app.plain", "- a\n", &w[0].1);
+        assert!(d.starts_with("--- a/app.plain\n+++ b/app.plain\n@@"), "{d}");
+        assert!(d.contains("\n+- b\n"), "{d}");
+        assert!(refusal("x", true).contains("--- FILE: PATH"));
+    }
 
     #[test]
     fn diff_blocks_are_found_and_others_ignored() {

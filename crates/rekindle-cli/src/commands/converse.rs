@@ -129,12 +129,14 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
         sent.push((true, rekindle_render::converse::opening(&files, &message)));
         let mut tries = 0;
         loop {
+            // A retry is sampled: asked greedily, a small model gives the refused answer again.
             let (reply, _key) = rt
                 .block_on(rekindle_render::converse::ask(
                     model,
                     &session,
                     rekindle_render::converse::messages(&sent),
                     a.max_tokens,
+                    (tries > 0).then_some(tries as u64),
                 ))
                 .map_err(|e| CliError::usage(format!("the model call failed: {e}")))?;
             c.turns.push(Turn {
@@ -144,14 +146,28 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
             sent.push((false, reply.clone()));
             let turn = c.turns.len() - 1;
             let diffs = rekindle_render::converse::proposals(&reply);
+            let whole = rekindle_render::converse::whole_files(&reply);
             if !json_out {
                 eprintln!("model> {}", reply.trim());
             }
-            if diffs.is_empty() {
+            if diffs.is_empty() && whole.is_empty() {
                 break;
             }
-            let diff = diffs.join("\n");
-            let problem = match proposed(&diff, &files, &dir) {
+            let result = if diffs.is_empty() {
+                replaced(&whole, &files, &dir)
+            } else {
+                proposed(&diffs.join("\n"), &files, &dir)
+            };
+            // What is stored and shown: the change as a diff of the files.
+            let diff = match &result {
+                Ok(new_files) => changes(&files, new_files),
+                Err(_) if diffs.is_empty() => String::new(),
+                Err(_) => diffs.join("\n"),
+            };
+            if !json_out && result.is_ok() {
+                eprintln!("proposed edit:\n{diff}");
+            }
+            let problem = match result {
                 Err(p) => Some(("does_not_apply", p)),
                 Ok(new_files) => match check(a.file, &settings, &dir, &new_files) {
                     Err(p) => Some(("fails_check", p)),
@@ -195,7 +211,7 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
                 break;
             }
             tries += 1;
-            let back = rekindle_render::converse::refusal(&problem);
+            let back = rekindle_render::converse::refusal(&problem, verdict == "does_not_apply");
             c.turns.push(Turn {
                 role: "check".into(),
                 text: back.clone(),
@@ -320,6 +336,46 @@ fn proposed(
     Ok(out)
 }
 
+/// The spec files with the whole files a reply gave in place of theirs (new .plain files inside
+/// the project folder allowed).
+fn replaced(
+    whole: &[(String, String)],
+    files: &[(String, String)],
+    dir: &Path,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = files.to_vec();
+    for (path, text) in whole {
+        let path = path.trim_start_matches("./").to_string();
+        if !path.ends_with(".plain") {
+            return Err(format!(
+                "{path} is not a spec file: a conversation changes .plain files only"
+            ));
+        }
+        rekindle_workspace::files::check_path(dir, &path).map_err(|r| r.to_string())?;
+        match out.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, t)) => *t = text.clone(),
+            None => out.push((path, text.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// The unified diff from `before` to `after`, file by file.
+fn changes(before: &[(String, String)], after: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (path, text) in after {
+        let old = before
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or("");
+        if old != text {
+            out.push_str(&rekindle_render::converse::unified(path, old, text));
+        }
+    }
+    out
+}
+
 /// Loads the spec as it would be after the edit; its errors, rendered, when it has any.
 fn check(
     entry: &Path,
@@ -348,13 +404,19 @@ fn check(
         .map(|d| diag::render(&p.sources, d, false))
         .collect();
     if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the spec no longer checks:\n\n{}",
-            errors.join("\n")
-        ))
+        return Ok(());
     }
+    // The first errors: the rest mostly follow from them (a broken front matter leaves every
+    // concept of its template undefined).
+    let more = errors.len().saturating_sub(3);
+    let mut text = format!(
+        "the spec no longer checks:\n\n{}",
+        errors[..errors.len().min(3)].join("\n")
+    );
+    if more > 0 {
+        text.push_str(&format!("\n({more} more error(s) follow from these)"));
+    }
+    Err(text)
 }
 
 /// Accept, reject or only report a proposal that applies and checks.
