@@ -8,7 +8,7 @@ use rekindle_llm::{Message, NoSink, Request};
 
 const SYSTEM: &str = "You help people write specifications in ***plain, a Markdown language for software specifications. A ***plain file has sections: ***definitions*** (each item starts with the :Concept: it defines), ***implementation reqs***, ***test reqs*** and ***functional specs*** (one functionality per top-level list item, in the order they are built, each optionally with an indented ***acceptance tests*** list). Concepts are written :LikeThis: and must be defined before they are used. A blank line separates list items and headings.
 
-You are shown the spec files of a project. Answer the person's message. When the spec should change, propose the change as a unified diff of the .plain file(s) in one fenced ```diff block, with `--- a/PATH` and `+++ b/PATH` headers (paths as shown) and `@@` hunks whose context lines are copied exactly from the file. Change only what the message asks for. Keep your explanation short.
+You are shown the spec files of a project. Answer the person's message. When the spec should change, propose the change as a unified diff of the .plain file(s) in one fenced ```diff block, with `--- a/PATH` and `+++ b/PATH` headers (paths as shown) and `@@` hunks whose context lines are copied exactly from the file (in a diff, a Markdown list item's line starts with a space then `- `). For a short file you may instead give its complete new content in a file block: `--- FILE: PATH`, the whole file, `--- END FILE`. Change only what the message asks for. Keep your explanation short.
 
 For example, to add a functionality after the last one of a file app.plain whose functional specs end with `- :App: should print \"hello\".`:
 

@@ -133,6 +133,51 @@ pub fn apply(text: &str, patch: &FilePatch) -> Result<String, PatchError> {
     // Hunks in order; later hunks search after where the earlier one ended.
     let mut from = 0usize;
     for (n, h) in patch.hunks.iter().enumerate() {
+        // A hunk that only adds lines may quote its context loosely (a model shortens a long
+        // line): the context is then found by similarity, and the file's own lines are kept.
+        let adds_only = h.new.len() > h.old.len() && h.old.iter().all(|l| h.new.contains(l));
+        if adds_only
+            && !h.old.is_empty()
+            && locate(&lines, &h.old, h.old_start.saturating_sub(1), from).is_none()
+        {
+            if let Some(at) = locate_loosely(&lines, &h.old, from) {
+                let n = h.old.len();
+                let added = &h.new[n..];
+                let new_item = added
+                    .iter()
+                    .find(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.starts_with("- "));
+                if h.new[..n] == h.old[..] && new_item && lines[at + n - 1].starts_with("- ") {
+                    // A new list item after an item: after that item's indented lines (its
+                    // acceptance tests), not between the item and them.
+                    let mut end = at + n;
+                    while end < lines.len()
+                        && (lines[end].trim().is_empty() || lines[end].starts_with([' ', '\t']))
+                    {
+                        end += 1;
+                    }
+                    while end > at + n && lines[end - 1].trim().is_empty() {
+                        end -= 1;
+                    }
+                    lines.splice(end..end, added.iter().cloned());
+                    from = end + added.len();
+                    continue;
+                }
+                let mut block = Vec::with_capacity(h.new.len());
+                let mut j = 0;
+                for l in &h.new {
+                    if j < h.old.len() && *l == h.old[j] {
+                        block.push(lines[at + j].clone());
+                        j += 1;
+                    } else {
+                        block.push(l.clone());
+                    }
+                }
+                lines.splice(at..at + h.old.len(), block);
+                from = at + h.new.len();
+                continue;
+            }
+        }
         let at = if h.old.is_empty() {
             // Pure insertion: at the line it names (or the end).
             h.old_start.min(lines.len()).max(from)
@@ -183,6 +228,43 @@ fn locate(lines: &[String], needle: &[String], hint: usize, from: usize) -> Opti
     }
 }
 
+/// Where `needle` best matches `lines` at or after `from`, line by line by character
+/// similarity: the best place when its mean similarity is at least 0.75 and no other place comes
+/// within 0.1 of it (blank lines must match blank lines).
+fn locate_loosely(lines: &[String], needle: &[String], from: usize) -> Option<usize> {
+    if needle.iter().all(|l| l.trim().is_empty()) || needle.len() > lines.len() {
+        return None;
+    }
+    let score = |i: usize| -> f32 {
+        let mut total = 0.0;
+        for (k, l) in needle.iter().enumerate() {
+            let x = lines[i + k].trim();
+            let l = l.trim();
+            if x.is_empty() != l.is_empty() {
+                return 0.0;
+            }
+            total += if x.is_empty() {
+                1.0
+            } else {
+                similar::TextDiff::from_chars(x, l).ratio()
+            };
+        }
+        total / needle.len() as f32
+    };
+    let mut scored: Vec<(f32, usize)> = (from..=lines.len() - needle.len())
+        .map(|i| (score(i), i))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match scored.as_slice() {
+        [(best, at), rest @ ..]
+            if *best >= 0.75 && rest.first().is_none_or(|r| r.0 + 0.1 < *best) =>
+        {
+            Some(*at)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +302,21 @@ mod tests {
         assert!(p[0].creates);
         assert_eq!(apply("", &p[0]).unwrap(), "***definitions***\n\n");
         assert!(parse("just words").is_err());
+    }
+
+    #[test]
+    fn an_addition_whose_context_is_shortened_lands_after_the_line_it_means() {
+        let spec = "***functional specs***\n\n- :App: should print \"hello, world\" followed by a newline.\n\n  ***acceptance tests***\n";
+        let diff = "--- a/app.plain\n+++ b/app.plain\n@@ -20,1 +20,3 @@\n - :App: should print \"hello, world\".\n+\n+- :App: should print \"goodbye\" after it.\n";
+        let out = apply(spec, &parse(diff).unwrap()[0]).unwrap();
+        // After the item's acceptance tests, which stay with it.
+        assert_eq!(
+            out,
+            "***functional specs***\n\n- :App: should print \"hello, world\" followed by a newline.\n\n  ***acceptance tests***\n\n- :App: should print \"goodbye\" after it.\n"
+        );
+        // Removals are never matched loosely.
+        let diff = "--- a/app.plain\n+++ b/app.plain\n@@ -3 +3 @@\n-- :App: should print \"hello, world\".\n+- gone\n";
+        assert!(apply(spec, &parse(diff).unwrap()[0]).is_err());
     }
 
     #[test]

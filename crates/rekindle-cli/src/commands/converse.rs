@@ -153,10 +153,14 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
             if diffs.is_empty() && whole.is_empty() {
                 break;
             }
+            // A diff first; whole files when there is no diff or it does not apply.
             let result = if diffs.is_empty() {
                 replaced(&whole, &files, &dir)
             } else {
-                proposed(&diffs.join("\n"), &files, &dir)
+                match proposed(&diffs.join("\n"), &files, &dir) {
+                    Err(_) if !whole.is_empty() => replaced(&whole, &files, &dir),
+                    other => other,
+                }
             };
             // What is stored and shown: the change as a diff of the files.
             let diff = match &result {
