@@ -190,6 +190,20 @@ pub enum Command {
         #[command(flatten)]
         provider: ProviderArgs,
     },
+    /// Turn hand edits of generated code into a spec change: the model proposes it (as in
+    /// converse), the spec is re-rendered (the edit saved as a patch first), and the edit is
+    /// retired only when a conformance test rendered anew fails on the code before the edit.
+    Adopt {
+        /// The hand-edited file (default: every file of the entry module changed by hand).
+        path: Option<String>,
+        /// The spec (default: the one .plain file here).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[command(flatten)]
+        args: SpecArgs,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
     /// A language server on stdin and stdout for editors: diagnostics as you type, go to
     /// definition, references, hover, completion, symbols and rename of concepts.
     Lsp,

@@ -1020,6 +1020,83 @@ fn a_proposal_that_does_not_apply_is_asked_for_as_the_whole_file() {
     );
 }
 
+/// `rekindle adopt`: a hand edit (one more line printed) is shown to the model, which proposes
+/// a functionality for it; the spec is re-rendered (the edit saved as a patch first) and the edit
+/// is retired because the new functionality's conformance test fails on the code before the
+/// edit. A proposal whose test passes on that code too does not retire it.
+#[test]
+fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
+    for (word, captured) in [("extra", true), ("a1", false)] {
+        let p = Project::new(&["a1"], Behaviour::default());
+        assert_eq!(p.render(&[]).0, 0);
+        let main = p.code().join("main.sh");
+        let text = std::fs::read_to_string(&main).unwrap();
+        std::fs::write(&main, format!("{text}echo extra\n")).unwrap();
+        let b = p.behaviour.clone();
+        let proposal = format!(
+            "```diff\n--- a/app.plain\n+++ b/app.plain\n@@ -15,1 +15,3 @@\n - Print a1.\n+\n+- Print {word}.\n```\n"
+        );
+        p.server.set_responder(move |s| {
+            if s.first_user().contains("# Spec files") {
+                assert!(
+                    s.first_user().contains("+echo extra"),
+                    "the model is shown the edit"
+                );
+                return openai_reply(&proposal);
+            }
+            respond(&b, s)
+        });
+        let url = format!("{}/v1", p.server.url());
+        let (code, out, err) = rekindle_in(
+            p.path(),
+            &[
+                "adopt",
+                "--spec",
+                "app.plain",
+                "--provider",
+                "openai",
+                "--base-url",
+                &url,
+                "--model",
+                "fake",
+                "--yes",
+            ],
+        );
+        let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+        assert!(
+            spec_text.contains(&format!("- Print {word}.")),
+            "{spec_text}"
+        );
+        let retired = p.path().join(".rekindle/patches/retired");
+        if captured {
+            assert_eq!(code, 0, "{out}\n{err}");
+            assert!(
+                err.contains(
+                    "adopted: functionality 2's conformance tests fail on the code before the edit"
+                ),
+                "{err}"
+            );
+            // The code now comes from the spec, and the edit is kept among the retired.
+            assert_eq!(output_of(&p.code()), "a1\nextra\n");
+            assert_eq!(std::fs::read_dir(&retired).unwrap().count(), 1);
+        } else {
+            assert_eq!(code, 1, "{out}\n{err}");
+            assert!(err.contains("not adopted: no conformance test of a functionality rendered anew fails on the code before the edit"), "{err}");
+            assert!(err.contains("the hand edit is saved as"), "{err}");
+            assert!(!retired.exists());
+        }
+        let stored: Vec<PathBuf> = std::fs::read_dir(p.path().join(".rekindle/conversations"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(stored.len(), 1);
+        let c: Value = serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap();
+        assert_eq!(c["purpose"], "adopt");
+        let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
+        assert_eq!(verify.0, 0, "{verify:?}");
+    }
+}
+
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()

@@ -402,6 +402,32 @@ impl Repo {
         Ok(d)
     }
 
+    /// Writes the files of `commit` into `dest` (which must exist), without touching this
+    /// repository's index or working folder.
+    pub fn export(&self, commit: &str, dest: &Path) -> Result<(), GitError> {
+        let tar = dest.join(".rekindle-export.tar");
+        let tar_arg = tar.to_string_lossy().into_owned();
+        self.run(&["archive", "--format=tar", "-o", &tar_arg, commit])?;
+        let out = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(dest)
+            .output()
+            .map_err(|e| GitError {
+                command: "tar -xf".into(),
+                detail: e.to_string(),
+            })?;
+        let _ = std::fs::remove_file(&tar);
+        if !out.status.success() {
+            return Err(GitError {
+                command: "tar -xf".into(),
+                detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// The repository whose working folder holds `file`, and the file's path inside it.
     pub fn containing(file: &Path) -> Option<(Repo, String)> {
         let abs = std::path::absolute(file).ok()?;

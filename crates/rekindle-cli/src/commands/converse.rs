@@ -47,7 +47,7 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
     let (project, settings) = (l.project, l.settings);
     let json_out = a.args.format == Format::Json;
     let dir = ProjectLayout::for_spec(a.file).dir;
-    let mut files = spec_files(&project, &dir);
+    let files = spec_files(&project, &dir);
     if files.is_empty() {
         return Err(CliError::usage(format!(
             "{} is not a spec file in its project folder",
@@ -106,147 +106,23 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
         turns: Vec::new(),
         edits: Vec::new(),
     };
-    let mut failed = false;
-    let rt = runtime();
-    loop {
-        let message = match queue.pop_front() {
-            Some(m) => m,
-            None if terminal => match prompt("you> ") {
-                Some(m) if !m.trim().is_empty() && m.trim() != "/quit" => m,
-                _ => break,
-            },
-            None => break,
-        };
-        c.turns.push(Turn {
-            role: "user".into(),
-            text: message.clone(),
-        });
-        // The model sees the files as they are now (earlier accepted edits included).
-        let mut sent: Vec<(bool, String)> = Vec::new();
-        for t in &c.turns[..c.turns.len() - 1] {
-            sent.push((t.role != "assistant", t.text.clone()));
-        }
-        sent.push((true, rekindle_render::converse::opening(&files, &message)));
-        let mut tries = 0;
-        loop {
-            // A retry is sampled: asked greedily, a small model gives the refused answer again.
-            let (reply, _key) = rt
-                .block_on(rekindle_render::converse::ask(
-                    model,
-                    &session,
-                    rekindle_render::converse::messages(&sent),
-                    a.max_tokens,
-                    (tries > 0).then_some(tries as u64),
-                ))
-                .map_err(|e| CliError::usage(format!("the model call failed: {e}")))?;
-            c.turns.push(Turn {
-                role: "assistant".into(),
-                text: reply.clone(),
-            });
-            sent.push((false, reply.clone()));
-            let turn = c.turns.len() - 1;
-            let diffs = rekindle_render::converse::proposals(&reply);
-            let whole = rekindle_render::converse::whole_files(&reply);
-            if !json_out {
-                eprintln!("model> {}", reply.trim());
-            }
-            if diffs.is_empty() && whole.is_empty() {
-                break;
-            }
-            // A diff first; whole files when there is no diff or it does not apply.
-            let result = if diffs.is_empty() {
-                replaced(&whole, &files, &dir)
-            } else {
-                match proposed(&diffs.join("\n"), &files, &dir) {
-                    Err(_) if !whole.is_empty() => replaced(&whole, &files, &dir),
-                    other => other,
-                }
-            };
-            // What is stored and shown: the change as a diff of the files.
-            let diff = match &result {
-                Ok(new_files) => changes(&files, new_files),
-                Err(_) if diffs.is_empty() => String::new(),
-                Err(_) => diffs.join("\n"),
-            };
-            if !json_out && result.is_ok() {
-                eprintln!("proposed edit:\n{diff}");
-            }
-            let problem = match result {
-                Err(p) => Some(("does_not_apply", p)),
-                Ok(new_files) => match check(a.file, &settings, &dir, &new_files) {
-                    Err(p) => Some(("fails_check", p)),
-                    Ok(()) => {
-                        let verdict = decide(a.yes, terminal, &mut queue);
-                        let mut edit = Edit {
-                            turn,
-                            diff: diff.clone(),
-                            verdict: verdict.into(),
-                            files: Vec::new(),
-                        };
-                        if verdict == "accepted" {
-                            edit.files = write(&dir, &files, &new_files)?;
-                            files = new_files;
-                        }
-                        if !json_out {
-                            eprintln!("edit {verdict}");
-                        }
-                        c.edits.push(edit);
-                        None
-                    }
-                },
-            };
-            let Some((verdict, problem)) = problem else {
-                break;
-            };
-            c.edits.push(Edit {
-                turn,
-                diff,
-                verdict: verdict.into(),
-                files: Vec::new(),
-            });
-            if tries == RETRIES {
-                failed = true;
-                if !json_out {
-                    eprintln!(
-                        "error: the proposed edit {}: {problem}",
-                        verdict.replace('_', " ")
-                    );
-                }
-                break;
-            }
-            tries += 1;
-            let back = rekindle_render::converse::refusal(&problem, verdict == "does_not_apply");
-            c.turns.push(Turn {
-                role: "check".into(),
-                text: back.clone(),
-            });
-            sent.push((true, back));
-        }
-    }
+    let mut t = Talk {
+        file: a.file,
+        dir: dir.clone(),
+        settings: &settings,
+        files,
+        yes: a.yes,
+        terminal,
+        json_out,
+        max_tokens: a.max_tokens,
+        model,
+        session: &session,
+    };
+    let failed = talk(&mut t, &mut queue, &mut c)?;
     if c.turns.is_empty() {
         return Ok(ExitStatus::Success);
     }
-    let layout = ProjectLayout::for_spec(a.file);
-    let store = conversation::Store::new(layout.conversations());
-    let id = store
-        .save(&c)
-        .map_err(|e| CliError::usage(format!("the conversation could not be stored: {e}")))?;
-    let accepted = c.edits.iter().filter(|e| e.verdict == "accepted").count();
-    Journal::new(layout.journal())
-        .append(&Record::Conversation(ConversationEntry {
-            id: id.clone(),
-            spec: c.spec.clone(),
-            purpose: c.purpose.clone(),
-            provider: c.provider.clone(),
-            model: c.model.clone(),
-            turns: c.turns.len(),
-            accepted,
-        }))
-        .map_err(|e| {
-            CliError::usage(format!(
-                "the journal could not record the conversation: {e}"
-            ))
-        })?;
+    let (id, accepted) = record(a.file, &c)?;
     let reported = c.edits.iter().filter(|e| e.verdict == "reported").count();
     if json_out {
         println!(
@@ -280,9 +156,176 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
     })
 }
 
+/// What a conversation needs: the spec, its files, the model, and how to decide.
+pub(crate) struct Talk<'a> {
+    pub file: &'a Path,
+    pub dir: PathBuf,
+    pub settings: &'a rekindle_config::Settings,
+    pub files: Vec<(String, String)>,
+    pub yes: bool,
+    pub terminal: bool,
+    pub json_out: bool,
+    pub max_tokens: u32,
+    pub model: &'a rekindle_render::RoleModel<'a>,
+    pub session: &'a rekindle_llm::session::Session,
+}
+
+/// Runs the conversation over the messages in `queue` (and, on a terminal, what the person types
+/// next), adding to `c`; whether a proposal was given up on.
+pub(crate) fn talk(
+    t: &mut Talk<'_>,
+    queue: &mut VecDeque<String>,
+    c: &mut Conversation,
+) -> Result<bool, CliError> {
+    let mut failed = false;
+    let rt = runtime();
+    loop {
+        let message = match queue.pop_front() {
+            Some(m) => m,
+            None if t.terminal => match prompt("you> ") {
+                Some(m) if !m.trim().is_empty() && m.trim() != "/quit" => m,
+                _ => break,
+            },
+            None => break,
+        };
+        c.turns.push(Turn {
+            role: "user".into(),
+            text: message.clone(),
+        });
+        // The model sees the t.files as they are now (earlier accepted edits included).
+        let mut sent: Vec<(bool, String)> = Vec::new();
+        for t in &c.turns[..c.turns.len() - 1] {
+            sent.push((t.role != "assistant", t.text.clone()));
+        }
+        sent.push((true, rekindle_render::converse::opening(&t.files, &message)));
+        let mut tries = 0;
+        loop {
+            // A retry is sampled: asked greedily, a small model gives the refused answer again.
+            let (reply, _key) = rt
+                .block_on(rekindle_render::converse::ask(
+                    t.model,
+                    t.session,
+                    rekindle_render::converse::messages(&sent),
+                    t.max_tokens,
+                    (tries > 0).then_some(tries as u64),
+                ))
+                .map_err(|e| CliError::usage(format!("the model call failed: {e}")))?;
+            c.turns.push(Turn {
+                role: "assistant".into(),
+                text: reply.clone(),
+            });
+            sent.push((false, reply.clone()));
+            let turn = c.turns.len() - 1;
+            let diffs = rekindle_render::converse::proposals(&reply);
+            let whole = rekindle_render::converse::whole_files(&reply);
+            if !t.json_out {
+                eprintln!("model> {}", reply.trim());
+            }
+            if diffs.is_empty() && whole.is_empty() {
+                break;
+            }
+            // A diff first; whole t.files when there is no diff or it does not apply.
+            let result = if diffs.is_empty() {
+                replaced(&whole, &t.files, &t.dir)
+            } else {
+                match proposed(&diffs.join("\n"), &t.files, &t.dir) {
+                    Err(_) if !whole.is_empty() => replaced(&whole, &t.files, &t.dir),
+                    other => other,
+                }
+            };
+            // What is stored and shown: the change as a diff of the t.files.
+            let diff = match &result {
+                Ok(new_files) => changes(&t.files, new_files),
+                Err(_) if diffs.is_empty() => String::new(),
+                Err(_) => diffs.join("\n"),
+            };
+            if !t.json_out && result.is_ok() {
+                eprintln!("proposed edit:\n{diff}");
+            }
+            let problem = match result {
+                Err(p) => Some(("does_not_apply", p)),
+                Ok(new_files) => match check(t.file, &t.settings, &t.dir, &new_files) {
+                    Err(p) => Some(("fails_check", p)),
+                    Ok(()) => {
+                        let verdict = decide(t.yes, t.terminal, queue);
+                        let mut edit = Edit {
+                            turn,
+                            diff: diff.clone(),
+                            verdict: verdict.into(),
+                            files: Vec::new(),
+                        };
+                        if verdict == "accepted" {
+                            edit.files = write(&t.dir, &t.files, &new_files)?;
+                            t.files = new_files;
+                        }
+                        if !t.json_out {
+                            eprintln!("edit {verdict}");
+                        }
+                        c.edits.push(edit);
+                        None
+                    }
+                },
+            };
+            let Some((verdict, problem)) = problem else {
+                break;
+            };
+            c.edits.push(Edit {
+                turn,
+                diff,
+                verdict: verdict.into(),
+                files: Vec::new(),
+            });
+            if tries == RETRIES {
+                failed = true;
+                if !t.json_out {
+                    eprintln!(
+                        "error: the proposed edit {}: {problem}",
+                        verdict.replace('_', " ")
+                    );
+                }
+                break;
+            }
+            tries += 1;
+            let back = rekindle_render::converse::refusal(&problem, verdict == "does_not_apply");
+            c.turns.push(Turn {
+                role: "check".into(),
+                text: back.clone(),
+            });
+            sent.push((true, back));
+        }
+    }
+    Ok(failed)
+}
+
+/// Stores `c` and enters it in the journal: its id, and how many edits were accepted.
+pub(crate) fn record(file: &Path, c: &Conversation) -> Result<(String, usize), CliError> {
+    let layout = ProjectLayout::for_spec(file);
+    let store = conversation::Store::new(layout.conversations());
+    let id = store
+        .save(c)
+        .map_err(|e| CliError::usage(format!("the conversation could not be stored: {e}")))?;
+    let accepted = c.edits.iter().filter(|e| e.verdict == "accepted").count();
+    Journal::new(layout.journal())
+        .append(&Record::Conversation(ConversationEntry {
+            id: id.clone(),
+            spec: c.spec.clone(),
+            purpose: c.purpose.clone(),
+            provider: c.provider.clone(),
+            model: c.model.clone(),
+            turns: c.turns.len(),
+            accepted,
+        }))
+        .map_err(|e| {
+            CliError::usage(format!(
+                "the journal could not record the conversation: {e}"
+            ))
+        })?;
+    Ok((id, accepted))
+}
+
 /// The project's spec files on disk inside its folder, as (path relative to it, text): the ones
 /// a conversation may edit.
-fn spec_files(project: &project::Project, dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn spec_files(project: &project::Project, dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for m in &project.modules {
         let f = project.sources.get(m.file);

@@ -1,6 +1,7 @@
 //! One module per command. Each takes its parsed arguments, calls the library crates and prints
 //! its output; errors come back as [`CliError`] and are printed in one place, [`run`].
 
+mod adopt;
 mod attest;
 mod burn;
 mod cache;
@@ -36,7 +37,8 @@ pub fn run(command: Command) -> ExitStatus {
         Command::Render { render, .. }
         | Command::Status { render, .. }
         | Command::Burn { render, .. }
-        | Command::Attest { render, .. } => render.refused.refusal(),
+        | Command::Attest { render, .. }
+        | Command::Adopt { render, .. } => render.refused.refusal(),
         _ => None,
     };
     if let Some(why) = refused {
@@ -121,6 +123,12 @@ pub fn run(command: Command) -> ExitStatus {
             args: &args,
             provider: &provider,
         }),
+        Command::Adopt {
+            path,
+            spec,
+            args,
+            render,
+        } => adopt::run(path.as_deref(), spec.as_deref(), &args, &render),
         Command::Lsp => lsp::run(),
         Command::Mcp => mcp::run(),
     };
@@ -136,7 +144,8 @@ fn error_format(command: &Command) -> Format {
         | Command::Expand { args, .. }
         | Command::Status { args, .. }
         | Command::Burn { args, .. }
-        | Command::Converse { args, .. } => args.format,
+        | Command::Converse { args, .. }
+        | Command::Adopt { args, .. } => args.format,
         Command::Why { format, .. } | Command::Init { format, .. } => *format,
         // Their errors were always plain text.
         Command::Attest { .. }

@@ -1,0 +1,244 @@
+//! `rekindle adopt [PATH]`: a hand edit to generated code becomes a spec change. The model is
+//! shown the edit and the specs and proposes the change (as in `converse`); once accepted, the
+//! spec is re-rendered (the edit saved as a patch first, as `render --force` does). The edit is
+//! retired only when the render passes and a conformance test of a functionality rendered anew
+//! fails on the code as it was before the edit (so it checks what the edit did); otherwise the
+//! patch stays, with the reason. Recorded as a conversation (purpose `adopt`).
+
+use super::converse::{record, spec_files, talk, Talk};
+use crate::args::{Format, RenderArgs, SpecArgs};
+use crate::exit::{CliError, CmdResult, ExitStatus};
+use crate::{load, setup};
+use rekindle_ledger::conversation::{self, Conversation, Turn};
+use rekindle_llm::session::Mode;
+use rekindle_plan::stale::State;
+use rekindle_workspace::git::Repo;
+use rekindle_workspace::layout::{BuildLayout, ProjectLayout};
+use rekindle_workspace::scripts::{self, Outcome};
+use serde_json::json;
+use std::collections::{HashSet, VecDeque};
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
+    let max_tokens = r.max_tokens;
+    let spec = load::spec_or_default(spec);
+    let (project, settings) = load::load_valid_with(&spec, args, Some(r))?;
+    let json_out = args.format == Format::Json;
+    let opts = setup::options(&spec, &settings, r, &project);
+    let entry = project
+        .render_order
+        .last()
+        .map(|rm| project.module(rm.module).name.clone())
+        .ok_or_else(|| CliError::usage("the spec renders no module"))?;
+    let layout = BuildLayout::new(&opts.build_folder);
+    let code = Repo::new(layout.module(&entry).code);
+    if !code.exists() || code.head().ok().flatten().is_none() {
+        return Err(CliError::usage(format!(
+            "module {entry} has not been rendered yet: there is no generated code to adopt edits from"
+        )));
+    }
+    // The hand edits: changes to the entry module's code since its last render commit.
+    let changed: Vec<String> = code
+        .drift()
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| path.is_none_or(|want| p == want || want.ends_with(&format!("/{p}"))))
+        .collect();
+    if changed.is_empty() {
+        if !json_out {
+            eprintln!("nothing to adopt: no file of module {entry} was changed by hand");
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let edit = code
+        .diff_all()
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let before = code
+        .head()
+        .map_err(|e| CliError::usage(e.to_string()))?
+        .unwrap_or_default();
+    let dir = ProjectLayout::for_spec(&spec).dir;
+    let files = spec_files(&project, &dir);
+    if r.local_only {
+        let hosted = setup::hosted_names(&settings, &r.provider).map_err(CliError::usage)?;
+        if !hosted.is_empty() {
+            return Err(CliError::usage(format!(
+                "--local-only: adopting would call hosted models ({}), which can cost money",
+                hosted.join(", ")
+            )));
+        }
+    }
+    let built = setup::build_models(&settings, &r.provider, false).map_err(CliError::usage)?;
+    let models = built.model_set();
+    let session = setup::session(
+        &settings,
+        Some(rekindle_llm::cache::Cache::new(settings.cache_dir())),
+        Mode::Normal,
+    );
+    let message = format!(
+        "Someone changed the generated code of module {entry} by hand ({}). This is the change:\n\n```diff\n{}```\n\nThe spec is the source of truth, so this change must come from the spec. Change the spec so that rendering it produces this behaviour: preferably a new functionality at the end of ***functional specs*** saying what the change does, with an acceptance test that checks the new behaviour; or a change to an existing functionality or requirement. Say nothing about the code itself.",
+        changed.join(", "),
+        edit
+    );
+    let terminal = std::io::stdin().is_terminal() && !json_out;
+    let mut c = Conversation {
+        spec: conversation::relative(&dir, &spec),
+        provider: models.code.label.clone(),
+        model: models.code.model.clone(),
+        purpose: "adopt".into(),
+        turns: Vec::new(),
+        edits: Vec::new(),
+    };
+    let mut t = Talk {
+        file: &spec,
+        dir: dir.clone(),
+        settings: &settings,
+        files,
+        yes: r.yes,
+        terminal,
+        json_out,
+        max_tokens,
+        model: &models.code,
+        session: &session,
+    };
+    let mut queue = VecDeque::from([message]);
+    talk(&mut t, &mut queue, &mut c)?;
+    let accepted = c.edits.iter().any(|e| e.verdict == "accepted");
+    if !accepted {
+        let (id, _) = record(&spec, &c)?;
+        let why =
+            "the spec was not changed (no edit was accepted), so the hand edit stays where it is";
+        report(json_out, false, &id, why, None);
+        return Ok(ExitStatus::Failure);
+    }
+    // What the changed spec renders anew: the functionalities whose conformance tests will be
+    // the candidates for capturing the edit.
+    let (project2, settings2) = load::load_valid_with(&spec, args, Some(r))?;
+    let opts2 = setup::options(&spec, &settings2, r, &project2);
+    let ms = setup::model_settings(&settings2, &r.provider, &opts2).map_err(CliError::usage)?;
+    let status = rekindle_render::status(&project2, &opts2, &ms).map_err(CliError::usage)?;
+    let fresh: Vec<usize> = status
+        .modules
+        .iter()
+        .find(|m| m.module == entry)
+        .map(|m| {
+            m.functionalities
+                .iter()
+                .filter(|f| f.state != State::UpToDate)
+                .map(|f| f.id)
+                .collect()
+        })
+        .unwrap_or_default();
+    let patches_dir = ProjectLayout::for_spec(&spec).patches();
+    let patches_before: HashSet<_> = list(&patches_dir);
+    let forced = RenderArgs {
+        force: true,
+        ..r.clone()
+    };
+    let rendered = super::render::run(&spec, args, &forced);
+    let saved: Vec<_> = list(&patches_dir)
+        .into_iter()
+        .filter(|p| !patches_before.contains(p))
+        .collect();
+    let outcome = match rendered {
+        Ok(ExitStatus::Success) => captured(&settings2, &opts2, &layout, &entry, &before, &fresh),
+        _ => Err("the spec changed, but its render did not pass".to_string()),
+    };
+    let (retired, why) = match &outcome {
+        Ok(Some(k)) => (true, format!("functionality {k}'s conformance tests fail on the code before the edit and pass on the code rendered from the changed spec: the edit is retired")),
+        Ok(None) => (false, "no conformance test of a functionality rendered anew fails on the code before the edit, so nothing shows the spec captures it: the edit stays as a patch".to_string()),
+        Err(e) => (false, format!("{e}: the edit stays as a patch")),
+    };
+    if retired {
+        for p in &saved {
+            let retired_dir = patches_dir.join("retired");
+            let _ = std::fs::create_dir_all(&retired_dir);
+            if let Some(name) = p.file_name() {
+                let _ = std::fs::rename(p, retired_dir.join(name));
+            }
+        }
+    }
+    c.turns.push(Turn {
+        role: "check".into(),
+        text: why.clone(),
+    });
+    let (id, _) = record(&spec, &c)?;
+    report(
+        json_out,
+        retired,
+        &id,
+        &why,
+        saved.first().map(|p| p.display().to_string()),
+    );
+    Ok(if retired {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// The functionality among `fresh` whose conformance tests fail on the code of `before` (the
+/// render commit the hand edit was made on), if one does.
+fn captured(
+    settings: &rekindle_config::Settings,
+    opts: &rekindle_render::Options,
+    layout: &BuildLayout,
+    module: &str,
+    before: &str,
+    fresh: &[usize],
+) -> Result<Option<usize>, String> {
+    let Some(script) = &settings.conformance_tests_script else {
+        return Err("the project has no conformance tests script".into());
+    };
+    let d = layout.module(module);
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Repo::new(&d.code)
+        .export(before, tmp.path())
+        .map_err(|e| e.to_string())?;
+    for &k in fresh {
+        let tests = d.conformance_tests(k);
+        if !tests.is_dir() {
+            continue;
+        }
+        let run = scripts::run(
+            script,
+            &[tmp.path(), &tests],
+            tmp.path(),
+            opts.script_timeout,
+            &opts.sandbox,
+        )
+        .map_err(|e| e.to_string())?;
+        if matches!(run.outcome, Outcome::Failed | Outcome::TimedOut) {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
+}
+
+fn list(dir: &Path) -> HashSet<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn report(json_out: bool, retired: bool, id: &str, why: &str, patch: Option<String>) {
+    if json_out {
+        println!(
+            "{}",
+            json!({"ok": retired, "retired": retired, "conversation": id, "why": why, "patch": patch})
+        );
+    } else {
+        eprintln!("{}: {why}", if retired { "adopted" } else { "not adopted" });
+        if let Some(p) = patch.filter(|_| !retired) {
+            eprintln!("  the hand edit is saved as {p}");
+        }
+        eprintln!("  conversation {}", &id[..16.min(id.len())]);
+    }
+}
