@@ -244,7 +244,7 @@ pub(crate) fn talk(
             }
             let problem = match result {
                 Err(p) => Some(("does_not_apply", p)),
-                Ok(new_files) => match check(t.file, &t.settings, &t.dir, &new_files) {
+                Ok(new_files) => match check(t.file, t.settings, &t.dir, &new_files) {
                     Err(p) => Some(("fails_check", p)),
                     Ok(()) => {
                         let verdict = decide(t.yes, t.terminal, queue);
