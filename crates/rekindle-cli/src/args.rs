@@ -164,6 +164,17 @@ pub enum Command {
         /// Ask nothing, even on a terminal: the defaults.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Draft the spec from an existing Python program in this folder (a model writes it),
+        /// render it, and run the program's own tests (test_*.py) against the rendered code.
+        #[arg(long, value_name = "SRC")]
+        from_code: Option<PathBuf>,
+        /// With --from-code: the model's endpoint, model and model file (as for render).
+        #[arg(long, value_name = "URL", requires = "from_code")]
+        base_url: Option<String>,
+        #[arg(long, value_name = "NAME", requires = "from_code")]
+        model: Option<String>,
+        #[arg(long, value_name = "FILE", requires = "from_code")]
+        model_path: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },

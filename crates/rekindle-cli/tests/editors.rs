@@ -719,3 +719,97 @@ vim.defer_fn(function() vim.cmd("cquit 3") end, 60000)
         "{got}"
     );
 }
+
+/// `rekindle init calc --from-code src`: a (scripted) model drafts the spec from a small Python
+/// program, rekindle renders it, and the program's own three tests run against the rendered code.
+#[test]
+fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests() {
+    use rekindle_testkit::{openai_reply, Server};
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("calc.py"),
+        "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("test_calc.py"),
+        "import unittest\nfrom calc import add, sub\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n\n    def test_add_negative(self):\n        self.assertEqual(add(-1, 1), 0)\n",
+    )
+    .unwrap();
+    let (server, _rt) = Server::start_blocking(vec![]);
+    server.set_responder(|s| {
+        let block = |p: &str, c: &str| format!("--- FILE: {p}\n{c}--- END FILE\n");
+        let first = s.first_user();
+        if first.contains("# Spec files") {
+            assert!(first.contains("--- CODE: calc.py") && !first.contains("test_add"), "the code, not its tests");
+            return openai_reply(&block(
+                "calc.plain",
+                "---\ndescription: 'calc: add and subtract'\nimport:\n  - python-console-app-template\n---\n\n***implementation reqs***\n\n- :MainExecutableFile: of :App: should be called \"calc.py\".\n\n- calc.py defines the functions add(a, b) and sub(a, b).\n\n***functional specs***\n\n- add(a, b) returns a plus b.\n\n  ***acceptance tests***\n\n  - add(2, 3) is 5.\n\n- sub(a, b) returns a minus b.\n",
+            ));
+        }
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "conformance_tests/test_conformance.py",
+                "import unittest\nfrom calc import add\n\n\nclass C(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
+            ));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("calc.py", "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"),
+            block("test_unit.py", "import unittest\nfrom calc import add\n\n\nclass U(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(1, 1), 2)\n"),
+        ))
+    });
+    let url = format!("{}/v1", server.url());
+    let out = Command::new(cargo_bin("rekindle"))
+        .args([
+            "init",
+            "calc",
+            "--from-code",
+            "src",
+            "--provider",
+            "openai",
+            "--model",
+            "fake",
+            "--format",
+            "json",
+            "--base-url",
+            &url,
+        ])
+        .current_dir(d.path())
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (said["passed"].as_u64(), said["tests"].as_u64()),
+        (Some(3), Some(3)),
+        "{said}"
+    );
+    let spec = std::fs::read_to_string(d.path().join("calc/calc.plain")).unwrap();
+    assert!(spec.contains("sub(a, b) returns a minus b."), "{spec}");
+    assert_eq!(check_json(&d.path().join("calc"), "calc.plain")["ok"], true);
+    let stored = std::fs::read_dir(d.path().join("calc/.rekindle/conversations"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 1);
+    // A folder with no Python code is refused before anything is written.
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    let out = Command::new(cargo_bin("rekindle"))
+        .args(["init", "other", "--from-code", "empty"])
+        .current_dir(d.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!d.path().join("other").exists());
+}

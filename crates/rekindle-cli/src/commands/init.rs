@@ -55,6 +55,10 @@ pub struct InitArgs<'a> {
     pub provider: Option<&'a str>,
     pub yes: bool,
     pub format: Format,
+    /// Draft the spec from this program instead of the example functionality.
+    pub from_code: Option<&'a Path>,
+    /// The model for --from-code.
+    pub model: crate::args::ProviderArgs,
 }
 
 pub fn run(a: &InitArgs<'_>) -> CmdResult {
@@ -92,6 +96,10 @@ pub fn run(a: &InitArgs<'_>) -> CmdResult {
             PROVIDERS.join(", ")
         )));
     }
+    let sources = a
+        .from_code
+        .map(super::from_code::read_sources)
+        .transpose()?;
     let spec_name = format!("{name}.plain");
     let files: Vec<(PathBuf, String, bool)> = vec![
         (dir.join(&spec_name), spec(starter, &name, &module), false),
@@ -140,6 +148,23 @@ pub fn run(a: &InitArgs<'_>) -> CmdResult {
             ignore.display()
         ))
     })?;
+    if let Some(sources) = &sources {
+        if a.format == Format::Text {
+            eprintln!(
+                "created the project in {}; drafting its spec from {} ({} code file(s), {} test file(s))",
+                dir.display(),
+                a.from_code.map(|p| p.display().to_string()).unwrap_or_default(),
+                sources.code.len(),
+                sources.tests.len()
+            );
+        }
+        return super::from_code::run(&super::from_code::FromCode {
+            sources,
+            spec: &dir.join(&spec_name),
+            model: &a.model,
+            json: a.format == Format::Json,
+        });
+    }
     match a.format {
         Format::Json => println!(
             "{}",

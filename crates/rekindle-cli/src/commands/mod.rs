@@ -9,6 +9,7 @@ mod check;
 mod converse;
 mod doctor;
 mod expand;
+mod from_code;
 mod init;
 mod journal;
 mod lsp;
@@ -97,6 +98,10 @@ pub fn run(command: Command) -> ExitStatus {
             name,
             provider,
             yes,
+            from_code,
+            base_url,
+            model,
+            model_path,
             format,
         } => init::run(&init::InitArgs {
             dir: dir.as_deref(),
@@ -105,6 +110,14 @@ pub fn run(command: Command) -> ExitStatus {
             provider: provider.as_deref(),
             yes,
             format,
+            from_code: from_code.as_deref(),
+            model: crate::args::ProviderArgs {
+                provider: provider.clone(),
+                base_url,
+                model,
+                model_path,
+                api_key_env: None,
+            },
         }),
         Command::Converse {
             file,
