@@ -573,8 +573,11 @@ impl Inner {
             out: TextOut::new(stops),
             // A small model at greedy decoding can fall into repeating itself; the guard ends
             // the reply where the repetition began (see `runaway`).
-            guard: (req.constraint == Some(Constraint::FileBlocks))
-                .then(crate::runaway::Guard::new),
+            guard: matches!(
+                req.constraint,
+                Some(Constraint::FileBlocks) | Some(Constraint::Text)
+            )
+            .then(crate::runaway::Guard::new),
             n_out: 0,
         };
         let mut lookup = self.lookup.then(Lookup::new);
@@ -814,7 +817,7 @@ impl Sampler {
                 LlamaSampler::grammar(model, file_blocks::GRAMMAR, "root")
                     .map_err(|e| local(format!("the file-block grammar was refused: {e}")))?,
             ),
-            None => None,
+            Some(Constraint::Text) | None => None,
         };
         Ok(Sampler { chain, grammar })
     }

@@ -69,6 +69,9 @@ impl Default for Sampling {
 pub enum Constraint {
     /// One or more file blocks, see [`crate::file_blocks`].
     FileBlocks,
+    /// Free text (prose, fenced diffs), with no grammar; a local engine still ends it where it
+    /// starts repeating itself (see [`crate::runaway`]).
+    Text,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

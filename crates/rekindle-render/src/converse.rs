@@ -122,6 +122,9 @@ pub async fn ask(
         req.sampling.seed = Some(seed ^ n);
     }
     req.template_version = "converse-v1".into();
+    // No grammar, but a reply that starts repeating itself is cut there (a small model can say
+    // one spec line over and over until the token cap).
+    req.constraint = Some(rekindle_llm::Constraint::Text);
     let outcome = session
         .call(model.provider, &req, &mut NoSink)
         .await
