@@ -431,6 +431,35 @@ impl RefusedArgs {
     }
 }
 
+impl RenderArgs {
+    /// The render flags as the command line has them when none is given (`--max-tokens` and
+    /// the other defaults clap fills in, which `Default` does not know).
+    pub fn defaults() -> RenderArgs {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            r: RenderArgs,
+        }
+        Defaults::try_parse_from(["rekindle"])
+            .map(|d| d.r)
+            .expect("the render flags all have defaults")
+    }
+}
+
+impl SpecArgs {
+    /// Plain text, no extra template folder, the config found beside the spec: how a command
+    /// that runs another on a spec it made (or was handed) loads it.
+    pub fn plain() -> SpecArgs {
+        SpecArgs {
+            format: Format::Text,
+            template_dirs: Vec::new(),
+            config: None,
+            config_name: None,
+            color: Color::Never,
+        }
+    }
+}
+
 /// Provider options every model-using command takes.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ProviderArgs {

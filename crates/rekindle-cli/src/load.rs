@@ -72,13 +72,7 @@ pub fn load_with(file: &Path, args: &SpecArgs, render: Option<&RenderArgs>) -> L
     let mut config_db = SourceDb::default();
     let mut config_diags = Vec::new();
     let settings = rekindle_config::load(file, &overrides, &mut config_db, &mut config_diags);
-    let opts = project::Options {
-        search_dirs: settings.template_dirs.clone(),
-        roots: settings.roots.clone(),
-        builtin_library: settings.builtin_library,
-        max_resource_bytes: settings.max_resource_bytes,
-        ..project::Options::default()
-    };
+    let opts = settings.project_options();
     let project = project::load(file, &opts, &rekindle_spec::loader::RealFs);
     Loaded {
         project,

@@ -64,6 +64,23 @@ pub fn hosted_names(
     Ok(names)
 }
 
+/// `--local-only`: refuses, before any provider is built, when `what` (a render, a
+/// conversation) would call a hosted model.
+pub fn refuse_hosted(
+    settings: &rekindle_config::Settings,
+    args: &ProviderArgs,
+    what: &str,
+) -> Result<(), crate::exit::CliError> {
+    let hosted = hosted_names(settings, args).map_err(crate::exit::CliError::usage)?;
+    if hosted.is_empty() {
+        return Ok(());
+    }
+    Err(crate::exit::CliError::usage(format!(
+        "--local-only: {what} would call hosted models ({}), which can cost money; use the local model (--provider local), or allow hosted models",
+        hosted.join(", ")
+    )))
+}
+
 /// Builds the providers of the three roles (and the escalation step), each once.
 pub fn build_models(
     settings: &rekindle_config::Settings,

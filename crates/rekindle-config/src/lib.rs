@@ -185,6 +185,18 @@ pub fn load_in(
 }
 
 impl Settings {
+    /// How the front end finds modules and what it allows, as these settings say: the template
+    /// folders, the extra roots, the built-in library, the largest resource.
+    pub fn project_options(&self) -> rekindle_spec::project::Options {
+        rekindle_spec::project::Options {
+            search_dirs: self.template_dirs.clone(),
+            roots: self.roots.clone(),
+            builtin_library: self.builtin_library,
+            max_resource_bytes: self.max_resource_bytes,
+            ..rekindle_spec::project::Options::default()
+        }
+    }
+
     /// Where model replies are cached: rekindle.toml's `[cache] dir`, else `.rekindle/cache`
     /// beside the spec.
     pub fn cache_dir(&self) -> PathBuf {

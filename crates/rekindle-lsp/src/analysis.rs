@@ -46,13 +46,7 @@ impl Analysis {
             &mut config_db,
             &mut config_diags,
         );
-        let opts = project::Options {
-            search_dirs: settings.template_dirs.clone(),
-            roots: settings.roots.clone(),
-            builtin_library: settings.builtin_library,
-            max_resource_bytes: settings.max_resource_bytes,
-            ..project::Options::default()
-        };
+        let opts = settings.project_options();
         let project = project::load(entry, &opts, &Overlay { docs });
         Analysis {
             entry: entry.to_path_buf(),

@@ -114,17 +114,20 @@ impl Server<'_> {
     }
 
     fn notification(&mut self, n: Notification) {
+        // Every document notification names its document the same way.
+        let Some(path) = n.params["textDocument"]["uri"]
+            .as_str()
+            .and_then(|u| u.parse::<Uri>().ok())
+            .and_then(|u| docs::path_of(&u))
+        else {
+            return;
+        };
         match n.method.as_str() {
             DidOpenTextDocument::METHOD => {
-                let Ok(p) =
-                    serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(n.params)
-                else {
+                let Some(text) = n.params["textDocument"]["text"].as_str() else {
                     return;
                 };
-                if let Some(path) = docs::path_of(&p.text_document.uri) {
-                    self.docs.open(path.clone(), p.text_document.text);
-                    self.changed(&path);
-                }
+                self.docs.open(path.clone(), text.to_string());
             }
             DidChangeTextDocument::METHOD => {
                 let Ok(p) =
@@ -132,41 +135,22 @@ impl Server<'_> {
                 else {
                     return;
                 };
-                if let Some(path) = docs::path_of(&p.text_document.uri) {
-                    self.docs.change(&path, p.content_changes);
-                    self.changed(&path);
-                }
+                self.docs.change(&path, p.content_changes);
             }
-            DidSaveTextDocument::METHOD => {
-                // Saving may change what other projects read from disk (a template saved).
-                let Ok(p) =
-                    serde_json::from_value::<lsp_types::DidSaveTextDocumentParams>(n.params)
-                else {
-                    return;
-                };
-                if let Some(path) = docs::path_of(&p.text_document.uri) {
-                    self.changed(&path);
-                }
-            }
+            // Saving may change what other projects read from disk (a template saved).
+            DidSaveTextDocument::METHOD => {}
             DidCloseTextDocument::METHOD => {
-                let Ok(p) =
-                    serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params)
-                else {
-                    return;
-                };
-                if let Some(path) = docs::path_of(&p.text_document.uri) {
-                    self.docs.close(&path);
-                    self.analyses.remove(&path);
-                    let old = self.said.remove(&path).unwrap_or_default();
-                    for file in old.keys() {
-                        self.publish(file);
-                    }
-                    // Projects that read the closed file read it from disk again.
-                    self.changed(&path);
+                self.docs.close(&path);
+                self.analyses.remove(&path);
+                let old = self.said.remove(&path).unwrap_or_default();
+                for file in old.keys() {
+                    self.publish(file);
                 }
+                // Projects that read the closed file now read it from disk.
             }
-            _ => {}
+            _ => return,
         }
+        self.changed(&path);
     }
 
     /// Reloads every open project that reads `path` (and `path` itself when it is an open

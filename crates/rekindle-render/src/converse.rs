@@ -113,13 +113,7 @@ pub async fn ask(
     let mut req = Request::new(model.model.clone(), messages);
     req.sampling.max_tokens = max_tokens;
     if let Some(n) = sample {
-        let key = rekindle_llm::cache::canonical_json(&req.messages);
-        let h = blake3::hash(key.as_bytes());
-        let b = h.as_bytes();
-        let seed = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        req.sampling.temperature = 0.7;
-        req.sampling.top_p = Some(0.95);
-        req.sampling.seed = Some(seed ^ n);
+        crate::steps::sample(&mut req, n);
     }
     req.template_version = "converse-v1".into();
     // No grammar, but a reply that starts repeating itself is cut there (a small model can say

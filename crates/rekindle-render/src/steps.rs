@@ -793,7 +793,7 @@ fn changes(root: &Path, change: &Change) -> bool {
 
 /// Makes `req` sampled, with a seed derived from its messages and `n` (so the same render asks
 /// the same question again).
-fn sample(req: &mut Request, n: u64) {
+pub(crate) fn sample(req: &mut Request, n: u64) {
     let key = blake3::hash(rekindle_llm::cache::canonical_json(&req.messages).as_bytes());
     let b = key.as_bytes();
     let seed = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);

@@ -62,13 +62,7 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
     let dir = ProjectLayout::for_spec(&spec).dir;
     let files = spec_files(&project, &dir);
     if r.local_only {
-        let hosted = setup::hosted_names(&settings, &r.provider).map_err(CliError::usage)?;
-        if !hosted.is_empty() {
-            return Err(CliError::usage(format!(
-                "--local-only: adopting would call hosted models ({}), which can cost money",
-                hosted.join(", ")
-            )));
-        }
+        setup::refuse_hosted(&settings, &r.provider, "adopting")?;
     }
     let built = setup::build_models(&settings, &r.provider, false).map_err(CliError::usage)?;
     let models = built.model_set();

@@ -69,13 +69,7 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
         queue.push_back(text);
     }
     if a.local_only {
-        let hosted = setup::hosted_names(&settings, a.provider).map_err(CliError::usage)?;
-        if !hosted.is_empty() {
-            return Err(CliError::usage(format!(
-                "--local-only: this conversation would call hosted models ({}), which can cost money",
-                hosted.join(", ")
-            )));
-        }
+        setup::refuse_hosted(&settings, a.provider, "this conversation")?;
     }
     let built = setup::build_models(&settings, a.provider, false).map_err(CliError::usage)?;
     let hosted = built.hosted();
@@ -435,13 +429,7 @@ fn check(
         let abs = std::path::absolute(dir.join(rel)).map_err(|e| e.to_string())?;
         docs.open(rekindle_spec::loader::normalize(&abs), text.clone());
     }
-    let opts = project::Options {
-        search_dirs: settings.template_dirs.clone(),
-        roots: settings.roots.clone(),
-        builtin_library: settings.builtin_library,
-        max_resource_bytes: settings.max_resource_bytes,
-        ..project::Options::default()
-    };
+    let opts = settings.project_options();
     let entry = std::path::absolute(entry).map_err(|e| e.to_string())?;
     let p = project::load(&entry, &opts, &Overlay { docs: &docs });
     let errors: Vec<String> = p

@@ -4,14 +4,14 @@
 //! rendered code: how many pass is the measure of the draft.
 
 use super::converse::{record, talk, Talk};
-use crate::args::{Format, ProviderArgs, RenderArgs, SpecArgs};
+use crate::args::{ProviderArgs, RenderArgs, SpecArgs};
 use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::{load, setup};
 use rekindle_ledger::conversation::{self, Conversation, Turn};
 use rekindle_llm::session::Mode;
 use rekindle_workspace::layout::{BuildLayout, ProjectLayout};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The program: its code files and its test files, as (path relative to SRC, text).
 pub struct Sources {
@@ -103,13 +103,7 @@ pub struct FromCode<'a> {
 }
 
 pub fn run(f: &FromCode<'_>) -> CmdResult {
-    let args = SpecArgs {
-        format: Format::Text,
-        template_dirs: Vec::new(),
-        config: None,
-        config_name: None,
-        color: crate::args::Color::Never,
-    };
+    let args = SpecArgs::plain();
     let l = load::load(f.spec, &args);
     let settings = l.settings;
     let dir = ProjectLayout::for_spec(f.spec).dir;
@@ -170,19 +164,12 @@ Keep the front matter and its import. Under ***implementation reqs***, name ever
         );
     }
     // Render the draft with the same model.
-    #[derive(clap::Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        r: RenderArgs,
-    }
-    let mut r = <Defaults as clap::Parser>::try_parse_from(["rekindle"])
-        .map_err(|e| CliError::usage(e.to_string()))?
-        .r;
+    let mut r = RenderArgs::defaults();
     r.provider = f.model.clone();
     r.yes = true;
     let rendered = super::render::run(f.spec, &args, &r);
     let score = match rendered {
-        Ok(ExitStatus::Success) => score(f, &settings, &dir),
+        Ok(ExitStatus::Success) => score(f, &settings),
         _ => Err("the drafted spec did not render".to_string()),
     };
     let outcome = match &score {
@@ -200,25 +187,11 @@ Keep the front matter and its import. Under ***implementation reqs***, name ever
 }
 
 /// Runs the program's tests against the rendered code (in the sandbox): (passed, ran).
-fn score(
-    f: &FromCode<'_>,
-    settings: &rekindle_config::Settings,
-    dir: &Path,
-) -> Result<(usize, usize), String> {
+fn score(f: &FromCode<'_>, settings: &rekindle_config::Settings) -> Result<(usize, usize), String> {
     if f.sources.tests.is_empty() {
         return Err("the program has no test_*.py files to score the render with".into());
     }
-    let project = load::load(
-        f.spec,
-        &SpecArgs {
-            format: Format::Text,
-            template_dirs: Vec::new(),
-            config: None,
-            config_name: None,
-            color: crate::args::Color::Never,
-        },
-    )
-    .project;
+    let project = load::load(f.spec, &SpecArgs::plain()).project;
     let module = project
         .render_order
         .last()
@@ -253,14 +226,12 @@ fn score(
         format!("#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -s {SRC_TESTS} -t {SRC_TESTS} -p 'test*.py' 2>&1\n"),
     )
     .map_err(|e| e.to_string())?;
-    let mut opts = rekindle_render::Options::new(PathBuf::from(dir));
-    opts.sandbox = settings.toml.sandbox.clone();
     let run = rekindle_workspace::scripts::run(
         &script,
         &[tmp.path()],
         tmp.path(),
         std::time::Duration::from_secs(settings.test_script_timeout),
-        &opts.sandbox,
+        &settings.toml.sandbox,
     )
     .map_err(|e| e.to_string())?;
     parse_unittest(&run.output).ok_or_else(|| {

@@ -55,21 +55,8 @@ impl rekindle_lsp::RenderInfo for Renders {
 /// "up to date", or "stale" with its reasons, as `rekindle status` says it.
 fn state(spec: &Path, module: &str, id: usize) -> Option<String> {
     // The render flags' own defaults (`--max-tokens` is part of the model settings).
-    #[derive(clap::Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        r: RenderArgs,
-    }
-    let r = <Defaults as clap::Parser>::try_parse_from(["rekindle"])
-        .ok()?
-        .r;
-    let args = crate::args::SpecArgs {
-        format: crate::args::Format::Text,
-        template_dirs: Vec::new(),
-        config: None,
-        config_name: None,
-        color: crate::args::Color::Never,
-    };
+    let r = RenderArgs::defaults();
+    let args = crate::args::SpecArgs::plain();
     let l = crate::load::load(spec, &args);
     if l.project.has_errors() || l.config_failed() {
         return None;

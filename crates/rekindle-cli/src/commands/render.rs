@@ -78,13 +78,7 @@ pub fn run(file: &Path, args: &SpecArgs, r: &RenderArgs) -> CmdResult {
     }
     let cache_only = r.offline || r.locked;
     if r.local_only && !cache_only {
-        let hosted = setup::hosted_names(&settings, &r.provider).map_err(CliError::usage)?;
-        if !hosted.is_empty() {
-            return Err(CliError::usage(format!(
-                "--local-only: this render would call hosted models ({}), which can cost money; use the local model (--provider local), or allow hosted models",
-                hosted.join(", ")
-            )));
-        }
+        setup::refuse_hosted(&settings, &r.provider, "this render")?;
     }
     let built = setup::build_models(&settings, &r.provider, cache_only).map_err(CliError::usage)?;
     let hosted = built.hosted();
