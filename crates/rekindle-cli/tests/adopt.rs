@@ -63,13 +63,27 @@ fn block(path: &str, content: &str) -> String {
 
 fn respond(s: &Seen) -> rekindle_testkit::Reply {
     let first = s.first_user();
-    if first.contains("# Spec files") {
-        // adopt: the edit is shown; propose the option as a functionality.
+    // adopt's questions: the edit and the functionalities are shown; the answer is the option.
+    if first.contains("Write the one new functionality") {
         assert!(
-            first.contains("--lines"),
-            "the hand edit is shown to the model"
+            first.contains("+    if args and args[0] == \"--lines\":"),
+            "the hand edit is shown to the model: {first}"
         );
-        return openai_reply("The edit adds an option.\n\n```diff\n--- a/word-count.plain\n+++ b/word-count.plain\n@@ -33,1 +33,3 @@\n - With the option \"--words\", :App: should print only the number of words.\n+\n+- With the option \"--lines\", :App: should print only the number of lines.\n```\n");
+        assert!(
+            first.contains(
+                "- With the option \"--words\", :App: should print only the number of words."
+            ) && first.contains("starts with `:App: should`"),
+            "the functionalities and their subject are shown: {first}"
+        );
+        return openai_reply(
+            "With the option \"--lines\", :App: should print only the number of lines.\n",
+        );
+    }
+    if first.contains("Write one acceptance test for the functionality") {
+        assert!(first.contains("should print only the number of lines"));
+        return openai_reply(
+            "Running `python wc_lite.py --lines FILE` on a file of two lines prints 2.",
+        );
     }
     let prompt = s.last_user();
     let current = prompt
@@ -157,8 +171,8 @@ fn adopt_on_word_count_puts_a_hand_added_option_into_the_spec() {
     );
     let spec = std::fs::read_to_string(wc.join("word-count.plain")).unwrap();
     assert!(
-        spec.trim_end().ends_with(
-            "- With the option \"--lines\", :App: should print only the number of lines."
+        spec.ends_with(
+            "- With the option \"--lines\", :App: should print only the number of lines.\n\n  ***acceptance tests***\n\n  - Running `python wc_lite.py --lines FILE` on a file of two lines prints 2.\n"
         ),
         "{spec}"
     );

@@ -720,8 +720,10 @@ vim.defer_fn(function() vim.cmd("cquit 3") end, 60000)
     );
 }
 
-/// `rekindle init calc --from-code src`: a (scripted) model drafts the spec from a small Python
-/// program, rekindle renders it, and the program's own three tests run against the rendered code.
+/// `rekindle init calc --from-code src`: a (scripted) model says what each function does and
+/// proposes calls that show it; the calls run on the program, so the acceptance tests hold the
+/// program's answers (not the model's claims); rekindle writes the spec, renders it, and the
+/// program's own three tests run against the rendered code.
 #[test]
 fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests() {
     use rekindle_testkit::{openai_reply, Server};
@@ -730,7 +732,7 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         src.join("calc.py"),
-        "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n",
+        "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \"\"\"a minus b\"\"\"\n    return a - b\n\n\ndef _clamp(x):\n    return x\n",
     )
     .unwrap();
     std::fs::write(
@@ -741,15 +743,26 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
     let (server, _rt) = Server::start_blocking(vec![]);
     server.set_responder(|s| {
         let block = |p: &str, c: &str| format!("--- FILE: {p}\n{c}--- END FILE\n");
-        let first = s.first_user();
-        if first.contains("# Spec files") {
-            assert!(first.contains("--- CODE: calc.py") && !first.contains("test_add"), "the code, not its tests");
-            return openai_reply(&block(
-                "calc.plain",
-                "---\ndescription: 'calc: add and subtract'\nimport:\n  - python-console-app-template\n---\n\n***implementation reqs***\n\n- :MainExecutableFile: of :App: should be called \"calc.py\".\n\n- calc.py defines the functions add(a, b) and sub(a, b).\n\n***functional specs***\n\n- add(a, b) returns a plus b.\n\n  ***acceptance tests***\n\n  - add(2, 3) is 5.\n\n- sub(a, b) returns a minus b.\n",
-            ));
-        }
         let prompt = s.last_user();
+        assert!(
+            !prompt.contains("assertEqual(add(-1"),
+            "the program's tests are never shown: {prompt}"
+        );
+        assert!(!prompt.contains("_clamp"), "private helpers are not asked about");
+        if prompt.contains("say what the function `add`") {
+            assert!(prompt.contains("def add(a, b):") && !prompt.contains("def sub"));
+            return openai_reply("`add` returns the sum of its two arguments, a plus b.");
+        }
+        if prompt.contains("say what the function `sub`") {
+            return openai_reply("- It returns a minus b.\n");
+        }
+        if prompt.contains("example calls of `add`") {
+            // The model's claim (6) is wrong: the program's answer (5) is what the spec keeps.
+            return openai_reply("add(2, 3) == 6\n>>> add(1, 'x')\nadd(2,\n");
+        }
+        if prompt.contains("example calls of `sub`") {
+            return openai_reply("1. `sub(5, 3)`\n2. `sub(0, 0)`\n");
+        }
         if prompt.contains("Write conformance tests") {
             return openai_reply(&block(
                 "conformance_tests/test_conformance.py",
@@ -796,7 +809,23 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
         "{said}"
     );
     let spec = std::fs::read_to_string(d.path().join("calc/calc.plain")).unwrap();
-    assert!(spec.contains("sub(a, b) returns a minus b."), "{spec}");
+    for want in [
+        "- :Calc: is the Python module in the file \"calc.py\".",
+        "may use what the program imports: `import math`.",
+        "other code uses it as `from calc import add, sub`.",
+        "- :Calc: should define the function `add(a, b)`. `add` returns the sum of its two arguments, a plus b.",
+        "  - `add(2, 3)` returns `5`.",
+        "  - `add(1, 'x')` raises `TypeError`.",
+        "- :Calc: should define the function `sub(a, b)`. It returns a minus b.",
+        "  - `sub(5, 3)` returns `2`.",
+        "  - `sub(0, 0)` returns `0`.",
+    ] {
+        assert!(spec.contains(want), "{want}\n---\n{spec}");
+    }
+    assert!(
+        !spec.contains("returns `6`") && !spec.contains("_clamp"),
+        "{spec}"
+    );
     assert_eq!(check_json(&d.path().join("calc"), "calc.plain")["ok"], true);
     let stored = std::fs::read_dir(d.path().join("calc/.rekindle/conversations"))
         .unwrap()

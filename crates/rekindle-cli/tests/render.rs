@@ -1036,12 +1036,27 @@ fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
         let proposal = format!(
             "```diff\n--- a/app.plain\n+++ b/app.plain\n@@ -15,1 +15,3 @@\n - Print a1.\n+\n+- Print {word}.\n```\n"
         );
+        // The staged questions first. For "extra" the answer names a concept the spec does not
+        // define, so it does not check and the model is asked for a diff; for "a1" it is used.
+        let staged = if captured {
+            "- :Printer: should print extra.".to_string()
+        } else {
+            format!("Print {word}.")
+        };
         p.server.set_responder(move |s| {
-            if s.first_user().contains("# Spec files") {
+            let first = s.first_user();
+            if first.contains("Write the one new functionality") {
                 assert!(
-                    s.first_user().contains("+echo extra"),
-                    "the model is shown the edit"
+                    first.contains("+echo extra") && first.contains("- Print a1."),
+                    "the model is shown the edit and the functionalities: {first}"
                 );
+                return openai_reply(&staged);
+            }
+            if first.contains("Write one acceptance test for the functionality") {
+                return openai_reply("It prints the line.");
+            }
+            if first.contains("# Spec files") {
+                assert!(first.contains("+echo extra"), "the model is shown the edit");
                 return openai_reply(&proposal);
             }
             respond(&b, s)
@@ -1092,6 +1107,21 @@ fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
         assert_eq!(stored.len(), 1);
         let c: Value = serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap();
         assert_eq!(c["purpose"], "adopt");
+        let verdicts: Vec<&str> = c["edits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["verdict"].as_str().unwrap())
+            .collect();
+        if captured {
+            assert_eq!(verdicts, ["fails_check", "accepted"]);
+        } else {
+            assert_eq!(verdicts, ["accepted"]);
+            assert!(
+                spec_text.ends_with("- Print a1.\n\n- Print a1.\n\n  ***acceptance tests***\n\n  - It prints the line.\n"),
+                "{spec_text}"
+            );
+        }
         let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
         assert_eq!(verify.0, 0, "{verify:?}");
     }

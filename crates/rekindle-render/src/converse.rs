@@ -110,14 +110,25 @@ pub async fn ask(
     max_tokens: u32,
     sample: Option<u64>,
 ) -> Result<(String, String), String> {
+    call(model, session, messages, max_tokens, sample, "converse-v1").await
+}
+
+/// A free-text call (conversations and drafts): no grammar, but a reply that starts repeating
+/// itself is cut there (a small model can say one spec line over and over until the token cap).
+pub(crate) async fn call(
+    model: &RoleModel<'_>,
+    session: &Session,
+    messages: Vec<Message>,
+    max_tokens: u32,
+    sample: Option<u64>,
+    version: &str,
+) -> Result<(String, String), String> {
     let mut req = Request::new(model.model.clone(), messages);
     req.sampling.max_tokens = max_tokens;
     if let Some(n) = sample {
         crate::steps::sample(&mut req, n);
     }
-    req.template_version = "converse-v1".into();
-    // No grammar, but a reply that starts repeating itself is cut there (a small model can say
-    // one spec line over and over until the token cap).
+    req.template_version = version.into();
     req.constraint = Some(rekindle_llm::Constraint::Text);
     let outcome = session
         .call(model.provider, &req, &mut NoSink)

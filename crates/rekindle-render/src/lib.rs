@@ -11,6 +11,7 @@
 
 pub mod burn;
 pub mod converse;
+pub mod draft;
 pub mod error;
 pub mod events;
 mod history;

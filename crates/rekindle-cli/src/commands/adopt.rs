@@ -5,7 +5,7 @@
 //! fails on the code as it was before the edit (so it checks what the edit did); otherwise the
 //! patch stays, with the reason. Recorded as a conversation (purpose `adopt`).
 
-use super::converse::{record, spec_files, talk, Talk};
+use super::converse::{changes, offer, question, record, spec_files, talk, Talk};
 use crate::args::{Format, RenderArgs, SpecArgs};
 use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::{load, setup};
@@ -96,9 +96,16 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
         max_tokens,
         model: &models.code,
         session: &session,
+        since: 0,
     };
-    let mut queue = VecDeque::from([message]);
-    talk(&mut t, &mut queue, &mut c)?;
+    // First the small questions (what the edit adds; an example of it), whose answers rekindle
+    // writes into the spec as a new functionality; when that does not check, the model is asked
+    // for the spec change itself.
+    if !staged(&mut t, &mut c, &project, &entry, &edit)? {
+        t.since = c.turns.len();
+        let mut queue = VecDeque::from([message]);
+        talk(&mut t, &mut queue, &mut c)?;
+    }
     let accepted = c.edits.iter().any(|e| e.verdict == "accepted");
     if !accepted {
         let (id, _) = record(&spec, &c)?;
@@ -234,5 +241,183 @@ fn report(json_out: bool, retired: bool, id: &str, why: &str, patch: Option<Stri
             eprintln!("  the hand edit is saved as {p}");
         }
         eprintln!("  conversation {}", &id[..16.min(id.len())]);
+    }
+}
+
+/// The staged proposal: the model says in one sentence what the edit makes the program do, and
+/// gives one acceptance test for it; rekindle appends that functionality to the functional specs
+/// of the entry module's spec file and offers the edit. Whether it was offered (checked and
+/// decided); false when there was nothing usable or the result did not check.
+fn staged(
+    t: &mut Talk<'_>,
+    c: &mut Conversation,
+    project: &rekindle_spec::project::Project,
+    entry: &str,
+    edit: &str,
+) -> Result<bool, CliError> {
+    use rekindle_render::draft;
+    let Some(m) = project.modules.iter().find(|m| m.name == entry) else {
+        return Ok(false);
+    };
+    let rel = conversation::relative(&t.dir, &project.sources.get(m.file).path);
+    let Some(text) = t
+        .files
+        .iter()
+        .find(|(p, _)| *p == rel)
+        .map(|(_, text)| text.clone())
+    else {
+        return Ok(false);
+    };
+    let said: Vec<String> = m
+        .own
+        .functional_specs
+        .iter()
+        .map(|i| {
+            let t = i.text.split("***acceptance tests***").next().unwrap_or("");
+            t.split("\n\n").next().unwrap_or("").trim().to_string()
+        })
+        .collect();
+    let subject = subject(&said);
+    let reply = question(
+        t.model,
+        t.session,
+        c,
+        draft::edit_requirement(&said, edit, subject.as_deref()),
+        200,
+        t.json_out,
+    )?;
+    let requirement = draft::sentences(&reply);
+    if requirement.is_empty() {
+        return Ok(false);
+    }
+    let reply = question(
+        t.model,
+        t.session,
+        c,
+        draft::edit_acceptance_test(&requirement, edit),
+        200,
+        t.json_out,
+    )?;
+    let test = draft::sentences(&reply);
+    let Some(new_text) = add_functionality(&text, &requirement, &test) else {
+        return Ok(false);
+    };
+    c.turns.push(Turn {
+        role: "rekindle".into(),
+        text: format!("the functionality written into {rel} from the answers above"),
+    });
+    let new_files: Vec<(String, String)> = t
+        .files
+        .iter()
+        .map(|(p, old)| {
+            let text = if *p == rel {
+                new_text.clone()
+            } else {
+                old.clone()
+            };
+            (p.clone(), text)
+        })
+        .collect();
+    let diff = changes(&t.files, &new_files);
+    if !t.json_out {
+        eprintln!("proposed edit:\n{diff}");
+    }
+    let turn = c.turns.len() - 1;
+    match offer(t, c, turn, diff, new_files, &mut VecDeque::new())? {
+        Ok(_) => Ok(true),
+        Err(problem) => {
+            c.turns.push(Turn {
+                role: "check".into(),
+                text: problem,
+            });
+            Ok(false)
+        }
+    }
+}
+
+/// The concept the functionalities most often start with (`:App:`), if any.
+fn subject(functionalities: &[String]) -> Option<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for f in functionalities {
+        let Some((a, b)) = rekindle_spec::concepts::uses(f).next() else {
+            continue;
+        };
+        let name = &f[a..b];
+        match counts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, k)) => *k += 1,
+            None => counts.push((name.to_string(), 1)),
+        }
+    }
+    counts.into_iter().max_by_key(|(_, k)| *k).map(|(n, _)| n)
+}
+
+/// `spec` with a functionality (and its acceptance test, when there is one) after the last item
+/// of its ***functional specs*** section: before the next section heading, or at the end.
+fn add_functionality(spec: &str, requirement: &str, test: &str) -> Option<String> {
+    let lines: Vec<&str> = spec.lines().collect();
+    let heading = |l: &str| l.starts_with("***") && l.trim_end().ends_with("***");
+    let start = lines
+        .iter()
+        .position(|l| heading(l) && l.to_lowercase().contains("functional spec"))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| heading(l))
+        .map(|p| start + 1 + p)
+        .unwrap_or(lines.len());
+    let mut last = end;
+    while last > start + 1 && lines[last - 1].trim().is_empty() {
+        last -= 1;
+    }
+    let mut item = vec![String::new(), format!("- {requirement}")];
+    if !test.is_empty() {
+        item.extend([
+            String::new(),
+            "  ***acceptance tests***".to_string(),
+            String::new(),
+            format!("  - {test}"),
+        ]);
+    }
+    let mut out: Vec<String> = lines[..last].iter().map(|l| l.to_string()).collect();
+    out.extend(item);
+    if end < lines.len() {
+        out.push(String::new());
+        out.extend(lines[end..].iter().map(|l| l.to_string()));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{add_functionality, subject};
+
+    #[test]
+    fn a_functionality_goes_after_the_last_one() {
+        let spec = "---\nx: 1\n---\n\n***functional specs***\n\n- :App: should print a.\n\n  ***acceptance tests***\n\n  - It prints a.\n\n\n";
+        assert_eq!(
+            add_functionality(spec, ":App: should print b.", "It prints b.").unwrap(),
+            "---\nx: 1\n---\n\n***functional specs***\n\n- :App: should print a.\n\n  ***acceptance tests***\n\n  - It prints a.\n\n- :App: should print b.\n\n  ***acceptance tests***\n\n  - It prints b.\n"
+        );
+        let later = "***functional specs***\n\n- one\n\n***test reqs***\n\n- t\n";
+        assert_eq!(
+            add_functionality(later, "two", "").unwrap(),
+            "***functional specs***\n\n- one\n\n- two\n\n***test reqs***\n\n- t\n"
+        );
+        assert_eq!(
+            add_functionality("***definitions***\n\n- :A: is a.\n", "x", ""),
+            None
+        );
+    }
+
+    #[test]
+    fn the_subject_is_the_concept_functionalities_start_with() {
+        let said = [
+            ":App: should count words.".to_string(),
+            "When given --lines, :App: should count lines with :Reader:.".to_string(),
+            ":App: should print the total.".to_string(),
+        ];
+        assert_eq!(subject(&said).as_deref(), Some(":App:"));
+        assert_eq!(subject(&["no concept".to_string()]), None);
     }
 }

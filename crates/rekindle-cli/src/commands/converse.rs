@@ -111,6 +111,7 @@ pub fn run(a: &ConverseArgs<'_>) -> CmdResult {
         max_tokens: a.max_tokens,
         model,
         session: &session,
+        since: 0,
     };
     let failed = talk(&mut t, &mut queue, &mut c)?;
     if c.turns.is_empty() {
@@ -162,6 +163,9 @@ pub(crate) struct Talk<'a> {
     pub max_tokens: u32,
     pub model: &'a rekindle_render::RoleModel<'a>,
     pub session: &'a rekindle_llm::session::Session,
+    /// The turns of the conversation before this one are not sent to the model (adopt's staged
+    /// questions, when it falls back to asking for the spec change).
+    pub since: usize,
 }
 
 /// Runs the conversation over the messages in `queue` (and, on a terminal, what the person types
@@ -188,8 +192,8 @@ pub(crate) fn talk(
         });
         // The model sees the t.files as they are now (earlier accepted edits included).
         let mut sent: Vec<(bool, String)> = Vec::new();
-        for t in &c.turns[..c.turns.len() - 1] {
-            sent.push((t.role != "assistant", t.text.clone()));
+        for turn in &c.turns[t.since.min(c.turns.len() - 1)..c.turns.len() - 1] {
+            sent.push((turn.role != "assistant", turn.text.clone()));
         }
         sent.push((true, rekindle_render::converse::opening(&t.files, &message)));
         let mut tries = 0;
@@ -237,38 +241,22 @@ pub(crate) fn talk(
                 eprintln!("proposed edit:\n{diff}");
             }
             let problem = match result {
-                Err(p) => Some(("does_not_apply", p)),
-                Ok(new_files) => match check(t.file, t.settings, &t.dir, &new_files) {
-                    Err(p) => Some(("fails_check", p)),
-                    Ok(()) => {
-                        let verdict = decide(t.yes, t.terminal, queue);
-                        let mut edit = Edit {
-                            turn,
-                            diff: diff.clone(),
-                            verdict: verdict.into(),
-                            files: Vec::new(),
-                        };
-                        if verdict == "accepted" {
-                            edit.files = write(&t.dir, &t.files, &new_files)?;
-                            t.files = new_files;
-                        }
-                        if !t.json_out {
-                            eprintln!("edit {verdict}");
-                        }
-                        c.edits.push(edit);
-                        None
-                    }
-                },
+                Err(p) => {
+                    c.edits.push(Edit {
+                        turn,
+                        diff,
+                        verdict: "does_not_apply".into(),
+                        files: Vec::new(),
+                    });
+                    Some(("does_not_apply", p))
+                }
+                Ok(new_files) => offer(t, c, turn, diff, new_files, queue)?
+                    .err()
+                    .map(|p| ("fails_check", p)),
             };
             let Some((verdict, problem)) = problem else {
                 break;
             };
-            c.edits.push(Edit {
-                turn,
-                diff,
-                verdict: verdict.into(),
-                files: Vec::new(),
-            });
             if tries == RETRIES {
                 failed = true;
                 if !t.json_out {
@@ -289,6 +277,77 @@ pub(crate) fn talk(
         }
     }
     Ok(failed)
+}
+
+/// Offers a proposed edit (the spec files after it, and the diff that shows it, proposed by turn
+/// `turn`): when it checks, it is accepted, rejected or reported as [`decide`] says, and written
+/// when accepted; when it does not, the problem. Either way it is entered in `c`'s edits.
+pub(crate) fn offer(
+    t: &mut Talk<'_>,
+    c: &mut Conversation,
+    turn: usize,
+    diff: String,
+    new_files: Vec<(String, String)>,
+    queue: &mut VecDeque<String>,
+) -> Result<Result<&'static str, String>, CliError> {
+    if let Err(p) = check(t.file, t.settings, &t.dir, &new_files) {
+        c.edits.push(Edit {
+            turn,
+            diff,
+            verdict: "fails_check".into(),
+            files: Vec::new(),
+        });
+        return Ok(Err(p));
+    }
+    let verdict = decide(t.yes, t.terminal, queue);
+    let mut edit = Edit {
+        turn,
+        diff,
+        verdict: verdict.into(),
+        files: Vec::new(),
+    };
+    if verdict == "accepted" {
+        edit.files = write(&t.dir, &t.files, &new_files)?;
+        t.files = new_files;
+    }
+    if !t.json_out {
+        eprintln!("edit {verdict}");
+    }
+    c.edits.push(edit);
+    Ok(Ok(verdict))
+}
+
+/// One free-text question to the model (a draft's small questions), entered in `c` as a user
+/// turn and the reply as an assistant turn; the reply.
+pub(crate) fn question(
+    model: &rekindle_render::RoleModel<'_>,
+    session: &rekindle_llm::session::Session,
+    c: &mut Conversation,
+    messages: Vec<rekindle_llm::Message>,
+    max_tokens: u32,
+    json_out: bool,
+) -> Result<String, CliError> {
+    let asked = messages
+        .last()
+        .map(|m| m.content.clone())
+        .unwrap_or_default();
+    let reply = runtime()
+        .block_on(rekindle_render::draft::ask(
+            model, session, messages, max_tokens,
+        ))
+        .map_err(|e| CliError::usage(format!("the model call failed: {e}")))?;
+    if !json_out {
+        eprintln!("model> {}", reply.trim());
+    }
+    c.turns.push(Turn {
+        role: "user".into(),
+        text: asked,
+    });
+    c.turns.push(Turn {
+        role: "assistant".into(),
+        text: reply.clone(),
+    });
+    Ok(reply)
 }
 
 /// Stores `c` and enters it in the journal: its id, and how many edits were accepted.
@@ -402,7 +461,7 @@ fn replaced(
 }
 
 /// The unified diff from `before` to `after`, file by file.
-fn changes(before: &[(String, String)], after: &[(String, String)]) -> String {
+pub(crate) fn changes(before: &[(String, String)], after: &[(String, String)]) -> String {
     let mut out = String::new();
     for (path, text) in after {
         let old = before
@@ -418,7 +477,7 @@ fn changes(before: &[(String, String)], after: &[(String, String)]) -> String {
 }
 
 /// Loads the spec as it would be after the edit; its errors, rendered, when it has any.
-fn check(
+pub(crate) fn check(
     entry: &Path,
     settings: &rekindle_config::Settings,
     dir: &Path,
@@ -480,7 +539,7 @@ fn decide(yes: bool, terminal: bool, queue: &mut VecDeque<String>) -> &'static s
 }
 
 /// Writes the files that changed (atomically), returning each one's before and after.
-fn write(
+pub(crate) fn write(
     dir: &Path,
     before: &[(String, String)],
     after: &[(String, String)],

@@ -3,18 +3,23 @@
 //! conversation), rekindle renders it, and the program's own tests (`test_*.py`) run against the
 //! rendered code: how many pass is the measure of the draft.
 
+mod outline;
+
 use super::converse::{record, talk, Talk};
 use crate::args::{ProviderArgs, RenderArgs, SpecArgs};
 use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::{load, setup};
-use rekindle_ledger::conversation::{self, Conversation, Turn};
+use rekindle_ledger::conversation::{self, Conversation, Edit, Turn};
 use rekindle_llm::session::Mode;
+use rekindle_render::draft::{self, Kind};
 use rekindle_workspace::layout::{BuildLayout, ProjectLayout};
 use std::collections::VecDeque;
 use std::path::Path;
 
 /// The program: its code files and its test files, as (path relative to SRC, text).
 pub struct Sources {
+    /// How the spec names the program's folder (as given on the command line).
+    pub label: String,
     pub code: Vec<(String, String)>,
     pub tests: Vec<(String, String)>,
 }
@@ -37,6 +42,7 @@ pub fn read_sources(src: &Path) -> Result<Sources, CliError> {
     walk(src, src, &mut files);
     files.sort();
     let mut s = Sources {
+        label: src.display().to_string(),
         code: Vec::new(),
         tests: Vec::new(),
     };
@@ -102,6 +108,12 @@ pub struct FromCode<'a> {
     pub json: bool,
 }
 
+/// The most example calls kept per function.
+const EXAMPLES: usize = 3;
+
+/// A result longer than this is left out of the spec's acceptance tests.
+const MAX_RESULT: usize = 160;
+
 pub fn run(f: &FromCode<'_>) -> CmdResult {
     let args = SpecArgs::plain();
     let l = load::load(f.spec, &args);
@@ -117,18 +129,6 @@ pub fn run(f: &FromCode<'_>) -> CmdResult {
         Some(rekindle_llm::cache::Cache::new(settings.cache_dir())),
         Mode::Normal,
     );
-    let mut program = String::new();
-    for (path, text) in &f.sources.code {
-        program.push_str(&format!("--- CODE: {path}\n{text}"));
-        if !text.ends_with('\n') {
-            program.push('\n');
-        }
-        program.push_str("--- END CODE\n\n");
-    }
-    let message = format!(
-        "Write {rel} as the ***plain spec of this existing Python program, so that rendering the spec rebuilds it:\n\n{program}\
-Keep the front matter and its import. Under ***implementation reqs***, name every code file as the program names it, and every function or class other code or tests use, with its parameters, so that code written from the spec can replace this program file for file. Under ***functional specs***, one functionality per behaviour the program has, in an order where each builds on the ones before, each with ***acceptance tests*** that give concrete inputs and outputs taken from the code. Reply with the complete new {rel} in a file block (--- FILE: {rel} … --- END FILE)."
-    );
     let mut c = Conversation {
         spec: rel.clone(),
         provider: models.code.label.clone(),
@@ -137,24 +137,40 @@ Keep the front matter and its import. Under ***implementation reqs***, name ever
         turns: Vec::new(),
         edits: Vec::new(),
     };
-    let mut t = Talk {
-        file: f.spec,
-        dir: dir.clone(),
-        settings: &settings,
-        files: vec![(rel.clone(), skeleton)],
-        yes: true,
-        terminal: false,
-        json_out: f.json,
-        max_tokens: 2048,
-        model: &models.code,
-        session: &session,
+    let modules: Vec<Module> = f
+        .sources
+        .code
+        .iter()
+        .map(|(path, text)| Module::new(path, outline::outline(path, text)))
+        .filter(|m| !m.outline.units.is_empty())
+        .collect();
+    let drafted = if modules.is_empty() {
+        // Nothing to ask about unit by unit (a script of top-level statements): the whole spec
+        // is asked for at once.
+        whole(
+            f,
+            &settings,
+            &models.code,
+            &session,
+            &dir,
+            &rel,
+            skeleton,
+            &mut c,
+        )?
+    } else {
+        by_units(
+            f,
+            &settings,
+            &models.code,
+            &session,
+            &dir,
+            &rel,
+            skeleton,
+            modules,
+            &mut c,
+        )?
     };
-    talk(&mut t, &mut VecDeque::from([message]), &mut c)?;
-    if !c.edits.iter().any(|e| e.verdict == "accepted") {
-        c.turns.push(Turn {
-            role: "check".into(),
-            text: "no draft of the spec checked".into(),
-        });
+    if !drafted {
         let (id, _) = record(f.spec, &c)?;
         return finish(
             f.json,
@@ -184,6 +200,475 @@ Keep the front matter and its import. Under ***implementation reqs***, name ever
     });
     let (id, _) = record(f.spec, &c)?;
     finish(f.json, &id, score.ok(), &outcome)
+}
+
+/// One code file of the program, as the draft names it.
+struct Module {
+    /// The file, relative to SRC.
+    path: String,
+    /// Its import name (`pkg.util` for `pkg/util.py`).
+    import: String,
+    /// The concept that names it in the spec (`:PkgUtil:`).
+    concept: String,
+    outline: outline::Outline,
+}
+
+impl Module {
+    fn new(path: &str, outline: outline::Outline) -> Module {
+        let import = path
+            .trim_end_matches(".py")
+            .replace(['/', '\\'], ".")
+            .trim_end_matches(".__init__")
+            .to_string();
+        let concept: String = import
+            .split(['.', '_', '-'])
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                let mut cs = w.chars();
+                cs.next()
+                    .map(|c| c.to_uppercase().chain(cs).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect::<String>()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let concept = match concept.chars().next() {
+            Some(c) if c.is_ascii_alphabetic() => format!(":{concept}:"),
+            _ => format!(":Module{concept}:"),
+        };
+        Module {
+            path: path.to_string(),
+            import,
+            concept,
+            outline,
+        }
+    }
+}
+
+/// What the model said of one unit, and the example calls that ran on the program.
+struct Answer {
+    description: String,
+    /// (call, `returns `X``/`raises `E``) for calls the program answered the same twice.
+    examples: Vec<(String, Outcome)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Returns(String),
+    Raises(String),
+}
+
+/// The staged draft: for each public function and class, what it does and (functions) a few
+/// calls that show it, asked one at a time; the calls run on the program itself (in the
+/// sandbox), so the acceptance tests hold what the program really answers; rekindle writes the
+/// spec from the answers, checks it and writes it. Whether a draft was written.
+#[allow(clippy::too_many_arguments)]
+fn by_units(
+    f: &FromCode<'_>,
+    settings: &rekindle_config::Settings,
+    model: &rekindle_render::RoleModel<'_>,
+    session: &rekindle_llm::session::Session,
+    dir: &Path,
+    rel: &str,
+    skeleton: String,
+    modules: Vec<Module>,
+    c: &mut Conversation,
+) -> Result<bool, CliError> {
+    let ask = |c: &mut Conversation, messages, max| {
+        super::converse::question(model, session, c, messages, max, f.json)
+    };
+    let mut answers: Vec<Vec<Answer>> = Vec::new();
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for m in &modules {
+        let mut per = Vec::new();
+        for u in &m.outline.units {
+            let name = if u.kind == Kind::Main {
+                m.path.as_str()
+            } else {
+                u.name.as_str()
+            };
+            let described = ask(c, draft::describe(u.kind, name, &u.source), 200)?;
+            let mut examples = Vec::new();
+            if u.kind == Kind::Function {
+                let reply = ask(c, draft::examples(&u.name, &u.source), 150)?;
+                for call in draft::calls(&reply, &u.name, EXAMPLES) {
+                    calls.push((m.import.clone(), call.clone()));
+                    examples.push((call, Outcome::Raises(String::new())));
+                }
+            }
+            per.push(Answer {
+                description: draft::sentences(&described),
+                examples,
+            });
+        }
+        answers.push(per);
+    }
+    // The calls, answered by the program.
+    let results = run_calls(f, settings, &calls);
+    let (mut kept, mut dropped) = (0, 0);
+    for per in &mut answers {
+        for a in per.iter_mut() {
+            a.examples.retain_mut(|(call, outcome)| {
+                let found = results.iter().find(|(k, _)| k == call).map(|(_, o)| o);
+                match found {
+                    Some(Some(o)) => {
+                        *outcome = o.clone();
+                        kept += 1;
+                        true
+                    }
+                    _ => {
+                        dropped += 1;
+                        false
+                    }
+                }
+            });
+        }
+    }
+    let mut report = format!(
+        "{kept} example call(s) ran on the program and went into acceptance tests; {dropped} left out (did not run, gave different answers twice, or answered at length)"
+    );
+    if !results.is_empty() && results.iter().all(|(_, o)| o.is_none()) {
+        report.push_str("; none of the calls gave an answer");
+    }
+    c.turns.push(Turn {
+        role: "check".into(),
+        text: report.clone(),
+    });
+    if !f.json {
+        eprintln!("{report}");
+    }
+    let name = Path::new(rel)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let src = f.sources.label.clone();
+    // What the model said may not check (a `:word:` it wrote reads as an undefined concept):
+    // then the draft without its descriptions, then without its examples too.
+    let mut drafts = vec![spec_text(&name, &src, &modules, &answers, true, true)];
+    drafts.push(spec_text(&name, &src, &modules, &answers, false, true));
+    drafts.push(spec_text(&name, &src, &modules, &answers, false, false));
+    let spec_file = f.spec;
+    let mut problems = Vec::new();
+    for text in drafts {
+        let files = vec![(rel.to_string(), text.clone())];
+        match super::converse::check(spec_file, settings, dir, &files) {
+            Ok(()) => {
+                c.turns.push(Turn {
+                    role: "rekindle".into(),
+                    text: "the spec written from the answers above".into(),
+                });
+                let before = vec![(rel.to_string(), skeleton)];
+                let diff = rekindle_render::converse::unified(rel, &before[0].1, &text);
+                let written = super::converse::write(dir, &before, &files)?;
+                c.edits.push(Edit {
+                    turn: c.turns.len() - 1,
+                    diff,
+                    verdict: "accepted".into(),
+                    files: written,
+                });
+                return Ok(true);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    c.turns.push(Turn {
+        role: "check".into(),
+        text: problems.join("\n\n"),
+    });
+    Ok(false)
+}
+
+/// The spec of the program: its modules as concepts, how they are imported and tested, and one
+/// functionality per unit, with the calls' answers as acceptance tests.
+fn spec_text(
+    name: &str,
+    src: &str,
+    modules: &[Module],
+    answers: &[Vec<Answer>],
+    described: bool,
+    examples: bool,
+) -> String {
+    let mut s = format!(
+        "---\ndescription: '{}: a ***plain spec drafted from {}'\n---\n\n",
+        name.replace('\'', "''"),
+        src.replace('\'', "''")
+    );
+    s.push_str(&format!(
+        "> Drafted by `rekindle init --from-code` from {src}: one functionality per public function or class,\n\
+         > described by the model; the acceptance tests are calls the program itself answered. Read it, say\n\
+         > what the model got wrong or left out, then `rekindle render`.\n\n"
+    ));
+    s.push_str("***definitions***\n\n");
+    for m in modules {
+        s.push_str(&format!(
+            "- {} is the Python module in the file \"{}\".\n\n",
+            m.concept, m.path
+        ));
+    }
+    s.push_str("***implementation reqs***\n\n");
+    s.push_str("- :Implementation: should be written in Python 3.\n\n");
+    let mut imports: Vec<&str> = Vec::new();
+    for m in modules {
+        for i in &m.outline.imports {
+            let i = i.split('#').next().unwrap_or("").trim();
+            let local = modules.iter().any(|o| {
+                i == format!("import {}", o.import) || i.starts_with(&format!("from {} ", o.import))
+            });
+            if !local && !i.is_empty() && !imports.contains(&i) {
+                imports.push(i);
+            }
+        }
+    }
+    if !imports.is_empty() {
+        s.push_str(&format!(
+            "- :Implementation: may use what the program imports: {}.\n\n",
+            imports
+                .iter()
+                .map(|i| code(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for m in modules {
+        let names: Vec<&str> = m
+            .outline
+            .units
+            .iter()
+            .filter(|u| u.kind != Kind::Main)
+            .map(|u| u.name.as_str())
+            .collect();
+        if !names.is_empty() {
+            s.push_str(&format!(
+                "- {} is a library: other code uses it as {}. Importing it must not print anything or read input.\n\n",
+                m.concept,
+                code(&format!("from {} import {}", m.import, names.join(", ")))
+            ));
+        }
+        let stem = m.import.rsplit('.').next().unwrap_or(&m.import);
+        s.push_str(&format!(
+            "- :Implementation: should include :UnitTests: of {} written with the unittest framework, in a file named \"test_{stem}.py\" beside it.\n\n",
+            m.concept
+        ));
+        if m.import.contains('.') {
+            s.push_str(&format!(
+                "- Every folder on the way to {} holds an __init__.py, so it imports as {}.\n\n",
+                m.concept,
+                code(&m.import)
+            ));
+        }
+    }
+    s.push_str("***test reqs***\n\n");
+    s.push_str("- :ConformanceTests: should be written in Python with the unittest framework. They are run with \"python -m unittest discover\" with the code folder as the current working directory, so they can import the modules as the implementation reqs say. When :ConformanceTests: live in a subfolder, that folder needs an __init__.py.\n\n");
+    s.push_str("***functional specs***\n\n");
+    for (m, per) in modules.iter().zip(answers) {
+        for (u, a) in m.outline.units.iter().zip(per) {
+            let head = match u.kind {
+                Kind::Function => format!(
+                    "{} should define the function {}.",
+                    m.concept,
+                    code(&u.signature)
+                ),
+                Kind::Class if u.methods.is_empty() => {
+                    format!(
+                        "{} should define the class {}.",
+                        m.concept,
+                        code(&u.signature)
+                    )
+                }
+                Kind::Class => format!(
+                    "{} should define the class {} with the methods {}.",
+                    m.concept,
+                    code(&u.signature),
+                    u.methods
+                        .iter()
+                        .map(|x| code(x))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Kind::Main => format!(
+                    "Run as a program ({}), {} should do what this says.",
+                    code(&format!("python {}", m.path)),
+                    m.concept
+                ),
+            };
+            let said = if described && !a.description.is_empty() {
+                format!(" {}", a.description)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!("- {head}{said}\n\n"));
+            if examples && !a.examples.is_empty() {
+                s.push_str("  ***acceptance tests***\n\n");
+                for (call, outcome) in &a.examples {
+                    let what = match outcome {
+                        Outcome::Returns(r) => format!("returns {}", code(r)),
+                        Outcome::Raises(e) => format!("raises {}", code(e)),
+                    };
+                    s.push_str(&format!("  - {} {what}.\n\n", code(call)));
+                }
+            }
+        }
+    }
+    s.truncate(s.trim_end().len());
+    s.push('\n');
+    s
+}
+
+/// `text` as Markdown inline code.
+fn code(text: &str) -> String {
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
+}
+
+/// Evaluates each call twice on the program's own code (its code files only, in the sandbox):
+/// per call, its outcome, or None when it did not run, answered differently the second time or
+/// answered at length.
+fn run_calls(
+    f: &FromCode<'_>,
+    settings: &rekindle_config::Settings,
+    calls: &[(String, String)],
+) -> Vec<(String, Option<Outcome>)> {
+    let none = || calls.iter().map(|(_, c)| (c.clone(), None)).collect();
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let Ok(tmp) = tempfile::tempdir() else {
+        return none();
+    };
+    let written = (|| -> std::io::Result<()> {
+        for (rel, text) in &f.sources.code {
+            let to = tmp.path().join(rel);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            std::fs::write(to, text)?;
+        }
+        let cases: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|(m, c)| serde_json::json!({"module": m, "call": c}))
+            .collect();
+        std::fs::write(
+            tmp.path().join(".rekindle-calls.json"),
+            serde_json::to_string(&cases)?,
+        )?;
+        std::fs::write(tmp.path().join(".rekindle-calls.py"), CALLS_PY)?;
+        std::fs::write(
+            tmp.path().join(".rekindle-calls.sh"),
+            "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 .rekindle-calls.py 2>&1\n",
+        )?;
+        Ok(())
+    })();
+    if written.is_err() {
+        return none();
+    }
+    let run = rekindle_workspace::scripts::run(
+        &tmp.path().join(".rekindle-calls.sh"),
+        &[tmp.path()],
+        tmp.path(),
+        std::time::Duration::from_secs(settings.test_script_timeout),
+        &settings.toml.sandbox,
+    );
+    if run.is_err() {
+        return none();
+    }
+    let Ok(text) = std::fs::read_to_string(tmp.path().join(".rekindle-calls.out.json")) else {
+        return none();
+    };
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(&text) else {
+        return none();
+    };
+    calls
+        .iter()
+        .zip(values.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|((_, call), v)| {
+            let o = v.and_then(|v| {
+                let repr = v.get("returns").and_then(|r| r.as_str());
+                let raises = v.get("raises").and_then(|r| r.as_str());
+                match (repr, raises) {
+                    (Some(r), _) if r.len() <= MAX_RESULT && !r.contains(" at 0x") => {
+                        Some(Outcome::Returns(r.to_string()))
+                    }
+                    (_, Some(e)) => Some(Outcome::Raises(e.to_string())),
+                    _ => None,
+                }
+            });
+            (call.clone(), o)
+        })
+        .collect()
+}
+
+/// Evaluates `.rekindle-calls.json`'s calls in their modules, twice each, into
+/// `.rekindle-calls.out.json`: `{"returns": repr}`, `{"raises": name}`, or `{}` (not the same
+/// twice, or a call that is not one).
+const CALLS_PY: &str = r#"import importlib, io, json, sys, contextlib
+sys.path.insert(0, ".")
+out = []
+for case in json.load(open(".rekindle-calls.json")):
+    seen = []
+    for _ in range(2):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                ns = dict(vars(importlib.import_module(case["module"])))
+                seen.append({"returns": repr(eval(case["call"], ns))})
+        except SyntaxError:
+            seen.append({})
+        except Exception as e:
+            seen.append({"raises": type(e).__name__})
+    out.append(seen[0] if seen[0] == seen[1] else {})
+json.dump(out, open(".rekindle-calls.out.json", "w"))
+"#;
+
+/// The single question for a program with nothing to outline: the whole spec at once, through
+/// the converse loop (the draft must check). Whether a draft was written.
+#[allow(clippy::too_many_arguments)]
+fn whole(
+    f: &FromCode<'_>,
+    settings: &rekindle_config::Settings,
+    model: &rekindle_render::RoleModel<'_>,
+    session: &rekindle_llm::session::Session,
+    dir: &Path,
+    rel: &str,
+    skeleton: String,
+    c: &mut Conversation,
+) -> Result<bool, CliError> {
+    let mut program = String::new();
+    for (path, text) in &f.sources.code {
+        program.push_str(&format!("--- CODE: {path}\n{text}"));
+        if !text.ends_with('\n') {
+            program.push('\n');
+        }
+        program.push_str("--- END CODE\n\n");
+    }
+    let message = format!(
+        "Write {rel} as the ***plain spec of this existing Python program, so that rendering the spec rebuilds it:\n\n{program}\
+Keep the front matter and its import. Under ***implementation reqs***, name every code file as the program names it, and every function or class other code or tests use, with its parameters, so that code written from the spec can replace this program file for file. Under ***functional specs***, one functionality per behaviour the program has, in an order where each builds on the ones before, each with ***acceptance tests*** that give concrete inputs and outputs taken from the code. Reply with the complete new {rel} in a file block (--- FILE: {rel} … --- END FILE)."
+    );
+    let mut t = Talk {
+        file: f.spec,
+        dir: dir.to_path_buf(),
+        settings,
+        files: vec![(rel.to_string(), skeleton)],
+        yes: true,
+        terminal: false,
+        json_out: f.json,
+        max_tokens: 2048,
+        model,
+        session,
+        since: 0,
+    };
+    talk(&mut t, &mut VecDeque::from([message]), c)?;
+    if c.edits.iter().any(|e| e.verdict == "accepted") {
+        return Ok(true);
+    }
+    c.turns.push(Turn {
+        role: "check".into(),
+        text: "no draft of the spec checked".into(),
+    });
+    Ok(false)
 }
 
 /// Runs the program's tests against the rendered code (in the sandbox): (passed, ran).
