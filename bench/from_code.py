@@ -97,6 +97,7 @@ def run_one(rekindle: str, program: Path, model_args: list[str], timeout: float,
             "exit_code": p.returncode,
             "timed_out": timed_out,
             "seconds": seconds,
+            "rendered": said.get("rendered"),
             "passed": said.get("passed"),
             "tests": said.get("tests"),
             "own_tests": own_tests(program),
@@ -152,17 +153,22 @@ def main() -> None:
             r = run_one(a.rekindle, program, model_args, a.timeout, a.keep)
             r["run"] = run
             results.append(r)
-            print(f"{name} run {run}: {r['passed']}/{r['tests']} tests pass, exit {r['exit_code']}, "
+            print(f"{name} run {run}: rendered {r['rendered']}, {r['passed']}/{r['own_tests']} tests pass, exit {r['exit_code']}, "
                   f"{r['draft_calls']} draft + {r['render_calls']} render calls, {r['seconds']} s", flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    passed = sum(r["passed"] or 0 for r in results)
-    # The program's tests counted here, not taken from rekindle: a render that failed scores 0 of them.
+    # The program's tests counted here, not taken from rekindle. A render that failed scores 0
+    # of them; what the code it committed before failing passes is reported beside.
+    passed = sum(r["passed"] or 0 for r in results if r["rendered"])
+    partial = sum(r["passed"] or 0 for r in results)
     total = sum(own_tests(PROGRAMS / r["program"]) for r in results)
     summary = {
+        "rendered": sum(1 for r in results if r["rendered"]),
+        "runs": len(results),
         "passed": passed,
         "tests": total,
         "share": round(passed / total, 3) if total else 0.0,
+        "passed_including_failed_renders": partial,
         "median_seconds": statistics.median(r["seconds"] for r in results) if results else None,
     }
     print(json.dumps(summary))

@@ -194,3 +194,106 @@ fn embedded_model_renders_hello_world() {
         assert_eq!(tree(&copy, repo).len(), 40);
     }
 }
+
+/// `init --from-code` with the embedded model on a one-function program: the model says what
+/// the function does and proposes calls; the spec's acceptance tests hold what the program
+/// itself answers to them (checked here with Python, independently of rekindle); the spec
+/// checks, renders, and the program's own tests are run against the result and counted.
+#[test]
+fn embedded_model_drafts_a_spec_from_a_small_program() {
+    let Some(model) = model() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the model before the tests (rekindle model fetch)"
+        );
+        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("mathx.py"),
+        "def clamp(x, low, high):\n    \"\"\"x limited to the range low..high.\"\"\"\n    return max(low, min(x, high))\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("test_mathx.py"),
+        "import unittest\nfrom mathx import clamp\n\n\nclass T(unittest.TestCase):\n    def test_inside(self):\n        self.assertEqual(clamp(5, 0, 10), 5)\n\n    def test_below(self):\n        self.assertEqual(clamp(-3, 0, 10), 0)\n\n    def test_above(self):\n        self.assertEqual(clamp(12, 0, 10), 10)\n",
+    )
+    .unwrap();
+    let out = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(tmp.path())
+        .args([
+            "init",
+            "proj",
+            "--from-code",
+            "src",
+            "--yes",
+            "--format",
+            "json",
+            "--provider",
+            "local",
+            "--model-path",
+        ])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    let spec = std::fs::read_to_string(tmp.path().join("proj/proj.plain")).unwrap();
+    assert!(
+        spec.contains("- :Mathx: should define the function `clamp(x, low, high)`."),
+        "{spec}\n{stderr}"
+    );
+    // Every acceptance test `CALL` returns `R`: Python's own answer to CALL is R.
+    let mut checked = 0;
+    for line in spec.lines() {
+        let Some(rest) = line.trim().strip_prefix("- `") else {
+            continue;
+        };
+        let Some((call, result)) = rest.split_once("` returns `") else {
+            continue;
+        };
+        let result = result.trim_end_matches("`.");
+        let py = std::process::Command::new("python3")
+            .args(["-c", &format!("from mathx import clamp; print(repr({call}))")])
+            .current_dir(&src)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&py.stdout).trim(),
+            result,
+            "{call} in {spec}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "no acceptance test from a call: {spec}\n{stderr}");
+    let check = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(tmp.path().join("proj"))
+        .args(["check", "proj.plain"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{spec}");
+    // The render finished and the program's three tests ran against it.
+    assert_eq!(said["tests"].as_u64(), Some(3), "{said}\n{stderr}");
+    eprintln!("from-code: {} of 3 of the program's tests pass", said["passed"]);
+    let verify = Command::cargo_bin("rekindle")
+        .unwrap()
+        .current_dir(tmp.path().join("proj"))
+        .args(["journal", "verify", "--spec", "proj.plain"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

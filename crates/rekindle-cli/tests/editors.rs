@@ -732,7 +732,7 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         src.join("calc.py"),
-        "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \"\"\"a minus b\"\"\"\n    return a - b\n\n\ndef _clamp(x):\n    return x\n",
+        "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    \"\"\"a minus b\"\"\"\n    return a - b\n\n\ndef _clamp(x):\n    return x\n\n\ndef hello(name):\n    print(f\"hi {name}\")\n",
     )
     .unwrap();
     std::fs::write(
@@ -762,6 +762,12 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
         }
         if prompt.contains("example calls of `sub`") {
             return openai_reply("1. `sub(5, 3)`\n2. `sub(0, 0)`\n");
+        }
+        if prompt.contains("say what the function `hello`") {
+            return openai_reply("It greets.");
+        }
+        if prompt.contains("example calls of `hello`") {
+            return openai_reply("hello(\"bo\")");
         }
         if prompt.contains("Write conformance tests") {
             return openai_reply(&block(
@@ -812,13 +818,16 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
     for want in [
         "- :Calc: is the Python module in the file \"calc.py\".",
         "may use what the program imports: `import math`.",
-        "other code uses it as `from calc import add, sub`.",
+        "other code imports what it defines by name, as `from calc import add`.",
+        "- A conformance test file imports what it tests by name, like `from calc import add`; an acceptance test `CALL` returns `VALUE` is checked as `self.assertEqual(CALL, VALUE)`; `CALL` raises `ERROR` as `with self.assertRaises(ERROR): CALL`; `CALL` prints `TEXT` by running CALL inside",
         "- :Calc: should define the function `add(a, b)`. `add` returns the sum of its two arguments, a plus b.",
         "  - `add(2, 3)` returns `5`.",
         "  - `add(1, 'x')` raises `TypeError`.",
         "- :Calc: should define the function `sub(a, b)`. It returns a minus b.",
         "  - `sub(5, 3)` returns `2`.",
         "  - `sub(0, 0)` returns `0`.",
+        "- :Calc: should define the function `hello(name)`. It greets.",
+        "  - `hello(\"bo\")` prints `'hi bo\\n'`.",
     ] {
         assert!(spec.contains(want), "{want}\n---\n{spec}");
     }

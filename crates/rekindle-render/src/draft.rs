@@ -22,7 +22,7 @@ pub enum Kind {
 /// The question "what does this do?" about one unit.
 pub fn describe(kind: Kind, name: &str, source: &str) -> Vec<Message> {
     let what = match kind {
-        Kind::Function => format!("the function `{name}` does: what it returns (or prints) for each kind of input, including empty input, ties and letter case where they matter"),
+        Kind::Function => format!("the function `{name}` does: what it returns (or prints) for each kind of input, edge cases included"),
         Kind::Class => format!("the class `{name}` is for and what each of its public methods does"),
         Kind::Main => format!("running the file `{name}` as a program does: what it reads (arguments, standard input, files) and what it prints"),
     };

@@ -175,6 +175,7 @@ pub fn run(f: &FromCode<'_>) -> CmdResult {
         return finish(
             f.json,
             &id,
+            false,
             None,
             "no draft of the spec checked; the example spec stays",
         );
@@ -183,23 +184,29 @@ pub fn run(f: &FromCode<'_>) -> CmdResult {
     let mut r = RenderArgs::defaults();
     r.provider = f.model.clone();
     r.yes = true;
-    let rendered = super::render::run(f.spec, &args, &r);
-    let score = match rendered {
-        Ok(ExitStatus::Success) => score(f, &settings),
-        _ => Err("the drafted spec did not render".to_string()),
-    };
-    let outcome = match &score {
-        Ok((passed, total)) => {
+    let rendered = matches!(
+        super::render::run(f.spec, &args, &r),
+        Ok(ExitStatus::Success)
+    );
+    // A render that failed part way has committed the functionalities before the one that
+    // failed: the program's tests run against that too, and the outcome says which it was.
+    let score = score(f, &settings);
+    let outcome = match (&score, rendered) {
+        (Ok((passed, total)), true) => {
             format!("{passed} of {total} of the program's own tests pass against the rendered code")
         }
-        Err(e) => e.clone(),
+        (Ok((passed, total)), false) => format!(
+            "the drafted spec's render failed; {passed} of {total} of the program's own tests pass against the code it committed before it failed"
+        ),
+        (Err(e), true) => e.clone(),
+        (Err(e), false) => format!("the drafted spec's render failed ({e})"),
     };
     c.turns.push(Turn {
         role: "check".into(),
         text: outcome.clone(),
     });
     let (id, _) = record(f.spec, &c)?;
-    finish(f.json, &id, score.ok(), &outcome)
+    finish(f.json, &id, rendered, score.ok(), &outcome)
 }
 
 /// One code file of the program, as the draft names it.
@@ -249,13 +256,16 @@ impl Module {
 /// What the model said of one unit, and the example calls that ran on the program.
 struct Answer {
     description: String,
-    /// (call, `returns `X``/`raises `E``) for calls the program answered the same twice.
+    /// The unit's calls, as indices into the calls run on the program.
+    calls: Vec<usize>,
+    /// (call, outcome) for the calls the program answered the same twice.
     examples: Vec<(String, Outcome)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
-    Returns(String),
+    /// What it returned, and what it printed (Python reprs).
+    Returns(String, Option<String>),
     Raises(String),
 }
 
@@ -289,47 +299,44 @@ fn by_units(
                 u.name.as_str()
             };
             let described = ask(c, draft::describe(u.kind, name, &u.source), 200)?;
-            let mut examples = Vec::new();
+            let mut mine = Vec::new();
             if u.kind == Kind::Function {
                 let reply = ask(c, draft::examples(&u.name, &u.source), 150)?;
                 for call in draft::calls(&reply, &u.name, EXAMPLES) {
-                    calls.push((m.import.clone(), call.clone()));
-                    examples.push((call, Outcome::Raises(String::new())));
+                    mine.push(calls.len());
+                    calls.push((m.import.clone(), call));
                 }
             }
             per.push(Answer {
                 description: draft::sentences(&described),
-                examples,
+                calls: mine,
+                examples: Vec::new(),
             });
         }
         answers.push(per);
     }
     // The calls, answered by the program.
-    let results = run_calls(f, settings, &calls);
+    let (results, failed) = match run_calls(f, settings, &calls) {
+        Ok(r) => (r, None),
+        Err(e) => (vec![None; calls.len()], Some(e)),
+    };
     let (mut kept, mut dropped) = (0, 0);
-    for per in &mut answers {
-        for a in per.iter_mut() {
-            a.examples.retain_mut(|(call, outcome)| {
-                let found = results.iter().find(|(k, _)| k == call).map(|(_, o)| o);
-                match found {
-                    Some(Some(o)) => {
-                        *outcome = o.clone();
-                        kept += 1;
-                        true
-                    }
-                    _ => {
-                        dropped += 1;
-                        false
-                    }
+    for a in answers.iter_mut().flatten() {
+        for &i in &a.calls {
+            match results.get(i) {
+                Some(Some(o)) => {
+                    a.examples.push((calls[i].1.clone(), o.clone()));
+                    kept += 1;
                 }
-            });
+                _ => dropped += 1,
+            }
         }
     }
     let mut report = format!(
         "{kept} example call(s) ran on the program and went into acceptance tests; {dropped} left out (did not run, gave different answers twice, or answered at length)"
     );
-    if !results.is_empty() && results.iter().all(|(_, o)| o.is_none()) {
-        report.push_str("; none of the calls gave an answer");
+    if let Some(e) = failed {
+        report.push_str(&format!("; {e}"));
     }
     c.turns.push(Turn {
         role: "check".into(),
@@ -438,11 +445,13 @@ fn spec_text(
             .filter(|u| u.kind != Kind::Main)
             .map(|u| u.name.as_str())
             .collect();
+        // Each functionality names its own function: listing them all here would have the first
+        // one written (and tested) with every function at once.
         if !names.is_empty() {
             s.push_str(&format!(
-                "- {} is a library: other code uses it as {}. Importing it must not print anything or read input.\n\n",
+                "- {} is a library: other code imports what it defines by name, as {}. Importing it must not print anything or read input.\n\n",
                 m.concept,
-                code(&format!("from {} import {}", m.import, names.join(", ")))
+                code(&format!("from {} import {}", m.import, names[0]))
             ));
         }
         let stem = m.import.rsplit('.').next().unwrap_or(&m.import);
@@ -459,7 +468,40 @@ fn spec_text(
         }
     }
     s.push_str("***test reqs***\n\n");
-    s.push_str("- :ConformanceTests: should be written in Python with the unittest framework. They are run with \"python -m unittest discover\" with the code folder as the current working directory, so they can import the modules as the implementation reqs say. When :ConformanceTests: live in a subfolder, that folder needs an __init__.py.\n\n");
+    s.push_str("- :ConformanceTests: should be written in Python with the unittest framework, in files named test_*.py. They are run with \"python -m unittest discover\" with the code folder as the current working directory, so they can import the modules as the implementation reqs say. When :ConformanceTests: live in a subfolder, that folder needs an __init__.py.\n\n- The :ConformanceTests: of a functionality test only the function or class it names.\n\n");
+    // How an acceptance test of a call becomes a test: spelled out, because a small model
+    // writing them freely forgets imports and invents values.
+    let outcomes: Vec<&Outcome> = answers
+        .iter()
+        .flatten()
+        .flat_map(|a| a.examples.iter().map(|(_, o)| o))
+        .collect();
+    if examples && !outcomes.is_empty() {
+        let first = modules
+            .iter()
+            .find_map(|m| {
+                m.outline
+                    .units
+                    .iter()
+                    .find(|u| u.kind == Kind::Function)
+                    .map(|u| format!("from {} import {}", m.import, u.name))
+            })
+            .unwrap_or_default();
+        let mut how = vec![
+            "an acceptance test `CALL` returns `VALUE` is checked as `self.assertEqual(CALL, VALUE)`".to_string(),
+        ];
+        if outcomes.iter().any(|o| matches!(o, Outcome::Raises(_))) {
+            how.push("`CALL` raises `ERROR` as `with self.assertRaises(ERROR): CALL`".into());
+        }
+        if outcomes.iter().any(|o| matches!(o, Outcome::Returns(_, Some(_)))) {
+            how.push("`CALL` prints `TEXT` by running CALL inside `contextlib.redirect_stdout(io.StringIO())` and comparing what it caught with TEXT".into());
+        }
+        s.push_str(&format!(
+            "- A conformance test file imports what it tests by name, like {}; {}.\n\n",
+            code(&first),
+            how.join("; ")
+        ));
+    }
     s.push_str("***functional specs***\n\n");
     for (m, per) in modules.iter().zip(answers) {
         for (u, a) in m.outline.units.iter().zip(per) {
@@ -486,10 +528,12 @@ fn spec_text(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                // What a program does is all in its description: without one, no item.
+                Kind::Main if !described || a.description.is_empty() => continue,
                 Kind::Main => format!(
-                    "Run as a program ({}), {} should do what this says.",
+                    "When {} is run as a program ({}):",
+                    m.concept,
                     code(&format!("python {}", m.path)),
-                    m.concept
                 ),
             };
             let said = if described && !a.description.is_empty() {
@@ -502,7 +546,13 @@ fn spec_text(
                 s.push_str("  ***acceptance tests***\n\n");
                 for (call, outcome) in &a.examples {
                     let what = match outcome {
-                        Outcome::Returns(r) => format!("returns {}", code(r)),
+                        Outcome::Returns(r, Some(p)) if r == "None" => {
+                            format!("prints {}", code(p))
+                        }
+                        Outcome::Returns(r, Some(p)) => {
+                            format!("prints {} and returns {}", code(p), code(r))
+                        }
+                        Outcome::Returns(r, None) => format!("returns {}", code(r)),
                         Outcome::Raises(e) => format!("raises {}", code(e)),
                     };
                     s.push_str(&format!("  - {} {what}.\n\n", code(call)));
@@ -531,14 +581,11 @@ fn run_calls(
     f: &FromCode<'_>,
     settings: &rekindle_config::Settings,
     calls: &[(String, String)],
-) -> Vec<(String, Option<Outcome>)> {
-    let none = || calls.iter().map(|(_, c)| (c.clone(), None)).collect();
+) -> Result<Vec<Option<Outcome>>, String> {
     if calls.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let Ok(tmp) = tempfile::tempdir() else {
-        return none();
-    };
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let written = (|| -> std::io::Result<()> {
         for (rel, text) in &f.sources.code {
             let to = tmp.path().join(rel);
@@ -562,62 +609,83 @@ fn run_calls(
         )?;
         Ok(())
     })();
-    if written.is_err() {
-        return none();
-    }
+    written.map_err(|e| e.to_string())?;
     let run = rekindle_workspace::scripts::run(
         &tmp.path().join(".rekindle-calls.sh"),
         &[tmp.path()],
         tmp.path(),
         std::time::Duration::from_secs(settings.test_script_timeout),
         &settings.toml.sandbox,
-    );
-    if run.is_err() {
-        return none();
-    }
-    let Ok(text) = std::fs::read_to_string(tmp.path().join(".rekindle-calls.out.json")) else {
-        return none();
-    };
-    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(&text) else {
-        return none();
-    };
-    calls
-        .iter()
-        .zip(values.iter().map(Some).chain(std::iter::repeat(None)))
-        .map(|((_, call), v)| {
-            let o = v.and_then(|v| {
+    )
+    .map_err(|e| e.to_string())?;
+    let values: Vec<serde_json::Value> =
+        std::fs::read_to_string(tmp.path().join(".rekindle-calls.out.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the calls did not run: {}",
+                    run.output.lines().last().unwrap_or("no output")
+                )
+            })?;
+    Ok((0..calls.len())
+        .map(|i| {
+            values.get(i).and_then(|v| {
                 let repr = v.get("returns").and_then(|r| r.as_str());
+                let printed = v.get("prints").and_then(|r| r.as_str());
                 let raises = v.get("raises").and_then(|r| r.as_str());
+                let short = |r: &str| r.len() <= MAX_RESULT && !r.contains(" at 0x");
                 match (repr, raises) {
-                    (Some(r), _) if r.len() <= MAX_RESULT && !r.contains(" at 0x") => {
-                        Some(Outcome::Returns(r.to_string()))
-                    }
+                    (Some(r), _) if short(r) && printed.is_none_or(short) => Some(
+                        Outcome::Returns(r.to_string(), printed.map(str::to_string)),
+                    ),
                     (_, Some(e)) => Some(Outcome::Raises(e.to_string())),
                     _ => None,
                 }
-            });
-            (call.clone(), o)
+            })
         })
-        .collect()
+        .collect())
 }
 
 /// Evaluates `.rekindle-calls.json`'s calls in their modules, twice each, into
-/// `.rekindle-calls.out.json`: `{"returns": repr}`, `{"raises": name}`, or `{}` (not the same
-/// twice, or a call that is not one).
-const CALLS_PY: &str = r#"import importlib, io, json, sys, contextlib
+/// `.rekindle-calls.out.json`: `{"returns": repr, "prints": repr}`, `{"raises": name}`, or `{}`
+/// (not the same twice, slower than 5 s, or not a call). Standard input is empty, `sys.argv`
+/// holds only the program's name, and what a call prints is caught.
+const CALLS_PY: &str = r#"import contextlib, importlib, io, json, signal, sys
 sys.path.insert(0, ".")
+sys.argv = ["program"]
+
+
+class Slow(Exception):
+    pass
+
+
+def slow(*_):
+    raise Slow()
+
+
+signal.signal(signal.SIGALRM, slow)
 out = []
 for case in json.load(open(".rekindle-calls.json")):
     seen = []
     for _ in range(2):
+        sys.stdin = io.StringIO("")
+        printed = io.StringIO()
+        signal.alarm(5)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
                 ns = dict(vars(importlib.import_module(case["module"])))
-                seen.append({"returns": repr(eval(case["call"], ns))})
-        except SyntaxError:
+                value = eval(case["call"], ns)
+            got = {"returns": repr(value)}
+            if printed.getvalue():
+                got["prints"] = repr(printed.getvalue())
+            seen.append(got)
+        except (Slow, SyntaxError, KeyboardInterrupt):
             seen.append({})
-        except Exception as e:
+        except BaseException as e:
             seen.append({"raises": type(e).__name__})
+        finally:
+            signal.alarm(0)
     out.append(seen[0] if seen[0] == seen[1] else {})
 json.dump(out, open(".rekindle-calls.out.json", "w"))
 "#;
@@ -686,10 +754,38 @@ fn score(f: &FromCode<'_>, settings: &rekindle_config::Settings) -> Result<(usiz
         .module(&module)
         .code;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    rekindle_workspace::files::replace_worktree(&code, tmp.path()).map_err(|e| e.to_string())?;
+    // What the render committed (not a failed attempt left in the work tree).
+    let repo = rekindle_workspace::git::Repo::new(&code);
+    let head = repo
+        .head()
+        .ok()
+        .flatten()
+        .ok_or("the render committed no code")?;
+    repo.export(&head, tmp.path()).map_err(|e| e.to_string())?;
+    // How many tests the program has: what they count on the program itself (a test module the
+    // rendered code cannot even import counts as one test there).
+    let original = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for (rel, text) in &f.sources.code {
+        let to = original.path().join(rel);
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&to, text).map_err(|e| e.to_string())?;
+    }
+    let (_, total) = program_tests(f, settings, original.path())?;
+    let (passed, _) = program_tests(f, settings, tmp.path())?;
+    Ok((passed.min(total), total))
+}
+
+/// Runs the program's tests against the code in `dir` (in the sandbox): (passed, ran).
+fn program_tests(
+    f: &FromCode<'_>,
+    settings: &rekindle_config::Settings,
+    dir: &Path,
+) -> Result<(usize, usize), String> {
     // The program's tests in a folder of their own, so the rendered code's own unit tests do
     // not count; the code folder is the working folder, so they import the rendered modules.
-    let own = tmp.path().join(SRC_TESTS);
+    let own = dir.join(SRC_TESTS);
     for (rel, text) in &f.sources.tests {
         let to = own.join(rel);
         let mut parent = to.parent().map(Path::to_path_buf);
@@ -705,7 +801,7 @@ fn score(f: &FromCode<'_>, settings: &rekindle_config::Settings) -> Result<(usiz
         }
         std::fs::write(&to, text).map_err(|e| e.to_string())?;
     }
-    let script = tmp.path().join(".rekindle-score.sh");
+    let script = dir.join(".rekindle-score.sh");
     std::fs::write(
         &script,
         format!("#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -s {SRC_TESTS} -t {SRC_TESTS} -p 'test*.py' 2>&1\n"),
@@ -713,8 +809,8 @@ fn score(f: &FromCode<'_>, settings: &rekindle_config::Settings) -> Result<(usiz
     .map_err(|e| e.to_string())?;
     let run = rekindle_workspace::scripts::run(
         &script,
-        &[tmp.path()],
-        tmp.path(),
+        &[dir],
+        dir,
         std::time::Duration::from_secs(settings.test_script_timeout),
         &settings.toml.sandbox,
     )
@@ -746,12 +842,19 @@ fn parse_unittest(out: &str) -> Option<(usize, usize)> {
     Some((ran.saturating_sub(bad), ran))
 }
 
-fn finish(json: bool, id: &str, score: Option<(usize, usize)>, outcome: &str) -> CmdResult {
+fn finish(
+    json: bool,
+    id: &str,
+    rendered: bool,
+    score: Option<(usize, usize)>,
+    outcome: &str,
+) -> CmdResult {
     if json {
         println!(
             "{}",
             serde_json::json!({
-                "ok": score.is_some(),
+                "ok": rendered && score.is_some(),
+                "rendered": rendered,
                 "conversation": id,
                 "passed": score.map(|s| s.0),
                 "tests": score.map(|s| s.1),
@@ -762,7 +865,7 @@ fn finish(json: bool, id: &str, score: Option<(usize, usize)>, outcome: &str) ->
         eprintln!("{outcome}");
         eprintln!("  conversation {}", &id[..16.min(id.len())]);
     }
-    Ok(if score.is_some() {
+    Ok(if rendered && score.is_some() {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
