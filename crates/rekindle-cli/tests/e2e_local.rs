@@ -263,7 +263,10 @@ fn embedded_model_drafts_a_spec_from_a_small_program() {
         };
         let result = result.trim_end_matches("`.");
         let py = std::process::Command::new("python3")
-            .args(["-c", &format!("from mathx import clamp; print(repr({call}))")])
+            .args([
+                "-c",
+                &format!("from mathx import clamp; print(repr({call}))"),
+            ])
             .current_dir(&src)
             .output()
             .unwrap();
@@ -274,7 +277,10 @@ fn embedded_model_drafts_a_spec_from_a_small_program() {
         );
         checked += 1;
     }
-    assert!(checked >= 1, "no acceptance test from a call: {spec}\n{stderr}");
+    assert!(
+        checked >= 1,
+        "no acceptance test from a call: {spec}\n{stderr}"
+    );
     let check = Command::cargo_bin("rekindle")
         .unwrap()
         .current_dir(tmp.path().join("proj"))
@@ -284,7 +290,10 @@ fn embedded_model_drafts_a_spec_from_a_small_program() {
     assert!(check.status.success(), "{spec}");
     // The render finished and the program's three tests ran against it.
     assert_eq!(said["tests"].as_u64(), Some(3), "{said}\n{stderr}");
-    eprintln!("from-code: {} of 3 of the program's tests pass", said["passed"]);
+    eprintln!(
+        "from-code: {} of 3 of the program's tests pass",
+        said["passed"]
+    );
     let verify = Command::cargo_bin("rekindle")
         .unwrap()
         .current_dir(tmp.path().join("proj"))

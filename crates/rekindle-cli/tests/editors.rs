@@ -818,8 +818,8 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
     for want in [
         "- :Calc: is the Python module in the file \"calc.py\".",
         "may use what the program imports: `import math`.",
-        "other code imports what it defines by name, as `from calc import add`.",
-        "- A conformance test file imports what it tests by name, like `from calc import add`; an acceptance test `CALL` returns `VALUE` is checked as `self.assertEqual(CALL, VALUE)`; `CALL` raises `ERROR` as `with self.assertRaises(ERROR): CALL`; `CALL` prints `TEXT` by running CALL inside",
+        "other code imports what it defines by name, as `from calc import NAME`.",
+        "- A conformance test file imports only the function its functionality names, like `from calc import NAME`; an acceptance test `CALL` returns `VALUE` is checked as `self.assertEqual(CALL, VALUE)`; `CALL` raises `ERROR` as `with self.assertRaises(ERROR): CALL`; `CALL` prints `TEXT` by running CALL inside",
         "- :Calc: should define the function `add(a, b)`. `add` returns the sum of its two arguments, a plus b.",
         "  - `add(2, 3)` returns `5`.",
         "  - `add(1, 'x')` raises `TypeError`.",
@@ -850,4 +850,89 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!d.path().join("other").exists());
+}
+
+/// A program with no function or class to ask about (a script of top-level statements) is
+/// drafted whole: the model is shown the code (not its tests) and writes the spec, which must
+/// check before it is rendered and scored.
+#[test]
+fn init_from_code_drafts_a_script_without_functions_whole() {
+    use rekindle_testkit::{openai_reply, Server};
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("hi.py"), "print(\"hi\")\n").unwrap();
+    std::fs::write(
+        src.join("test_hi.py"),
+        "import subprocess, sys, unittest\n\n\nclass T(unittest.TestCase):\n    def test_hi(self):\n        out = subprocess.run([sys.executable, \"hi.py\"], capture_output=True, text=True)\n        self.assertEqual(out.stdout, \"hi\\n\")\n",
+    )
+    .unwrap();
+    let (server, _rt) = Server::start_blocking(vec![]);
+    server.set_responder(|s| {
+        let block = |p: &str, c: &str| format!("--- FILE: {p}\n{c}--- END FILE\n");
+        let first = s.first_user();
+        if first.contains("# Spec files") {
+            assert!(
+                first.contains("--- CODE: hi.py") && !first.contains("test_hi"),
+                "the code, not its tests"
+            );
+            return openai_reply(&block(
+                "hi.plain",
+                "---\ndescription: 'hi'\nimport:\n  - python-console-app-template\n---\n\n***implementation reqs***\n\n- :MainExecutableFile: of :App: should be called \"hi.py\".\n\n***functional specs***\n\n- :App: should print \"hi\" and a newline.\n",
+            ));
+        }
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "conformance_tests/test_c.py",
+                "import subprocess, sys, unittest\n\n\nclass C(unittest.TestCase):\n    def test_hi(self):\n        out = subprocess.run([sys.executable, \"hi.py\"], capture_output=True, text=True)\n        self.assertEqual(out.stdout, \"hi\\n\")\n",
+            ));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("hi.py", "print(\"hi\")\n"),
+            block("test_unit.py", "import unittest\n\n\nclass U(unittest.TestCase):\n    def test_ok(self):\n        self.assertTrue(True)\n"),
+        ))
+    });
+    let url = format!("{}/v1", server.url());
+    let out = Command::new(cargo_bin("rekindle"))
+        .args([
+            "init",
+            "hi",
+            "--from-code",
+            "src",
+            "--provider",
+            "openai",
+            "--model",
+            "fake",
+            "--format",
+            "json",
+            "--base-url",
+            &url,
+        ])
+        .current_dir(d.path())
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (
+            said["rendered"].as_bool(),
+            said["passed"].as_u64(),
+            said["tests"].as_u64()
+        ),
+        (Some(true), Some(1), Some(1)),
+        "{said}"
+    );
+    let spec = std::fs::read_to_string(d.path().join("hi/hi.plain")).unwrap();
+    assert!(
+        spec.contains("- :App: should print \"hi\" and a newline."),
+        "{spec}"
+    );
 }
