@@ -78,7 +78,7 @@ pub fn edit_acceptance_test(requirement: &str, edit: &str) -> Vec<Message> {
     vec![
         Message::system(SYSTEM_SPEC),
         Message::user(format!(
-            "A program's spec gains this functionality:\n\n{requirement}\n\nThe code change that made it:\n\n```diff\n{}\n```\n\nWrite one acceptance test for the functionality: one sentence with a concrete input (or command) and the exact output the program must give for it. Nothing else.",
+            "A program's spec gains this functionality:\n\n{requirement}\n\nThe code change that made it:\n\n```diff\n{}\n```\n\nWrite one acceptance test for the functionality as one plain English sentence (no code) with a concrete input (or command) and the exact output the program must give for it, like: Running the program with the argument 3 prints \"three\". Nothing else.",
             edit.trim_end()
         )),
     ]
@@ -119,6 +119,10 @@ pub fn sentences(reply: &str) -> String {
         );
     }
     let text = words.join(" ");
+    // A sentence that only introduces what a fence held ("… the following test:") says nothing.
+    if text.trim_end().ends_with(':') {
+        return String::new();
+    }
     const MAX: usize = 700;
     if text.len() <= MAX {
         return text;
@@ -232,6 +236,10 @@ mod tests {
         assert_eq!(
             sentences(reply),
             "Returns the number of words. Uses { { split } } and *bold*."
+        );
+        assert_eq!(
+            sentences("Use this test:\n```python\nassert f()\n```\n"),
+            ""
         );
         let long = "This is a sentence. ".repeat(60);
         let s = sentences(&long);
