@@ -1,6 +1,7 @@
 //! The real thing: the embedded model renders `examples/hello-world` end to end, its conformance
 //! tests pass, the result runs, rendering again makes no model call, and `render --locked` in
-//! another folder without the model rebuilds the same trees. Needs the `local`
+//! another folder without the model rebuilds the same trees; and `init --from-code` drafts,
+//! renders and scores a one-function program. Needs the `local`
 //! feature and a fetched model (`rekindle model fetch`); CI fetches it first. Without the model
 //! the test fails under CI and is skipped (with a message) elsewhere.
 #![cfg(feature = "local")]
