@@ -11,7 +11,9 @@ ensure_sandbox_deps
 ensure_llama_deps
 export_llama_cpu_flags
 cargo build --release --locked -p rekindle --features local
-bin="$root/target/release/rekindle"
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+bin="$target/release/rekindle"
 "$bin" model fetch
 "$bin" check examples/hello-world/hello-world.plain examples/word-count/word-count.plain
 cd examples/hello-world

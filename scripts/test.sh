@@ -17,7 +17,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 features=rekindle/local,rekindle-llm/local
 cargo build --locked -p rekindle --features local
-REKINDLE_MODEL_PATH="$(target/debug/rekindle model fetch | tail -n 1)"
+REKINDLE_MODEL_PATH="$("${CARGO_TARGET_DIR:-target}"/debug/rekindle model fetch | tail -n 1)"
 export REKINDLE_MODEL_PATH
 model_tests='binary(local_e2e) | binary(e2e_local)'
 status=0
