@@ -22,6 +22,19 @@ fn model() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The model, or None (with a message) outside CI; under CI a missing model fails the test.
+fn model_or_skip() -> Option<PathBuf> {
+    let found = model();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the model before the tests (rekindle model fetch)"
+        );
+        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
+    }
+    found
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -89,12 +102,7 @@ fn conformance_passed(events: &[Value]) -> bool {
 
 #[test]
 fn embedded_model_renders_hello_world() {
-    let Some(model) = model() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must fetch the model before the tests (rekindle model fetch)"
-        );
-        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
+    let Some(model) = model_or_skip() else {
         return;
     };
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -202,12 +210,7 @@ fn embedded_model_renders_hello_world() {
 /// checks, renders, and the program's own tests are run against the result and counted.
 #[test]
 fn embedded_model_drafts_a_spec_from_a_small_program() {
-    let Some(model) = model() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must fetch the model before the tests (rekindle model fetch)"
-        );
-        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
+    let Some(model) = model_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -720,6 +720,27 @@ vim.defer_fn(function() vim.cmd("cquit 3") end, 60000)
     );
 }
 
+/// `rekindle init NAME --from-code src --format json` in `dir`, with the scripted model at `url`.
+fn init_from_code(dir: &Path, name: &str, url: &str) -> std::process::Output {
+    Command::new(cargo_bin("rekindle"))
+        .args([
+            "init",
+            name,
+            "--from-code",
+            "src",
+            "--provider",
+            "openai",
+            "--model",
+            "fake",
+        ])
+        .args(["--format", "json", "--base-url", url])
+        .current_dir(dir)
+        .env_remove("OPENAI_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// `rekindle init calc --from-code src`: a (scripted) model says what each function does and
 /// proposes calls that show it; the calls run on the program, so the acceptance tests hold the
 /// program's answers (not the model's claims); rekindle writes the spec, renders it, and the
@@ -782,26 +803,7 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
         ))
     });
     let url = format!("{}/v1", server.url());
-    let out = Command::new(cargo_bin("rekindle"))
-        .args([
-            "init",
-            "calc",
-            "--from-code",
-            "src",
-            "--provider",
-            "openai",
-            "--model",
-            "fake",
-            "--format",
-            "json",
-            "--base-url",
-            &url,
-        ])
-        .current_dir(d.path())
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = init_from_code(d.path(), "calc", &url);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -895,26 +897,7 @@ fn init_from_code_drafts_a_script_without_functions_whole() {
         ))
     });
     let url = format!("{}/v1", server.url());
-    let out = Command::new(cargo_bin("rekindle"))
-        .args([
-            "init",
-            "hi",
-            "--from-code",
-            "src",
-            "--provider",
-            "openai",
-            "--model",
-            "fake",
-            "--format",
-            "json",
-            "--base-url",
-            &url,
-        ])
-        .current_dir(d.path())
-        .env_remove("OPENAI_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = init_from_code(d.path(), "hi", &url);
     let said: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     assert!(
         out.status.success(),

@@ -273,8 +273,8 @@ fn staged(
         .functional_specs
         .iter()
         .map(|i| {
-            let t = i.text.split("***acceptance tests***").next().unwrap_or("");
-            t.split("\n\n").next().unwrap_or("").trim().to_string()
+            let own = i.text.split("***acceptance tests***").next().unwrap_or("");
+            own.split("\n\n").next().unwrap_or("").trim().to_string()
         })
         .collect();
     let subject = subject(&said);

@@ -24,6 +24,20 @@ pub struct Sources {
     pub tests: Vec<(String, String)>,
 }
 
+impl Sources {
+    /// Writes the program's code files (not its tests) under `dir`, as they are in SRC.
+    fn copy_code(&self, dir: &Path) -> std::io::Result<()> {
+        for (rel, text) in &self.code {
+            let to = dir.join(rel);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            std::fs::write(to, text)?;
+        }
+        Ok(())
+    }
+}
+
 /// Where the program's tests are put beside the rendered code to run.
 const SRC_TESTS: &str = "rekindle_program_tests";
 
@@ -144,31 +158,21 @@ pub fn run(f: &FromCode<'_>) -> CmdResult {
         .map(|(path, text)| Module::new(path, outline::outline(path, text)))
         .filter(|m| !m.outline.units.is_empty())
         .collect();
+    let d = Drafting {
+        f,
+        settings: &settings,
+        model: &models.code,
+        session: &session,
+        dir: &dir,
+        rel: &rel,
+        skeleton,
+    };
     let drafted = if modules.is_empty() {
         // Nothing to ask about unit by unit (a script of top-level statements): the whole spec
         // is asked for at once.
-        whole(
-            f,
-            &settings,
-            &models.code,
-            &session,
-            &dir,
-            &rel,
-            skeleton,
-            &mut c,
-        )?
+        whole(d, &mut c)?
     } else {
-        by_units(
-            f,
-            &settings,
-            &models.code,
-            &session,
-            &dir,
-            &rel,
-            skeleton,
-            modules,
-            &mut c,
-        )?
+        by_units(d, modules, &mut c)?
     };
     if !drafted {
         let (id, _) = record(f.spec, &c)?;
@@ -207,6 +211,18 @@ pub fn run(f: &FromCode<'_>) -> CmdResult {
     });
     let (id, _) = record(f.spec, &c)?;
     finish(f.json, &id, rendered, score.ok(), &outcome)
+}
+
+/// What both ways of drafting work with: the command, the project's settings and folder, the
+/// model, and the spec file (relative to the folder) with its text before the draft.
+struct Drafting<'a> {
+    f: &'a FromCode<'a>,
+    settings: &'a rekindle_config::Settings,
+    model: &'a rekindle_render::RoleModel<'a>,
+    session: &'a rekindle_llm::session::Session,
+    dir: &'a Path,
+    rel: &'a str,
+    skeleton: String,
 }
 
 /// One code file of the program, as the draft names it.
@@ -273,18 +289,16 @@ enum Outcome {
 /// calls that show it, asked one at a time; the calls run on the program itself (in the
 /// sandbox), so the acceptance tests hold what the program really answers; rekindle writes the
 /// spec from the answers, checks it and writes it. Whether a draft was written.
-#[allow(clippy::too_many_arguments)]
-fn by_units(
-    f: &FromCode<'_>,
-    settings: &rekindle_config::Settings,
-    model: &rekindle_render::RoleModel<'_>,
-    session: &rekindle_llm::session::Session,
-    dir: &Path,
-    rel: &str,
-    skeleton: String,
-    modules: Vec<Module>,
-    c: &mut Conversation,
-) -> Result<bool, CliError> {
+fn by_units(d: Drafting<'_>, modules: Vec<Module>, c: &mut Conversation) -> Result<bool, CliError> {
+    let Drafting {
+        f,
+        settings,
+        model,
+        session,
+        dir,
+        rel,
+        skeleton,
+    } = d;
     let ask = |c: &mut Conversation, messages, max| {
         super::converse::question(model, session, c, messages, max, f.json)
     };
@@ -587,13 +601,7 @@ fn run_calls(
     }
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let written = (|| -> std::io::Result<()> {
-        for (rel, text) in &f.sources.code {
-            let to = tmp.path().join(rel);
-            if let Some(p) = to.parent() {
-                std::fs::create_dir_all(p)?;
-            }
-            std::fs::write(to, text)?;
-        }
+        f.sources.copy_code(tmp.path())?;
         let cases: Vec<serde_json::Value> = calls
             .iter()
             .map(|(m, c)| serde_json::json!({"module": m, "call": c}))
@@ -692,17 +700,16 @@ json.dump(out, open(".rekindle-calls.out.json", "w"))
 
 /// The single question for a program with nothing to outline: the whole spec at once, through
 /// the converse loop (the draft must check). Whether a draft was written.
-#[allow(clippy::too_many_arguments)]
-fn whole(
-    f: &FromCode<'_>,
-    settings: &rekindle_config::Settings,
-    model: &rekindle_render::RoleModel<'_>,
-    session: &rekindle_llm::session::Session,
-    dir: &Path,
-    rel: &str,
-    skeleton: String,
-    c: &mut Conversation,
-) -> Result<bool, CliError> {
+fn whole(d: Drafting<'_>, c: &mut Conversation) -> Result<bool, CliError> {
+    let Drafting {
+        f,
+        settings,
+        model,
+        session,
+        dir,
+        rel,
+        skeleton,
+    } = d;
     let mut program = String::new();
     for (path, text) in &f.sources.code {
         program.push_str(&format!("--- CODE: {path}\n{text}"));
@@ -765,13 +772,9 @@ fn score(f: &FromCode<'_>, settings: &rekindle_config::Settings) -> Result<(usiz
     // How many tests the program has: what they count on the program itself (a test module the
     // rendered code cannot even import counts as one test there).
     let original = tempfile::tempdir().map_err(|e| e.to_string())?;
-    for (rel, text) in &f.sources.code {
-        let to = original.path().join(rel);
-        if let Some(p) = to.parent() {
-            std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&to, text).map_err(|e| e.to_string())?;
-    }
+    f.sources
+        .copy_code(original.path())
+        .map_err(|e| e.to_string())?;
     let (_, total) = program_tests(f, settings, original.path())?;
     let (passed, _) = program_tests(f, settings, tmp.path())?;
     Ok((passed.min(total), total))
