@@ -10,6 +10,7 @@ ensure_build_deps
 ensure_sandbox_deps
 ensure_llama_deps
 export_llama_cpu_flags
+ensure_disk 4
 cargo build --release --locked -p rekindle --features local
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac

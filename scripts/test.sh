@@ -12,6 +12,7 @@ ensure_sandbox_deps
 ensure_editor_deps
 ensure_llama_deps
 export_llama_cpu_flags
+ensure_disk 4
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

@@ -54,3 +54,18 @@ export_llama_cpu_flags() {
     if echo " $flags " | grep -q " $feature "; then export "$var=ON"; fi
   done
 }
+
+# A build that runs out of disk fails deep inside rustc or the linker ("IO failure on output
+# stream", a linker bus error). Say it first, in words, naming the folder and what is needed.
+# $1: GiB the step needs in the target folder (measured: see ARCHITECTURE.md, "Disk").
+ensure_disk() {
+  local need_gib=$1 target="${CARGO_TARGET_DIR:-target}" probe avail_kib
+  probe="$target"
+  while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+  avail_kib=$(df -Pk "$probe" | awk 'NR == 2 { print $4 }')
+  if [ "$avail_kib" -lt $((need_gib * 1024 * 1024)) ]; then
+    echo "not enough free disk for the build: $((avail_kib / 1024 / 1024)) GiB free under $probe," \
+      "about $need_gib GiB needed (free some space or set CARGO_TARGET_DIR to a larger disk)" >&2
+    exit 2
+  fi
+}
