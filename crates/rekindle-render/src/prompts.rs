@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/fix_conformance.j2"),
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
+    ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
     (
         "rewrite_test.j2",
         include_str!("../prompts/rewrite_test.j2"),
@@ -136,6 +137,17 @@ pub fn implement(
         "implement.j2",
         minijinja::context! { files => v(listed(&files)), left_out => v(left_out), earlier_failure => earlier_failure, ..ctx },
     ))
+}
+
+/// The follow-up to an implementation reply that left every file of the program (`program`) as
+/// it was.
+pub fn unchanged(cx: &Context, program: &[String]) -> String {
+    render(
+        "unchanged.j2",
+        minijinja::context! { program => v(program), ..v(cx) },
+    )
+    .trim_end()
+    .to_string()
 }
 
 /// What the fix prompts add to the failure: what earlier fixes of this functionality did, and a

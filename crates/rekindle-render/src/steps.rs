@@ -148,6 +148,7 @@ impl Renderer<'_, '_> {
                     Ok(changes) => {
                         return Ok(Reply {
                             changes,
+                            text,
                             finish: outcome.response.finish_reason,
                         })
                     }
@@ -342,11 +343,26 @@ impl Renderer<'_, '_> {
     ) -> Result<Option<(String, String)>, RenderError> {
         self.phase(module, k, Phase::Implement, restart + 1);
         let (files, left_out) = self.snapshot(&d.code);
-        let msgs = prompts::implement(cx, &named(CODE, &files), &left_out, earlier_failure);
+        let mut msgs = prompts::implement(cx, &named(CODE, &files), &left_out, earlier_failure);
         let scope = Scope::code(&d.code);
-        let reply = self
-            .ask(module, k, Role::Code, 0, msgs, scope, tries)
+        let mut reply = self
+            .ask(module, k, Role::Code, 0, msgs.clone(), scope, tries)
             .await?;
+        if !files.is_empty() && !reply.changes_program(&d.code) {
+            // The reply gave the program back as it was (a small model copies the files it is
+            // shown): asked once more, told so. Tests and documentation it changed do not count.
+            msgs.push(Message::assistant(reply.text.clone()));
+            msgs.push(Message::user(prompts::unchanged(
+                cx,
+                &program_paths(&files),
+            )));
+            let again = self
+                .ask(module, k, Role::Code, 0, msgs, scope, tries)
+                .await?;
+            if again.changes_program(&d.code) {
+                reply = again;
+            }
+        }
         self.apply(module, k, &scope, &reply.changes)?;
         let mut failures = 0u32;
         if let Some(failure) = self
@@ -663,11 +679,22 @@ struct Routed {
 
 struct Reply {
     changes: Routed,
+    /// The reply as the model gave it (a block cut by the token cap closed).
+    text: String,
     #[allow(dead_code)]
     finish: FinishReason,
 }
 
 impl Reply {
+    /// Whether applying the reply changes a file of the program in `code`: not a test, not
+    /// documentation.
+    fn changes_program(&self, code: &Path) -> bool {
+        self.changes
+            .code
+            .iter()
+            .any(|c| is_program_path(c.path()) && changes(code, c))
+    }
+
     /// Keeps only the change of `path` (as prompts name it: `conformance_tests/…` for a test).
     fn keep_only(&mut self, path: &str) {
         match path.strip_prefix(TESTS) {
@@ -857,6 +884,24 @@ fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
 /// it is one.
 fn is_test_path(path: &str) -> bool {
     path.starts_with(TESTS) || path.rsplit('/').next().is_some_and(|n| n.contains("test"))
+}
+
+/// Whether a path of the code folder is part of the program: not a test, and not documentation
+/// (a README, a text file).
+fn is_program_path(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    let doc =
+        name.starts_with("readme") || [".md", ".txt", ".rst"].iter().any(|e| name.ends_with(e));
+    !doc && !is_test_path(path)
+}
+
+/// The program's files among `files` (as prompts name them).
+fn program_paths(files: &[FileText]) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| f.path.clone())
+        .filter(|p| is_program_path(p))
+        .collect()
 }
 
 /// Two numbers on one line of `output` that differ, but only by floating-point rounding
@@ -1207,6 +1252,23 @@ mod tests {
         FileBlock::Write {
             path: path.into(),
             content: content.into(),
+        }
+    }
+
+    #[test]
+    fn the_program_is_what_is_neither_a_test_nor_documentation() {
+        for p in ["app.py", "pkg/__init__.py", "main.sh", "src/lib.rs"] {
+            assert!(is_program_path(p), "{p}");
+        }
+        for p in [
+            "README.md",
+            "docs/Readme",
+            "notes.txt",
+            "test_app.py",
+            "conformance_tests/test_cli.py",
+            "guide.rst",
+        ] {
+            assert!(!is_program_path(p), "{p}");
         }
     }
 

@@ -330,6 +330,56 @@ fn a_fix_that_changes_nothing_is_not_asked_again() {
     );
 }
 
+/// A model that answers the second functionality's implementation call with the program as it
+/// was (with only a README of its own): the loop tells it so, once, in the same conversation, and
+/// renders with the second answer.
+#[test]
+fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("leaves the program as it was") {
+            return openai_reply(&block(
+                "main.sh",
+                "#!/usr/bin/env bash\necho alpha\necho beta\n",
+            ));
+        }
+        if word(&prompt) == "beta" && !prompt.contains("Write conformance tests") {
+            return openai_reply(&format!(
+                "{}{}",
+                block("main.sh", "#!/usr/bin/env bash\necho alpha\n"),
+                block("README.md", "Prints alpha and beta.\n")
+            ));
+        }
+        programmer(s)
+    });
+    let (r, _) = f.render(&f.options());
+    let s = r.unwrap();
+    assert_eq!((s.rendered, s.model_calls), (2, 5));
+    assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
+    let seen = f.server.seen();
+    let again = &seen[3];
+    let messages = again.json()["messages"].as_array().unwrap().clone();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    // The model's own reply, then what was wrong with it: which files it left as they were,
+    // and the functionality again.
+    assert!(messages[2]["content"]
+        .as_str()
+        .unwrap()
+        .contains("README.md"));
+    let told = again.last_user();
+    assert!(
+        told.contains("(main.sh, unit_alpha.sh unchanged)") && told.contains("Print beta."),
+        "{told}"
+    );
+    // The first functionality's implementation (nothing to compare with) is not asked again.
+    assert!(!seen[0].last_user().contains("leaves the program"));
+}
+
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
 /// report it: the file and line it was raised at (`$2` names another file to blame instead).
 const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";
