@@ -58,6 +58,7 @@ export_llama_cpu_flags() {
 # A build that runs out of disk fails deep inside rustc or the linker ("IO failure on output
 # stream", a linker bus error). Say it first, in words, naming the folder and what is needed.
 # $1: GiB the step needs in the target folder (measured: see ARCHITECTURE.md, "Disk").
+# CARGO_TARGET_DIR may not exist yet: the nearest existing folder above it is asked.
 ensure_disk() {
   local need_gib=$1 target="${CARGO_TARGET_DIR:-target}" probe avail_kib
   probe="$target"
