@@ -1127,6 +1127,91 @@ fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
     }
 }
 
+/// `rekindle adopt` with a hand edit that changes what a functionality says (its conformance
+/// test fails on the edited code): the model is asked to rewrite that functionality's sentence
+/// and each of its acceptance tests (not for a new functionality that would contradict it), the
+/// changed functionality is rendered anew, and its new test captures the edit.
+#[test]
+fn adopt_rewrites_the_functionality_a_hand_edit_changes() {
+    let p = Project::new(&["a1", "b2"], Behaviour::default());
+    let before = "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- Print a1.\n\n  ***acceptance tests***\n\n  - It prints a1.\n\n- Print b2.\n";
+    std::fs::write(p.path().join("app.plain"), before).unwrap();
+    assert_eq!(p.render(&[]).0, 0);
+    let main = p.code().join("main.sh");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("echo a1\n", "echo A1\n")).unwrap();
+    let b = p.behaviour.clone();
+    p.server.set_responder(move |s| {
+        let first = s.first_user();
+        if first
+            .contains("Rewrite the sentence so that it says what the program does after the change")
+        {
+            // The functionality, the edit and the failing test's output.
+            let shown = first.contains("Print a1.")
+                && first.contains("-echo a1\n+echo A1")
+                && first.contains("conformance test")
+                && first.contains("failed");
+            return openai_reply(if shown {
+                "Print A1."
+            } else {
+                "unexpected question"
+            });
+        }
+        if first.contains("Rewrite the acceptance test") {
+            let shown = first.contains("Print A1.") && first.contains("It prints a1.");
+            return openai_reply(if shown {
+                "It prints A1."
+            } else {
+                "unexpected question"
+            });
+        }
+        if first.contains("Write the one new functionality") || first.contains("# Spec files") {
+            return openai_reply("- :Undefined: should not be asked.");
+        }
+        respond(&b, s)
+    });
+    let url = format!("{}/v1", p.server.url());
+    let (code, out, err) = rekindle_in(
+        p.path(),
+        &[
+            "adopt",
+            "--spec",
+            "app.plain",
+            "--provider",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "fake",
+            "--yes",
+        ],
+    );
+    let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    assert_eq!(spec_text, before.replace("a1.", "A1."), "{out}\n{err}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(
+            "adopted: functionality 1's conformance tests fail on the code before the edit"
+        ),
+        "{err}"
+    );
+    assert_eq!(output_of(&p.code()), "A1\nb2\n");
+    let stored: Vec<PathBuf> = std::fs::read_dir(p.path().join(".rekindle/conversations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap();
+    let verdicts: Vec<&str> = c["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["accepted"]);
+    let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
+    assert_eq!(verify.0, 0, "{verify:?}");
+}
+
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("rekindle")
         .unwrap()

@@ -84,6 +84,40 @@ pub fn edit_acceptance_test(requirement: &str, edit: &str) -> Vec<Message> {
     ]
 }
 
+/// The question "what does this functionality say now?", for a hand edit that changed what it
+/// said: its conformance test fails on the edited code (`failure`, that test's output).
+pub fn edit_changed_requirement(requirement: &str, edit: &str, failure: &str) -> Vec<Message> {
+    vec![
+        Message::system(SYSTEM_SPEC),
+        Message::user(format!(
+            "A program's spec says:\n\n{}\n\nSomeone then changed the program's code by hand:\n\n```diff\n{}\n```\n\nso that a test of that sentence now fails:\n\n```\n{}\n```\n\nRewrite the sentence so that it says what the program does after the change, keeping its words where they still hold. One sentence, nothing else.",
+            requirement.trim(),
+            edit.trim_end(),
+            tail(failure, 20)
+        )),
+    ]
+}
+
+/// The question "what does this acceptance test say now?", once the functionality it belongs
+/// to says `requirement`.
+pub fn edit_changed_acceptance_test(requirement: &str, test: &str, edit: &str) -> Vec<Message> {
+    vec![
+        Message::system(SYSTEM_SPEC),
+        Message::user(format!(
+            "A program's spec now says:\n\n{}\n\nOne of its acceptance tests reads:\n\n{}\n\nThe code was changed by hand like this:\n\n```diff\n{}\n```\n\nRewrite the acceptance test so that it holds for the changed program, with the exact output the program gives now; if the change does not affect it, write it unchanged. One plain English sentence (no code), nothing else.",
+            requirement.trim(),
+            test.trim(),
+            edit.trim_end()
+        )),
+    ]
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// One greedy reply of at most `max_tokens`, free text watched by the runaway guard.
 pub async fn ask(
     model: &RoleModel<'_>,

@@ -414,6 +414,34 @@ impl Renderer<'_, '_> {
                     Outcome::Environment => return Err(environment(module, k, &script, run)),
                     Outcome::Failed | Outcome::TimedOut => {}
                 }
+                if !regression {
+                    if let Some((name, j)) = self.retest(d, k, &folder, &script, &run.output)? {
+                        // The file tests an earlier functionality again, and says otherwise than
+                        // that functionality's own tests, which pass: the earlier ones are right
+                        // by definition, so this one goes (not a fix attempt) and the memory
+                        // says so.
+                        let gone = Routed {
+                            code: vec![],
+                            tests: vec![Change::Delete { path: name.clone() }],
+                        };
+                        let scope = Scope {
+                            code: &d.code,
+                            may_code: false,
+                            tests: Some(&folder),
+                            may_tests: true,
+                            one_file: false,
+                        };
+                        self.apply(module, k, &scope, &gone)?;
+                        let note = format!(
+                            "The conformance test file {TESTS}{name} was removed: it tested functionality {j} again (a file of that name is among its tests, which pass) and failed."
+                        );
+                        self.obs.event(&Event::Warning {
+                            message: format!("functionality {k}: {note}"),
+                        });
+                        tries.memory.tried.push(note);
+                        continue;
+                    }
+                }
                 if attempt >= self.opts.fix_attempts {
                     let what = if regression {
                         format!("the conformance tests of functionality {j} fail after it")
@@ -502,6 +530,47 @@ impl Renderer<'_, '_> {
                         return Ok(Some(failure));
                     }
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A test file of functionality `k`'s conformance tests (in `folder`) that tests an earlier
+    /// functionality again: the failure `output` names it, a file of the same name is among the
+    /// conformance tests of an earlier functionality `j`, and those pass on the code as it is.
+    /// Only while `folder` has other test files (the functionality keeps tests of its own).
+    /// The file's name and `j`.
+    fn retest(
+        &mut self,
+        d: &ModuleLayout,
+        k: usize,
+        folder: &Path,
+        script: &Path,
+        output: &str,
+    ) -> Result<Option<(String, usize)>, RenderError> {
+        let names: Vec<String> = std::fs::read_dir(folder)
+            .map_err(io)?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("__"))
+            .collect();
+        if names.len() < 2 {
+            return Ok(None);
+        }
+        for name in &names {
+            if !output.contains(name.as_str()) {
+                continue;
+            }
+            let Some(j) = (1..k)
+                .rev()
+                .find(|&j| d.conformance_tests(j).join(name).is_file())
+            else {
+                continue;
+            };
+            let run = self.conformance(script, d, &d.conformance_tests(j))?;
+            if run.outcome == Outcome::Passed {
+                return Ok(Some((name.clone(), j)));
             }
         }
         Ok(None)

@@ -380,6 +380,40 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
     assert!(!seen[0].last_user().contains("leaves the program"));
 }
 
+/// A model that, asked for the second functionality's conformance tests, also tests the first
+/// one again, wrongly, in a file named like the first one's: that file goes (the first
+/// functionality's own tests pass), without a fix call, and the render says so.
+#[test]
+fn a_conformance_test_that_tests_an_earlier_functionality_again_and_fails_goes() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") && word(&prompt) == "beta" {
+            return openai_reply(&format!(
+                "{}{}",
+                block("check.sh", "bash main.sh | head -n 1 | grep -qx ALPHA\n"),
+                block("check_beta.sh", "bash main.sh | grep -qx beta\n")
+            ));
+        }
+        programmer(s)
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap();
+    assert_eq!((s.rendered, s.model_calls), (2, 4));
+    let tests = BuildLayout::new(f.dir.path().join("build"))
+        .module("app")
+        .conformance_tests(2);
+    let mut left: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["check_beta.sh"]);
+    let warned = events.iter().any(|e| matches!(e, Event::Warning { message }
+        if message.contains("conformance_tests/check.sh was removed: it tested functionality 1 again")));
+    assert!(warned, "{events:?}");
+}
+
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
 /// report it: the file and line it was raised at (`$2` names another file to blame instead).
 const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";

@@ -13,7 +13,7 @@ use rekindle_ledger::conversation::{self, Conversation, Turn};
 use rekindle_llm::session::Mode;
 use rekindle_plan::stale::State;
 use rekindle_workspace::git::Repo;
-use rekindle_workspace::layout::{BuildLayout, ProjectLayout};
+use rekindle_workspace::layout::{BuildLayout, ModuleLayout, ProjectLayout};
 use rekindle_workspace::scripts::{self, Outcome};
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};
@@ -76,6 +76,31 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
         changed.join(", "),
         edit
     );
+    // A functionality whose conformance tests fail on the edited code is one the edit changes:
+    // the spec must say it differently, not gain a functionality that contradicts it.
+    let n = project
+        .render_order
+        .last()
+        .map_or(0, |rm| rm.sections.functional_specs.len());
+    let changes_one = match &settings.conformance_tests_script {
+        Some(script) => {
+            let d = layout.module(&entry);
+            let tree = edited_tree(&d).map_err(CliError::usage)?;
+            let ids: Vec<usize> = (1..=n).collect();
+            failing(script, &opts, &d, tree.path(), &ids)
+                .map_err(CliError::usage)?
+                .into_iter()
+                .next()
+        }
+        None => None,
+    };
+    let message = match &changes_one {
+        Some((k, output)) => format!(
+            "{message}\n\nThe edit changes what functionality {k} says: its conformance tests fail on the edited code:\n\n```\n{}\n```\n\nSo change functionality {k} and its acceptance tests to say what the program does now, rather than adding a functionality that contradicts it.",
+            last_lines(output, 20)
+        ),
+        None => message,
+    };
     let terminal = std::io::stdin().is_terminal() && !json_out;
     let mut c = Conversation {
         spec: conversation::relative(&dir, &spec),
@@ -101,7 +126,14 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
     // First the small questions (what the edit adds; an example of it), whose answers rekindle
     // writes into the spec as a new functionality; when that does not check, the model is asked
     // for the spec change itself.
-    if !staged(&mut t, &mut c, &project, &entry, &edit)? {
+    if !staged(
+        &mut t,
+        &mut c,
+        &project,
+        &entry,
+        &edit,
+        changes_one.as_ref(),
+    )? {
         t.since = c.turns.len();
         let mut queue = VecDeque::from([message]);
         talk(&mut t, &mut queue, &mut c)?;
@@ -198,24 +230,70 @@ fn captured(
     Repo::new(&d.code)
         .export(before, tmp.path())
         .map_err(|e| e.to_string())?;
-    for &k in fresh {
+    Ok(failing(script, opts, &d, tmp.path(), fresh)?
+        .first()
+        .map(|(k, _)| *k))
+}
+
+/// The code as edited by hand, in a folder of its own: the last render commit with the drifted
+/// files copied over (regular files only: a link the edit made is not followed) and the deleted
+/// ones removed. The tests run there, never in the build folder.
+fn edited_tree(d: &ModuleLayout) -> Result<tempfile::TempDir, String> {
+    let code = Repo::new(&d.code);
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let head = code
+        .head()
+        .map_err(|e| e.to_string())?
+        .ok_or("the module has no render commit")?;
+    code.export(&head, tmp.path()).map_err(|e| e.to_string())?;
+    for (_, rel) in code.drift().map_err(|e| e.to_string())? {
+        let (from, to) = (d.code.join(&rel), tmp.path().join(&rel));
+        let regular = std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
+        let _ = std::fs::remove_file(&to);
+        if regular {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+        }
+    }
+    Ok(tmp)
+}
+
+/// The functionalities among `ids` whose conformance tests fail (or time out) on the code in
+/// `tree`, each with the tests' output.
+fn failing(
+    script: &Path,
+    opts: &rekindle_render::Options,
+    d: &ModuleLayout,
+    tree: &Path,
+    ids: &[usize],
+) -> Result<Vec<(usize, String)>, String> {
+    let mut out = Vec::new();
+    for &k in ids {
         let tests = d.conformance_tests(k);
         if !tests.is_dir() {
             continue;
         }
         let run = scripts::run(
             script,
-            &[tmp.path(), &tests],
-            tmp.path(),
+            &[tree, &tests],
+            tree,
             opts.script_timeout,
             &opts.sandbox,
         )
         .map_err(|e| e.to_string())?;
         if matches!(run.outcome, Outcome::Failed | Outcome::TimedOut) {
-            return Ok(Some(k));
+            out.push((k, run.output));
         }
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn list(dir: &Path) -> HashSet<std::path::PathBuf> {
@@ -244,16 +322,20 @@ fn report(json_out: bool, retired: bool, id: &str, why: &str, patch: Option<Stri
     }
 }
 
-/// The staged proposal: the model says in one sentence what the edit makes the program do, and
-/// gives one acceptance test for it; rekindle appends that functionality to the functional specs
-/// of the entry module's spec file and offers the edit. Whether it was offered (checked and
-/// decided); false when there was nothing usable or the result did not check.
+/// The staged proposal, in small questions whose answers rekindle writes into the entry
+/// module's spec file and offers as the edit. When the edit changes what functionality `k` says
+/// (`changes_one`: its conformance tests fail on the edited code), the model rewrites that
+/// functionality's sentence and each of its acceptance tests; otherwise it says in one sentence
+/// what the edit makes the program do and gives one acceptance test, appended as a new
+/// functionality. Whether it was offered (checked and decided); false when there was nothing
+/// usable or the result did not check.
 fn staged(
     t: &mut Talk<'_>,
     c: &mut Conversation,
     project: &rekindle_spec::project::Project,
     entry: &str,
     edit: &str,
+    changes_one: Option<&(usize, String)>,
 ) -> Result<bool, CliError> {
     use rekindle_render::draft;
     let Some(m) = project.modules.iter().find(|m| m.name == entry) else {
@@ -268,43 +350,85 @@ fn staged(
     else {
         return Ok(false);
     };
-    let said: Vec<String> = m
-        .own
-        .functional_specs
-        .iter()
-        .map(|i| {
-            let own = i.text.split("***acceptance tests***").next().unwrap_or("");
-            own.split("\n\n").next().unwrap_or("").trim().to_string()
-        })
-        .collect();
-    let subject = subject(&said);
-    let reply = question(
-        t.model,
-        t.session,
-        c,
-        draft::edit_requirement(&said, edit, subject.as_deref()),
-        200,
-        t.json_out,
-    )?;
-    let requirement = draft::sentences(&reply);
-    if requirement.is_empty() {
-        return Ok(false);
-    }
-    let reply = question(
-        t.model,
-        t.session,
-        c,
-        draft::edit_acceptance_test(&requirement, edit),
-        200,
-        t.json_out,
-    )?;
-    let test = draft::sentences(&reply);
-    let Some(new_text) = add_functionality(&text, &requirement, &test) else {
-        return Ok(false);
+    let new_text = if let Some((k, failure)) = changes_one {
+        let Some(item) = project
+            .render_order
+            .last()
+            .and_then(|rm| rm.sections.functional_specs.get(k - 1))
+            .filter(|i| i.span.file == m.file && project.sources.get(m.file).text == text)
+        else {
+            return Ok(false);
+        };
+        let said = first_paragraph(&item.text);
+        let reply = question(
+            t.model,
+            t.session,
+            c,
+            draft::edit_changed_requirement(&said, edit, failure),
+            200,
+            t.json_out,
+        )?;
+        let requirement = draft::sentences(&reply);
+        if requirement.is_empty() {
+            return Ok(false);
+        }
+        let mut edits = vec![(item.span.start as usize, said, requirement.clone())];
+        for a in item.acceptance_tests.iter().take(MAX_TESTS_REWRITTEN) {
+            let old = first_paragraph(&a.text);
+            let reply = question(
+                t.model,
+                t.session,
+                c,
+                draft::edit_changed_acceptance_test(&requirement, &old, edit),
+                200,
+                t.json_out,
+            )?;
+            let new = draft::sentences(&reply);
+            if !new.is_empty() {
+                edits.push((a.span.start as usize, old, new));
+            }
+        }
+        match replace_items(&text, &edits) {
+            Some(new_text) => new_text,
+            None => return Ok(false),
+        }
+    } else {
+        let said: Vec<String> = m
+            .own
+            .functional_specs
+            .iter()
+            .map(|i| first_paragraph(&i.text))
+            .collect();
+        let subject = subject(&said);
+        let reply = question(
+            t.model,
+            t.session,
+            c,
+            draft::edit_requirement(&said, edit, subject.as_deref()),
+            200,
+            t.json_out,
+        )?;
+        let requirement = draft::sentences(&reply);
+        if requirement.is_empty() {
+            return Ok(false);
+        }
+        let reply = question(
+            t.model,
+            t.session,
+            c,
+            draft::edit_acceptance_test(&requirement, edit),
+            200,
+            t.json_out,
+        )?;
+        let test = draft::sentences(&reply);
+        let Some(new_text) = add_functionality(&text, &requirement, &test) else {
+            return Ok(false);
+        };
+        new_text
     };
     c.turns.push(Turn {
         role: "rekindle".into(),
-        text: format!("the functionality written into {rel} from the answers above"),
+        text: format!("the spec change written into {rel} from the answers above"),
     });
     let new_files: Vec<(String, String)> = t
         .files
@@ -351,6 +475,64 @@ fn subject(functionalities: &[String]) -> Option<String> {
     counts.into_iter().max_by_key(|(_, k)| *k).map(|(n, _)| n)
 }
 
+/// At most this many acceptance tests of a changed functionality are asked about (one question
+/// each); the rest stay as they are.
+const MAX_TESTS_REWRITTEN: usize = 5;
+
+/// An item's own text (its acceptance tests cut off): its first paragraph, trimmed.
+fn first_paragraph(item_text: &str) -> String {
+    let own = item_text
+        .split("***acceptance tests***")
+        .next()
+        .unwrap_or("");
+    own.split("\n\n").next().unwrap_or("").trim().to_string()
+}
+
+/// `spec` with list items rewritten: each `(offset, old, new)` names the byte offset of an
+/// item's bullet in `spec`, the first paragraph it has (which the line there must start with,
+/// so a span from elsewhere changes nothing) and the paragraph it gets. Continuation lines of
+/// the old paragraph go; what follows it (acceptance tests, nested lists) stays.
+fn replace_items(spec: &str, edits: &[(usize, String, String)]) -> Option<String> {
+    let mut lines: Vec<String> = spec.lines().map(str::to_string).collect();
+    let mut at = Vec::new();
+    for (offset, old, new) in edits {
+        let line = spec.get(..*offset)?.matches('\n').count();
+        at.push((line, old, new));
+    }
+    at.sort_by(|a, b| b.0.cmp(&a.0));
+    let starts_item = |l: &str| {
+        let t = l.trim_start();
+        ["- ", "* ", "+ "].iter().any(|m| t.starts_with(m)) || t.starts_with("***")
+    };
+    for (l, old, new) in at {
+        let line = lines.get(l)?.clone();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let rest = line.trim_start();
+        let marker = ["- ", "* ", "+ "]
+            .into_iter()
+            .find(|m| rest.starts_with(m))?;
+        let first_words: String = old.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+        let here: String = rest[marker.len()..]
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !first_words.starts_with(&here) && !here.starts_with(&first_words) {
+            return None;
+        }
+        let mut end = l + 1;
+        while end < lines.len() && !lines[end].trim().is_empty() && !starts_item(&lines[end]) {
+            end += 1;
+        }
+        lines.splice(l..end, [format!("{indent}{marker}{new}")]);
+    }
+    let mut out = lines.join("\n");
+    if spec.ends_with('\n') {
+        out.push('\n');
+    }
+    Some(out)
+}
+
 /// `spec` with a functionality (and its acceptance test, when there is one) after the last item
 /// of its ***functional specs*** section: before the next section heading, or at the end.
 fn add_functionality(spec: &str, requirement: &str, test: &str) -> Option<String> {
@@ -390,7 +572,37 @@ fn add_functionality(spec: &str, requirement: &str, test: &str) -> Option<String
 
 #[cfg(test)]
 mod tests {
-    use super::{add_functionality, subject};
+    use super::{add_functionality, replace_items, subject};
+
+    #[test]
+    fn rewritten_items_keep_their_bullet_indent_and_what_follows() {
+        let spec = "***functional specs***\n\n- :App: should print\n  a.\n\n  ***acceptance tests***\n\n  - It prints a\n    and exits.\n\n  - It exits 0.\n\n- :App: should print b.\n";
+        let item = spec.find("- :App: should print\n").unwrap();
+        let test = spec.find("- It prints a").unwrap();
+        let edits = [
+            (
+                item,
+                ":App: should print a.".to_string(),
+                ":App: should print A.".to_string(),
+            ),
+            (
+                test,
+                "It prints a and exits.".to_string(),
+                "It prints A.".to_string(),
+            ),
+        ];
+        assert_eq!(
+            replace_items(spec, &edits).unwrap(),
+            "***functional specs***\n\n- :App: should print A.\n\n  ***acceptance tests***\n\n  - It prints A.\n\n  - It exits 0.\n\n- :App: should print b.\n"
+        );
+        // An offset whose line is not that item (a span from another file) changes nothing.
+        let elsewhere = [(0, ":App: should print a.".to_string(), "x".to_string())];
+        assert_eq!(replace_items(spec, &elsewhere), None);
+        assert_eq!(
+            replace_items(spec, &[(10_000, String::new(), String::new())]),
+            None
+        );
+    }
 
     #[test]
     fn a_functionality_goes_after_the_last_one() {
