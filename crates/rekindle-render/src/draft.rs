@@ -112,8 +112,8 @@ pub fn edit_changed_acceptance_test(requirement: &str, test: &str, edit: &str) -
     ]
 }
 
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
+/// The last `n` lines of `text` (a test run's output, as questions show it).
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

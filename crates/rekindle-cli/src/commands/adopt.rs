@@ -97,7 +97,7 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
     let message = match &changes_one {
         Some((k, output)) => format!(
             "{message}\n\nThe edit changes what functionality {k} says: its conformance tests fail on the edited code:\n\n```\n{}\n```\n\nSo change functionality {k} and its acceptance tests to say what the program does now, rather than adding a functionality that contradicts it.",
-            last_lines(output, 20)
+            rekindle_render::draft::tail(output, 20)
         ),
         None => message,
     };
@@ -123,9 +123,9 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
         session: &session,
         since: 0,
     };
-    // First the small questions (what the edit adds; an example of it), whose answers rekindle
-    // writes into the spec as a new functionality; when that does not check, the model is asked
-    // for the spec change itself.
+    // First the small questions (what the edit adds or how the functionality it changes reads
+    // now; the acceptance tests), whose answers rekindle writes into the spec; when that does
+    // not check, the model is asked for the spec change itself.
     if !staged(
         &mut t,
         &mut c,
@@ -288,12 +288,6 @@ fn failing(
         }
     }
     Ok(out)
-}
-
-/// The last `n` lines of `text`.
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn list(dir: &Path) -> HashSet<std::path::PathBuf> {
@@ -499,7 +493,7 @@ fn replace_items(spec: &str, edits: &[(usize, String, String)]) -> Option<String
         let line = spec.get(..*offset)?.matches('\n').count();
         at.push((line, old, new));
     }
-    at.sort_by(|a, b| b.0.cmp(&a.0));
+    at.sort_by_key(|a| std::cmp::Reverse(a.0));
     let starts_item = |l: &str| {
         let t = l.trim_start();
         ["- ", "* ", "+ "].iter().any(|m| t.starts_with(m)) || t.starts_with("***")
