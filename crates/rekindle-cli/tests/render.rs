@@ -1157,8 +1157,11 @@ fn adopt_rewrites_the_functionality_a_hand_edit_changes() {
                 "unexpected question"
             });
         }
-        if first.contains("Rewrite the acceptance test") {
-            let shown = first.contains("Print A1.") && first.contains("It prints a1.");
+        if first.contains("One of the spec's acceptance tests reads") {
+            // The new sentence, the old test, and the failure that shows the new output.
+            let shown = first.contains("Print A1.")
+                && first.contains("It prints a1.")
+                && first.contains("failed");
             return openai_reply(if shown {
                 "It prints A1."
             } else {

@@ -85,12 +85,22 @@ pub fn edit_acceptance_test(requirement: &str, edit: &str) -> Vec<Message> {
 }
 
 /// The question "what does this functionality say now?", for a hand edit that changed what it
-/// said: its conformance test fails on the edited code (`failure`, that test's output).
-pub fn edit_changed_requirement(requirement: &str, edit: &str, failure: &str) -> Vec<Message> {
+/// said: its conformance test fails on the edited code (`failure`, that test's output). The
+/// answer starts with `subject` when the functionality does (its concept, like `:App:`).
+pub fn edit_changed_requirement(
+    requirement: &str,
+    edit: &str,
+    failure: &str,
+    subject: Option<&str>,
+) -> Vec<Message> {
+    let start = match subject {
+        Some(s) => format!(", starting with `{s} should`"),
+        None => String::new(),
+    };
     vec![
         Message::system(SYSTEM_SPEC),
         Message::user(format!(
-            "A program's spec says:\n\n{}\n\nSomeone then changed the program's code by hand:\n\n```diff\n{}\n```\n\nso that a test of that sentence now fails:\n\n```\n{}\n```\n\nRewrite the sentence so that it says what the program does after the change, keeping its words where they still hold. One sentence, nothing else.",
+            "A program's spec says:\n\n{}\n\nSomeone then changed the program's code by hand:\n\n```diff\n{}\n```\n\nso that a test of that sentence now fails:\n\n```\n{}\n```\n\nRewrite the sentence so that it says what the program does after the change{start}, keeping its words where they still hold. One sentence, nothing else.",
             requirement.trim(),
             edit.trim_end(),
             tail(failure, 20)
@@ -99,15 +109,22 @@ pub fn edit_changed_requirement(requirement: &str, edit: &str, failure: &str) ->
 }
 
 /// The question "what does this acceptance test say now?", once the functionality it belongs
-/// to says `requirement`.
-pub fn edit_changed_acceptance_test(requirement: &str, test: &str, edit: &str) -> Vec<Message> {
+/// to says `requirement`; `failure` is the output of the functionality's conformance tests on
+/// the edited code (it shows what the program does now).
+pub fn edit_changed_acceptance_test(
+    requirement: &str,
+    test: &str,
+    edit: &str,
+    failure: &str,
+) -> Vec<Message> {
     vec![
         Message::system(SYSTEM_SPEC),
         Message::user(format!(
-            "A program's spec now says:\n\n{}\n\nOne of its acceptance tests reads:\n\n{}\n\nThe code was changed by hand like this:\n\n```diff\n{}\n```\n\nRewrite the acceptance test so that it holds for the changed program, with the exact output the program gives now; if the change does not affect it, write it unchanged. One plain English sentence (no code), nothing else.",
+            "A program's spec now says:\n\n{}\n\nThe code was changed by hand like this:\n\n```diff\n{}\n```\n\nand the tests written for the old spec now fail like this:\n\n```\n{}\n```\n\nOne of the spec's acceptance tests reads:\n\n{}\n\nIf it no longer holds for the changed program, rewrite it so that it does, with the exact output the program gives now; if the change does not affect it, write it unchanged. One plain English sentence (no code), nothing else.",
             requirement.trim(),
-            test.trim(),
-            edit.trim_end()
+            edit.trim_end(),
+            tail(failure, 20),
+            test.trim()
         )),
     ]
 }

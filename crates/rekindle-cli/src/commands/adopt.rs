@@ -358,7 +358,12 @@ fn staged(
             t.model,
             t.session,
             c,
-            draft::edit_changed_requirement(&said, edit, failure),
+            draft::edit_changed_requirement(
+                &said,
+                edit,
+                failure,
+                subject(&[said.clone()]).as_deref(),
+            ),
             200,
             t.json_out,
         )?;
@@ -373,7 +378,7 @@ fn staged(
                 t.model,
                 t.session,
                 c,
-                draft::edit_changed_acceptance_test(&requirement, &old, edit),
+                draft::edit_changed_acceptance_test(&requirement, &old, edit, failure),
                 200,
                 t.json_out,
             )?;
