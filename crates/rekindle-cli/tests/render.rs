@@ -1061,22 +1061,7 @@ fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
             }
             respond(&b, s)
         });
-        let url = format!("{}/v1", p.server.url());
-        let (code, out, err) = rekindle_in(
-            p.path(),
-            &[
-                "adopt",
-                "--spec",
-                "app.plain",
-                "--provider",
-                "openai",
-                "--base-url",
-                &url,
-                "--model",
-                "fake",
-                "--yes",
-            ],
-        );
+        let (code, out, err) = adopt(&p);
         let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
         assert!(
             spec_text.contains(&format!("- Print {word}.")),
@@ -1100,19 +1085,9 @@ fn adopt_turns_a_hand_edit_into_a_functionality_whose_test_captures_it() {
             assert!(err.contains("the hand edit is saved as"), "{err}");
             assert!(!retired.exists());
         }
-        let stored: Vec<PathBuf> = std::fs::read_dir(p.path().join(".rekindle/conversations"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(stored.len(), 1);
-        let c: Value = serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap();
+        let c = the_conversation(&p);
         assert_eq!(c["purpose"], "adopt");
-        let verdicts: Vec<&str> = c["edits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["verdict"].as_str().unwrap())
-            .collect();
+        let verdicts = verdicts(&c);
         if captured {
             assert_eq!(verdicts, ["fails_check", "accepted"]);
         } else {
@@ -1173,8 +1148,27 @@ fn adopt_rewrites_the_functionality_a_hand_edit_changes() {
         }
         respond(&b, s)
     });
+    let (code, out, err) = adopt(&p);
+    let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
+    assert_eq!(spec_text, before.replace("a1.", "A1."), "{out}\n{err}");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(
+            "adopted: functionality 1's conformance tests fail on the code before the edit"
+        ),
+        "{err}"
+    );
+    assert_eq!(output_of(&p.code()), "A1\nb2\n");
+    assert_eq!(verdicts(&the_conversation(&p)), ["accepted"]);
+    let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
+    assert_eq!(verify.0, 0, "{verify:?}");
+}
+
+/// `rekindle adopt --yes` in the project, against its scripted model: (exit code, stdout,
+/// stderr).
+fn adopt(p: &Project) -> (i32, String, String) {
     let url = format!("{}/v1", p.server.url());
-    let (code, out, err) = rekindle_in(
+    rekindle_in(
         p.path(),
         &[
             "adopt",
@@ -1188,31 +1182,27 @@ fn adopt_rewrites_the_functionality_a_hand_edit_changes() {
             "fake",
             "--yes",
         ],
-    );
-    let spec_text = std::fs::read_to_string(p.path().join("app.plain")).unwrap();
-    assert_eq!(spec_text, before.replace("a1.", "A1."), "{out}\n{err}");
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        err.contains(
-            "adopted: functionality 1's conformance tests fail on the code before the edit"
-        ),
-        "{err}"
-    );
-    assert_eq!(output_of(&p.code()), "A1\nb2\n");
+    )
+}
+
+/// The project's one stored conversation.
+fn the_conversation(p: &Project) -> Value {
     let stored: Vec<PathBuf> = std::fs::read_dir(p.path().join(".rekindle/conversations"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let c: Value = serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap();
-    let verdicts: Vec<&str> = c["edits"]
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    serde_json::from_str(&std::fs::read_to_string(&stored[0]).unwrap()).unwrap()
+}
+
+/// The verdicts of a conversation's proposed edits, in order.
+fn verdicts(c: &Value) -> Vec<String> {
+    c["edits"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["verdict"].as_str().unwrap())
-        .collect();
-    assert_eq!(verdicts, ["accepted"]);
-    let verify = rekindle_in(p.path(), &["journal", "verify", "--spec", "app.plain"]);
-    assert_eq!(verify.0, 0, "{verify:?}");
+        .map(|e| e["verdict"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn rekindle_in(dir: &Path, args: &[&str]) -> (i32, String, String) {

@@ -103,7 +103,7 @@ pub fn edit_changed_requirement(
             "A program's spec says:\n\n{}\n\nSomeone then changed the program's code by hand:\n\n```diff\n{}\n```\n\nso that a test of that sentence now fails:\n\n```\n{}\n```\n\nRewrite the sentence so that it says what the program does after the change{start}, keeping its words where they still hold. One sentence, nothing else.",
             requirement.trim(),
             edit.trim_end(),
-            tail(failure, 20)
+            crate::events::output_tail(failure, 20, 4096)
         )),
     ]
 }
@@ -123,16 +123,10 @@ pub fn edit_changed_acceptance_test(
             "A program's spec now says:\n\n{}\n\nThe code was changed by hand like this:\n\n```diff\n{}\n```\n\nand the tests written for the old spec now fail like this:\n\n```\n{}\n```\n\nOne of the spec's acceptance tests reads:\n\n{}\n\nIf it no longer holds for the changed program, rewrite it so that it does, with the exact output the program gives now; if the change does not affect it, write it unchanged. One plain English sentence (no code), nothing else.",
             requirement.trim(),
             edit.trim_end(),
-            tail(failure, 20),
+            crate::events::output_tail(failure, 20, 4096),
             test.trim()
         )),
     ]
-}
-
-/// The last `n` lines of `text` (a test run's output, as questions show it).
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// One greedy reply of at most `max_tokens`, free text watched by the runaway guard.

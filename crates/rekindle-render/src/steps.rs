@@ -379,13 +379,7 @@ impl Renderer<'_, '_> {
         std::fs::create_dir_all(&folder).map_err(io)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
         let (files, _) = self.snapshot(&d.code);
-        let scope = Scope {
-            code: &d.code,
-            may_code: false,
-            tests: Some(&folder),
-            may_tests: true,
-            one_file: false,
-        };
+        let scope = Scope::tests(&d.code, &folder);
         let reply = self
             .ask(
                 module,
@@ -424,14 +418,7 @@ impl Renderer<'_, '_> {
                             code: vec![],
                             tests: vec![Change::Delete { path: name.clone() }],
                         };
-                        let scope = Scope {
-                            code: &d.code,
-                            may_code: false,
-                            tests: Some(&folder),
-                            may_tests: true,
-                            one_file: false,
-                        };
-                        self.apply(module, k, &scope, &gone)?;
+                        self.apply(module, k, &Scope::tests(&d.code, &folder), &gone)?;
                         let note = format!(
                             "The conformance test file {TESTS}{name} was removed: it tested functionality {j} again (a file of that name is among its tests, which pass) and failed."
                         );
@@ -734,6 +721,17 @@ impl<'a> Scope<'a> {
             may_code: true,
             tests: None,
             may_tests: false,
+            one_file: false,
+        }
+    }
+
+    /// The step that writes a functionality's conformance tests (in `tests`): tests only.
+    fn tests(code: &'a Path, tests: &'a Path) -> Scope<'a> {
+        Scope {
+            code,
+            may_code: false,
+            tests: Some(tests),
+            may_tests: true,
             one_file: false,
         }
     }

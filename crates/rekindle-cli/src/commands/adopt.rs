@@ -87,17 +87,14 @@ pub fn run(path: Option<&str>, spec: Option<&Path>, args: &SpecArgs, r: &RenderA
             let d = layout.module(&entry);
             let tree = edited_tree(&d).map_err(CliError::usage)?;
             let ids: Vec<usize> = (1..=n).collect();
-            failing(script, &opts, &d, tree.path(), &ids)
-                .map_err(CliError::usage)?
-                .into_iter()
-                .next()
+            first_failing(script, &opts, &d, tree.path(), &ids).map_err(CliError::usage)?
         }
         None => None,
     };
     let message = match &changes_one {
         Some((k, output)) => format!(
             "{message}\n\nThe edit changes what functionality {k} says: its conformance tests fail on the edited code:\n\n```\n{}\n```\n\nSo change functionality {k} and its acceptance tests to say what the program does now, rather than adding a functionality that contradicts it.",
-            rekindle_render::draft::tail(output, 20)
+            rekindle_render::events::output_tail(output, 20, 4096)
         ),
         None => message,
     };
@@ -230,9 +227,7 @@ fn captured(
     Repo::new(&d.code)
         .export(before, tmp.path())
         .map_err(|e| e.to_string())?;
-    Ok(failing(script, opts, &d, tmp.path(), fresh)?
-        .first()
-        .map(|(k, _)| *k))
+    Ok(first_failing(script, opts, &d, tmp.path(), fresh)?.map(|(k, _)| k))
 }
 
 /// The code as edited by hand, in a folder of its own: the last render commit with the drifted
@@ -260,16 +255,15 @@ fn edited_tree(d: &ModuleLayout) -> Result<tempfile::TempDir, String> {
     Ok(tmp)
 }
 
-/// The functionalities among `ids` whose conformance tests fail (or time out) on the code in
-/// `tree`, each with the tests' output.
-fn failing(
+/// The first functionality among `ids` whose conformance tests fail (or time out) on the code
+/// in `tree`, with the tests' output.
+fn first_failing(
     script: &Path,
     opts: &rekindle_render::Options,
     d: &ModuleLayout,
     tree: &Path,
     ids: &[usize],
-) -> Result<Vec<(usize, String)>, String> {
-    let mut out = Vec::new();
+) -> Result<Option<(usize, String)>, String> {
     for &k in ids {
         let tests = d.conformance_tests(k);
         if !tests.is_dir() {
@@ -284,10 +278,10 @@ fn failing(
         )
         .map_err(|e| e.to_string())?;
         if matches!(run.outcome, Outcome::Failed | Outcome::TimedOut) {
-            out.push((k, run.output));
+            return Ok(Some((k, run.output)));
         }
     }
-    Ok(out)
+    Ok(None)
 }
 
 fn list(dir: &Path) -> HashSet<std::path::PathBuf> {
@@ -332,6 +326,11 @@ fn staged(
     changes_one: Option<&(usize, String)>,
 ) -> Result<bool, CliError> {
     use rekindle_render::draft;
+    // One question, its answer made one safe paragraph (empty when there was nothing usable).
+    let (model, session, json_out) = (t.model, t.session, t.json_out);
+    let ask = |c: &mut Conversation, messages| {
+        question(model, session, c, messages, 200, json_out).map(|r| draft::sentences(&r))
+    };
     let Some(m) = project.modules.iter().find(|m| m.name == entry) else {
         return Ok(false);
     };
@@ -354,35 +353,21 @@ fn staged(
             return Ok(false);
         };
         let said = first_paragraph(&item.text);
-        let reply = question(
-            t.model,
-            t.session,
+        let subject = subject(std::slice::from_ref(&said));
+        let requirement = ask(
             c,
-            draft::edit_changed_requirement(
-                &said,
-                edit,
-                failure,
-                subject(&[said.clone()]).as_deref(),
-            ),
-            200,
-            t.json_out,
+            draft::edit_changed_requirement(&said, edit, failure, subject.as_deref()),
         )?;
-        let requirement = draft::sentences(&reply);
         if requirement.is_empty() {
             return Ok(false);
         }
         let mut edits = vec![(item.span.start as usize, said, requirement.clone())];
         for a in item.acceptance_tests.iter().take(MAX_TESTS_REWRITTEN) {
             let old = first_paragraph(&a.text);
-            let reply = question(
-                t.model,
-                t.session,
+            let new = ask(
                 c,
                 draft::edit_changed_acceptance_test(&requirement, &old, edit, failure),
-                200,
-                t.json_out,
             )?;
-            let new = draft::sentences(&reply);
             if !new.is_empty() {
                 edits.push((a.span.start as usize, old, new));
             }
@@ -399,27 +384,11 @@ fn staged(
             .map(|i| first_paragraph(&i.text))
             .collect();
         let subject = subject(&said);
-        let reply = question(
-            t.model,
-            t.session,
-            c,
-            draft::edit_requirement(&said, edit, subject.as_deref()),
-            200,
-            t.json_out,
-        )?;
-        let requirement = draft::sentences(&reply);
+        let requirement = ask(c, draft::edit_requirement(&said, edit, subject.as_deref()))?;
         if requirement.is_empty() {
             return Ok(false);
         }
-        let reply = question(
-            t.model,
-            t.session,
-            c,
-            draft::edit_acceptance_test(&requirement, edit),
-            200,
-            t.json_out,
-        )?;
-        let test = draft::sentences(&reply);
+        let test = ask(c, draft::edit_acceptance_test(&requirement, edit))?;
         let Some(new_text) = add_functionality(&text, &requirement, &test) else {
             return Ok(false);
         };
