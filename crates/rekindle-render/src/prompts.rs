@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
     ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
+    ("unchecked.j2", include_str!("../prompts/unchecked.j2")),
     (
         "rewrite_test.j2",
         include_str!("../prompts/rewrite_test.j2"),
@@ -145,6 +146,16 @@ pub fn unchanged(cx: &Context, program: &[String]) -> String {
     render(
         "unchanged.j2",
         minijinja::context! { program => v(program), ..v(cx) },
+    )
+    .trim_end()
+    .to_string()
+}
+
+/// The follow-up to conformance tests that leave out acceptance tests (`unchecked`).
+pub(crate) fn unchecked(unchecked: &[crate::checked::Unchecked]) -> String {
+    render(
+        "unchecked.j2",
+        minijinja::context! { unchecked => v(unchecked) },
     )
     .trim_end()
     .to_string()

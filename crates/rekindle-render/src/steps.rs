@@ -3,6 +3,7 @@
 //! restart when fixes run out. Each model reply is checked (file blocks, paths inside the folder)
 //! before anything is written.
 
+use crate::checked;
 use crate::error::{io, RenderError};
 use crate::events::{Event, Phase, ScriptKind};
 use crate::options::Role;
@@ -168,6 +169,32 @@ impl Renderer<'_, '_> {
                 .push(Message::user(prompts::reformat(&problem)));
         }
         unreachable!("the loop returns on its second pass")
+    }
+
+    /// A follow-up question to a usable reply, in the same conversation: a reply to it that is
+    /// still unusable after its reformat request is `None` (the first reply stands), not an
+    /// error.
+    async fn follow_up(
+        &mut self,
+        module: &str,
+        id: usize,
+        role: Role,
+        messages: Vec<Message>,
+        scope: Scope<'_>,
+        tries: &mut Tries,
+    ) -> Result<Option<Reply>, RenderError> {
+        match self.ask(module, id, role, 0, messages, scope, tries).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(RenderError::Reply { detail, .. }) => {
+                self.obs.event(&Event::Warning {
+                    message: format!(
+                        "functionality {id}: the answer to a follow-up could not be used ({detail}); the first answer stands"
+                    ),
+                });
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The file names of the test scripts, which no reply may write.
@@ -357,9 +384,9 @@ impl Renderer<'_, '_> {
                 &program_paths(&files),
             )));
             let again = self
-                .ask(module, k, Role::Code, 0, msgs, scope, tries)
+                .follow_up(module, k, Role::Code, msgs, scope, tries)
                 .await?;
-            if again.changes_program(&d.code) {
+            if let Some(again) = again.filter(|r| r.changes_program(&d.code)) {
                 reply = again;
             }
         }
@@ -380,17 +407,51 @@ impl Renderer<'_, '_> {
         self.phase(module, k, Phase::ConformanceTests, 1);
         let (files, _) = self.snapshot(&d.code);
         let scope = Scope::tests(&d.code, &folder);
-        let reply = self
-            .ask(
-                module,
-                k,
-                Role::Tests,
-                0,
-                prompts::conformance(cx, &named(CODE, &files)),
-                scope,
-                tries,
-            )
+        let mut msgs = prompts::conformance(cx, &named(CODE, &files));
+        let mut reply = self
+            .ask(module, k, Role::Tests, 0, msgs.clone(), scope, tries)
             .await?;
+        let setup = checked::setup(cx);
+        let left_out = |r: &Reply| {
+            let written: Vec<&str> = r
+                .changes
+                .tests
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Write { content, .. } => Some(content.as_str()),
+                    Change::Delete { .. } => None,
+                })
+                .collect();
+            checked::unchecked(&cx.acceptance_tests, &setup, &written)
+        };
+        let unchecked = left_out(&reply);
+        if !unchecked.is_empty() {
+            // Tests that leave out a value an acceptance test quotes check something else (an
+            // earlier functionality, two literals of their own): asked once more, told which.
+            msgs.push(Message::assistant(reply.text.clone()));
+            msgs.push(Message::user(prompts::unchecked(&unchecked)));
+            let again = self
+                .follow_up(module, k, Role::Tests, msgs, scope, tries)
+                .await?;
+            let still = again
+                .as_ref()
+                .map_or(unchecked.len(), |r| left_out(r).len());
+            let kept = match again {
+                Some(again) if still < unchecked.len() => {
+                    reply = again;
+                    "the new ones kept"
+                }
+                _ => "the first ones kept",
+            };
+            self.obs.event(&Event::Warning {
+                message: format!(
+                    "functionality {k}: its conformance tests left out {} of {} acceptance tests and were asked for again ({kept}: {} left out)",
+                    unchecked.len(),
+                    cx.acceptance_tests.len(),
+                    still.min(unchecked.len()),
+                ),
+            });
+        }
         self.apply(module, k, &scope, &reply.changes)?;
         let folders: Vec<(usize, PathBuf)> =
             (1..=k).rev().map(|j| (j, d.conformance_tests(j))).collect();

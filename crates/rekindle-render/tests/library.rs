@@ -414,6 +414,86 @@ fn a_conformance_test_that_tests_an_earlier_functionality_again_and_fails_goes()
     assert!(warned, "{events:?}");
 }
 
+/// A model whose conformance tests for the second functionality check the first one's value
+/// instead of the one its acceptance test gives: asked once more in the same conversation, told
+/// which acceptance test and which values are missing. A better second answer replaces the
+/// first; one no better, or one that cannot be used, leaves the first in place.
+#[test]
+fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
+    for answer in ["better", "no better", "unusable"] {
+        let f = Fixture::new(&["alpha", "beta"]);
+        std::fs::write(
+            f.dir.path().join("app.plain"),
+            "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash and started as \"bash main.sh\".\n\n***functional specs***\n\n- Print alpha.\n\n- Print beta.\n\n  ***acceptance tests***\n\n  - Running \"bash main.sh\" prints \"beta\" on its last line.\n",
+        )
+        .unwrap();
+        f.server.set_responder(move |s: &Seen| {
+            let prompt = s.last_user();
+            if prompt.contains("Your tests leave out")
+                || prompt.contains("Reply again, with file blocks only")
+            {
+                return openai_reply(&match answer {
+                    "better" => block(
+                        "check_last.sh",
+                        "bash main.sh | tail -n 1 | grep -qx beta\n",
+                    ),
+                    "no better" => block("check_last.sh", "bash main.sh | grep -q alpha\n"),
+                    // A test step may not write the program: asked to reformat, then given up.
+                    _ => block("main.sh", "echo beta\n"),
+                });
+            }
+            if prompt.contains("Write conformance tests") && word(&prompt) == "beta" {
+                return openai_reply(&block("check.sh", "bash main.sh | grep -qx alpha\n"));
+            }
+            programmer(s)
+        });
+        let (r, events) = f.render(&f.options());
+        let s = r.unwrap();
+        let calls = if answer == "unusable" { 6 } else { 5 };
+        assert_eq!((s.rendered, s.model_calls), (2, calls), "{answer}");
+        let seen = f.server.seen();
+        let again = &seen[4];
+        let messages = again.json()["messages"].as_array().unwrap().clone();
+        let roles: Vec<&str> = messages
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert!(messages[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Write conformance tests"));
+        // The acceptance test as the spec gives it, and the one value the tests do not name
+        // ("bash" and "main.sh" are the requirements' own).
+        let told = again.last_user();
+        assert!(
+            told.contains("- Running \"bash main.sh\" prints \"beta\" on its last line.")
+                && told.contains("(not in your tests: \"beta\")"),
+            "{told}"
+        );
+        // The first functionality had no acceptance test to leave out.
+        assert!(!seen[2].last_user().contains("leave out"));
+        let tests = BuildLayout::new(f.dir.path().join("build"))
+            .module("app")
+            .conformance_tests(2);
+        let left: Vec<String> = std::fs::read_dir(&tests)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let kept = if answer == "better" {
+            "check_last.sh"
+        } else {
+            "check.sh"
+        };
+        assert_eq!(left, [kept], "{answer}");
+        let warned = events.iter().any(|e| {
+            matches!(e, Event::Warning { message }
+            if message.contains("left out 1 of 1 acceptance tests and were asked for again"))
+        });
+        assert!(warned, "{events:?}");
+    }
+}
+
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
 /// report it: the file and line it was raised at (`$2` names another file to blame instead).
 const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";

@@ -1,0 +1,236 @@
+//! Which acceptance tests a set of written conformance tests leaves out, judged by the values
+//! the acceptance tests quote.
+//!
+//! An acceptance test says what to check with quoted values: `Running "python roman.py XLII"
+//! prints "42"`. A conformance test that checks it names those values somewhere; tests that
+//! leave one of them out (a copy of an earlier functionality's test, an assertion that compares
+//! two literals of their own) check something else. The judgement is lenient on
+//! purpose: a value counts as named wherever it appears in the written files, and values that
+//! the rest of the specification already gives (the program's file name, the command that
+//! starts it) are setup rather than what a test checks, so they are not asked for.
+
+use crate::prompts::Context;
+use serde::Serialize;
+
+/// An acceptance test most of whose values the written tests do not name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct Unchecked {
+    /// The acceptance test as the specification gives it.
+    pub test: String,
+    /// Its quoted values (as quoted there) that appear in no written file.
+    pub missing: Vec<String>,
+}
+
+/// The acceptance tests in `tests` that the `written` files leave out: more than half of their
+/// values appear in none of them. `setup` is the rest of
+/// the specification the prompts show (definitions and requirements): a value it names is not
+/// asked for.
+pub(crate) fn unchecked(tests: &[String], setup: &str, written: &[&str]) -> Vec<Unchecked> {
+    let setup_words = words(setup);
+    tests
+        .iter()
+        .filter_map(|test| {
+            let values: Vec<String> = values(test)
+                .into_iter()
+                .filter(|w| !setup_words.contains(w))
+                .collect();
+            let missing: Vec<String> = values
+                .iter()
+                .filter(|w| !written.iter().any(|f| names(f, w)))
+                .cloned()
+                .collect();
+            (missing.len() * 2 > values.len()).then(|| Unchecked {
+                test: test.clone(),
+                missing,
+            })
+        })
+        .collect()
+}
+
+/// The specification the prompts show beside the functionality: its definitions and
+/// requirements.
+pub(crate) fn setup(cx: &Context) -> String {
+    cx.definitions
+        .iter()
+        .chain(&cx.implementation_reqs)
+        .chain(&cx.test_reqs)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The words of the values `text` quotes ("…", “…” or `…`), in order, each once. A concept
+/// (`:App:`) is not a value, and a word is what a test would write whatever its quoting:
+/// `add("apple", 50)` is the words `add`, `apple` and `50`.
+fn values(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some((i, open)) = rest
+        .char_indices()
+        .find(|(_, c)| matches!(c, '"' | '“' | '`'))
+    {
+        let close = if open == '“' { '”' } else { open };
+        let after = &rest[i + open.len_utf8()..];
+        let Some(end) = after.find(close) else { break };
+        for w in words(&without_concepts(&after[..end])) {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        rest = &after[end + close.len_utf8()..];
+    }
+    out
+}
+
+/// `text` without its concepts (`:Name:`).
+fn without_concepts(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(':') {
+        let after = &rest[i + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with(':') {
+            out.push_str(&rest[..i]);
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str(&rest[..=i]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The words of `text`: runs of letters, digits and `._-\` (a file name, a number, an escape
+/// such as `\n` stay whole), without a sentence's final full stop.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '\\')))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `file` names the value word `w`: as written or, when it holds escapes (`b\nc\n`),
+/// with each of its pieces present (a test may write the newlines themselves).
+fn names(file: &str, w: &str) -> bool {
+    if file.contains(w) {
+        return true;
+    }
+    let pieces: Vec<&str> = w
+        .split('\\')
+        .enumerate()
+        .map(|(i, p)| if i == 0 { p } else { p.get(1..).unwrap_or("") })
+        .filter(|p| !p.is_empty())
+        .collect();
+    w.contains('\\') && !pieces.is_empty() && pieces.iter().all(|p| file.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roman() -> (Vec<String>, &'static str) {
+        (
+            vec![
+                r#"Running "python roman.py XLII" prints "42"."#.to_string(),
+                r#"Running "python roman.py 3 IX" prints "III" and then "9", each on its own line."#
+                    .to_string(),
+            ],
+            r#":MainExecutableFile: of :App: should be called "roman.py". :App: is started with the command "python :MainExecutableFile:"."#,
+        )
+    }
+
+    #[test]
+    fn a_test_of_another_functionality_leaves_out_the_values_it_does_not_name() {
+        let (tests, setup) = roman();
+        let earlier = "import subprocess, sys\n\nclass T(unittest.TestCase):\n    def test_1994(self):\n        r = subprocess.run([sys.executable, 'roman.py', '1994'], capture_output=True, text=True)\n        self.assertEqual(r.stdout, 'MCMXCIV\\n')\n";
+        let got = unchecked(&tests, setup, &[earlier]);
+        // "python" and "roman.py" are the setup's; the values are what is left.
+        assert_eq!(
+            got,
+            vec![
+                Unchecked {
+                    test: tests[0].clone(),
+                    missing: vec!["XLII".into(), "42".into()],
+                },
+                Unchecked {
+                    test: tests[1].clone(),
+                    missing: vec!["3".into(), "IX".into(), "III".into()],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn tests_that_name_every_value_leave_nothing_out_in_any_file() {
+        let (tests, setup) = roman();
+        let a = "r = run([sys.executable, 'roman.py', 'XLII'])\nassertEqual(r.stdout, '42\\n')";
+        let b =
+            "r = run([sys.executable, 'roman.py', '3', 'IX'])\nassertEqual(r.stdout, 'III\\n9\\n')";
+        assert_eq!(unchecked(&tests, setup, &[a, b]), vec![]);
+        // A value left out of one acceptance test only names that one.
+        let got = unchecked(&tests, setup, &[a]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].test, tests[1]);
+    }
+
+    #[test]
+    fn escapes_in_a_value_are_found_written_either_way() {
+        let tests = vec![r#"For a file holding "a b\nc\n", :App: prints "2 3 6"."#.to_string()];
+        let escaped = r#"f.write("a b\nc\n"); self.assertEqual(out, "2 3 6\n")"#;
+        let real_newlines = "f.write('''a b\nc\n'''); self.assertEqual(out, '2 3 6\\n')";
+        assert_eq!(unchecked(&tests, "", &[escaped]), vec![]);
+        assert_eq!(unchecked(&tests, "", &[real_newlines]), vec![]);
+        let got = unchecked(&tests, "", &["self.assertEqual(out, '1 1 1')"]);
+        assert_eq!(got[0].missing, [r"b\nc\n", "2", "3", "6"]);
+    }
+
+    #[test]
+    fn concepts_curly_quotes_and_unquoted_tests_ask_for_nothing_else() {
+        let tests = vec![
+            ":App: exits with status code 0.".to_string(),
+            "Running :App: prints “hello, world” and `:App:` nothing else.".to_string(),
+        ];
+        let got = unchecked(&tests, "", &["print('nothing')"]);
+        assert_eq!(
+            got,
+            vec![Unchecked {
+                test: tests[1].clone(),
+                missing: vec!["hello".into(), "world".into()],
+            }]
+        );
+        assert_eq!(unchecked(&tests, "", &["'hello, world\\n'"]), vec![]);
+        // An unclosed quote is no value.
+        assert_eq!(unchecked(&[r#"prints "42"#.to_string()], "", &[""]), vec![]);
+    }
+
+    #[test]
+    fn a_value_written_as_code_is_named_in_either_quoting() {
+        let tests = vec![
+            "After `add(\"apple\", 50, 3)` and `add(\"pear\", 75)`, `total()` returns 225."
+                .to_string(),
+        ];
+        let single =
+            "cart.add('apple', 50, 3)\ncart.add('pear', 75)\nself.assertEqual(cart.total(), 225)";
+        assert_eq!(unchecked(&tests, "", &[single]), vec![]);
+        let got = unchecked(&tests, "", &["cart.add('kiwi', 10)"]);
+        // 225 is not quoted: only quoted values are asked for.
+        assert_eq!(got[0].missing, ["apple", "50", "3", "pear", "75", "total"]);
+    }
+
+    #[test]
+    fn tests_that_name_most_values_leave_out_no_test_for_a_placeholder() {
+        let tests = vec![
+            "Running `python wc_lite.py --lines FILE` on a file of two lines prints 2.".to_string(),
+        ];
+        let setup = r#":MainExecutableFile: of :App: should be called "wc_lite.py". :App: is started with "python :MainExecutableFile:"."#;
+        let test = "r = run(['--lines', sample()])\nself.assertEqual(r.stdout, b'2\\n')";
+        assert_eq!(unchecked(&tests, setup, &[test]), vec![]);
+        // Half is not most: one of two values named is enough, none is not.
+        let got = unchecked(&tests, setup, &["r = run(['--words', sample()])"]);
+        assert_eq!(got[0].missing, ["--lines", "FILE"]);
+    }
+}
