@@ -112,15 +112,28 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
 
 /// Models like to wrap a file in a Markdown fence (```` ```python ````…```` ``` ````); the fence is
 /// not part of the file. A reply cut short (by the token cap or the runaway guard) can leave the
-/// opening fence without its close: when no other line of the block is a fence, that line goes
-/// too.
+/// opening fence without its close, and a model can close a fence it never opened: when no
+/// other line of the block is a fence, that line goes too.
 fn unfence(content: &str) -> String {
     let mut lines: Vec<&str> = content.lines().collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
     let is_fence = |l: &str| l.trim_start().starts_with("```");
-    if lines.is_empty() || !is_fence(lines[0]) {
+    if lines.is_empty() {
+        return content.to_string();
+    }
+    if !is_fence(lines[0]) {
+        // A closing fence whose opening line the model left out (it wrote the file, then
+        // closed the fence it thought it had opened): no other line of the block is a fence.
+        let last = lines.len() - 1;
+        if lines[last].trim() == "```" && !lines[..last].iter().any(|l| is_fence(l)) {
+            let mut out = lines[..last].join("\n");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            return out;
+        }
         return content.to_string();
     }
     let closed = lines.len() >= 2 && lines[lines.len() - 1].trim() == "```";
@@ -233,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn an_opening_fence_left_by_a_cut_is_removed() {
+    fn a_fence_left_half_open_or_half_closed_is_removed() {
         // As the runaway guard leaves a test file it cut: the fence opened, never closed.
         let r = "--- FILE: test_a.py\n```python\nimport unittest\nx = 1\n--- END FILE\n";
         let b = parse(r).unwrap();
@@ -244,7 +257,20 @@ mod tests {
                 content: "import unittest\nx = 1\n".into()
             }
         );
-        // A fence inside the file keeps the first line.
+        // A closing fence never opened goes as well (a test file ended so failed to import).
+        let r = "--- FILE: test_a.py\nimport unittest\nx = 1\n```\n\n--- END FILE\n";
+        assert_eq!(
+            parse(r).unwrap()[0],
+            FileBlock::Write {
+                path: "test_a.py".into(),
+                content: "import unittest\nx = 1\n".into()
+            }
+        );
+        // A fence inside the file keeps the first line, and the last.
+        let r = "--- FILE: notes.md\nrun\n```sh\nx\n```\n--- END FILE\n";
+        assert!(
+            matches!(&parse(r).unwrap()[0], FileBlock::Write { content, .. } if content.ends_with("x\n```\n"))
+        );
         let r = "--- FILE: notes.md\n```sh\nrun\n```\n```py\nx\n--- END FILE\n";
         assert!(
             matches!(&parse(r).unwrap()[0], FileBlock::Write { content, .. } if content.starts_with("```sh"))

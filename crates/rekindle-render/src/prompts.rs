@@ -23,6 +23,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
     ("unchecked.j2", include_str!("../prompts/unchecked.j2")),
     (
+        "acceptance_test.j2",
+        include_str!("../prompts/acceptance_test.j2"),
+    ),
+    (
         "rewrite_test.j2",
         include_str!("../prompts/rewrite_test.j2"),
     ),
@@ -202,6 +206,22 @@ pub fn conformance(cx: &Context, files: &[FileText]) -> Vec<Message> {
     with_system(render(
         "conformance.j2",
         minijinja::context! { files => v(listed(&files)), ..ctx },
+    ))
+}
+
+/// A conformance test for the one acceptance test `test`, written anew in a file of its own
+/// (not one of `taken`), the program's files shown.
+pub fn acceptance_test(
+    cx: &Context,
+    files: &[FileText],
+    test: &str,
+    taken: &[String],
+) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "acceptance_test.j2",
+        minijinja::context! { files => v(listed(&files)), test => test, taken => v(taken), ..ctx },
     ))
 }
 

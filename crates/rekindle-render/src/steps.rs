@@ -171,10 +171,88 @@ impl Renderer<'_, '_> {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// A follow-up question to a usable reply, in the same conversation: a reply to it that is
-    /// still unusable after its reformat request is `None` (the first reply stands), not an
-    /// error.
-    async fn follow_up(
+    /// Functionality `k`'s conformance tests, as changes of its folder (`scope`), not yet
+    /// written. Tests that leave out most of the values an acceptance test quotes check
+    /// something else (an earlier functionality, two literals of their own): the model is told
+    /// which, once, in the same conversation; an acceptance test still left out is then asked
+    /// for alone, in a new conversation that shows only the program (a small model repeats its
+    /// answer, or copies a unit test it is shown), in a file of its own.
+    async fn write_conformance(
+        &mut self,
+        module: &str,
+        k: usize,
+        cx: &Context,
+        d: &ModuleLayout,
+        scope: Scope<'_>,
+        tries: &mut Tries,
+    ) -> Result<Routed, RenderError> {
+        let (files, _) = self.snapshot(&d.code);
+        let files = named(CODE, &files);
+        let mut msgs = prompts::conformance(cx, &files);
+        let reply = self
+            .ask(module, k, Role::Tests, 0, msgs.clone(), scope, tries)
+            .await?;
+        let setup = checked::setup(cx);
+        let left_out =
+            |tests: &[Change]| checked::unchecked(&cx.acceptance_tests, &setup, &written(tests));
+        let first = left_out(&reply.changes.tests);
+        if first.is_empty() {
+            return Ok(reply.changes);
+        }
+        msgs.push(Message::assistant(reply.text.clone()));
+        msgs.push(Message::user(prompts::unchecked(&first)));
+        let mut tests = match self
+            .optional(module, k, Role::Tests, msgs, scope, tries)
+            .await?
+        {
+            Some(again) if left_out(&again.changes.tests).len() < first.len() => again.changes,
+            _ => reply.changes,
+        };
+        let program: Vec<FileText> = files
+            .into_iter()
+            .filter(|f| is_program_path(&f.path))
+            .collect();
+        let alone = Scope {
+            one_file: true,
+            ..scope
+        };
+        for u in left_out(&tests.tests) {
+            let taken: Vec<String> = tests
+                .tests
+                .iter()
+                .map(|c| format!("{TESTS}{}", c.path()))
+                .collect();
+            let msgs = prompts::acceptance_test(cx, &program, &u.test, &taken);
+            let Some(one) = self
+                .optional(module, k, Role::Tests, msgs, alone, tries)
+                .await?
+            else {
+                continue;
+            };
+            let new = one.changes.tests;
+            let covers = checked::unchecked(&[u.test.clone()], &setup, &written(&new)).is_empty();
+            if covers {
+                tests
+                    .tests
+                    .retain(|c| new.iter().all(|n| n.path() != c.path()));
+                tests.tests.extend(new);
+            }
+        }
+        let last = left_out(&tests.tests);
+        self.obs.event(&Event::Warning {
+            message: format!(
+                "functionality {k}: its conformance tests left out {} of {} acceptance tests and were asked for again ({} left out now)",
+                first.len(),
+                cx.acceptance_tests.len(),
+                last.len(),
+            ),
+        });
+        Ok(tests)
+    }
+
+    /// A question whose answer the loop can do without (a follow-up, a second try): a reply
+    /// still unusable after its reformat request is `None`, with a warning, not an error.
+    async fn optional(
         &mut self,
         module: &str,
         id: usize,
@@ -188,7 +266,7 @@ impl Renderer<'_, '_> {
             Err(RenderError::Reply { detail, .. }) => {
                 self.obs.event(&Event::Warning {
                     message: format!(
-                        "functionality {id}: the answer to a follow-up could not be used ({detail}); the first answer stands"
+                        "functionality {id}: an answer the render can do without could not be used ({detail}); it goes on without it"
                     ),
                 });
                 Ok(None)
@@ -384,7 +462,7 @@ impl Renderer<'_, '_> {
                 &program_paths(&files),
             )));
             let again = self
-                .follow_up(module, k, Role::Code, msgs, scope, tries)
+                .optional(module, k, Role::Code, msgs, scope, tries)
                 .await?;
             if let Some(again) = again.filter(|r| r.changes_program(&d.code)) {
                 reply = again;
@@ -405,54 +483,11 @@ impl Renderer<'_, '_> {
         let folder = d.conformance_tests(k);
         std::fs::create_dir_all(&folder).map_err(io)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
-        let (files, _) = self.snapshot(&d.code);
         let scope = Scope::tests(&d.code, &folder);
-        let mut msgs = prompts::conformance(cx, &named(CODE, &files));
-        let mut reply = self
-            .ask(module, k, Role::Tests, 0, msgs.clone(), scope, tries)
+        let tests = self
+            .write_conformance(module, k, cx, d, scope, tries)
             .await?;
-        let setup = checked::setup(cx);
-        let left_out = |r: &Reply| {
-            let written: Vec<&str> = r
-                .changes
-                .tests
-                .iter()
-                .filter_map(|c| match c {
-                    Change::Write { content, .. } => Some(content.as_str()),
-                    Change::Delete { .. } => None,
-                })
-                .collect();
-            checked::unchecked(&cx.acceptance_tests, &setup, &written)
-        };
-        let unchecked = left_out(&reply);
-        if !unchecked.is_empty() {
-            // Tests that leave out a value an acceptance test quotes check something else (an
-            // earlier functionality, two literals of their own): asked once more, told which.
-            msgs.push(Message::assistant(reply.text.clone()));
-            msgs.push(Message::user(prompts::unchecked(&unchecked)));
-            let again = self
-                .follow_up(module, k, Role::Tests, msgs, scope, tries)
-                .await?;
-            let still = again
-                .as_ref()
-                .map_or(unchecked.len(), |r| left_out(r).len());
-            let kept = match again {
-                Some(again) if still < unchecked.len() => {
-                    reply = again;
-                    "the new ones kept"
-                }
-                _ => "the first ones kept",
-            };
-            self.obs.event(&Event::Warning {
-                message: format!(
-                    "functionality {k}: its conformance tests left out {} of {} acceptance tests and were asked for again ({kept}: {} left out)",
-                    unchecked.len(),
-                    cx.acceptance_tests.len(),
-                    still.min(unchecked.len()),
-                ),
-            });
-        }
-        self.apply(module, k, &scope, &reply.changes)?;
+        self.apply(module, k, &scope, &tests)?;
         let folders: Vec<(usize, PathBuf)> =
             (1..=k).rev().map(|j| (j, d.conformance_tests(j))).collect();
         // This functionality's tests first, then every earlier one (regression).
@@ -568,7 +603,18 @@ impl Renderer<'_, '_> {
                 if let Some(path) = &target {
                     reply.keep_only(path);
                 }
+                let dropped = if regression {
+                    None
+                } else {
+                    keep_checks(cx, &folder, &mut reply.changes.tests)
+                };
                 tries.fixed("conformance tests", &reply, &scope);
+                if let Some(note) = dropped {
+                    self.obs.event(&Event::Warning {
+                        message: format!("functionality {k}: {note}"),
+                    });
+                    tries.memory.tried.push(note);
+                }
                 self.apply(module, k, &scope, &reply.changes)?;
                 if !reply.changes.code.is_empty() {
                     if let Some(failure) = self
@@ -742,6 +788,67 @@ const CODE: &str = "";
 /// Conformance tests are written under this prefix (a name no program's own folder is likely to
 /// have; `tests/` is, and `code/` made a model import `code.app`).
 const TESTS: &str = "conformance_tests/";
+
+/// Drops a fix's changes of the conformance tests in `folder` when they leave out more
+/// acceptance tests than the tests as they are (a small model "fixes" a test by making it expect
+/// what the code does): the values an acceptance test gives are not the model's to change. What
+/// the memory should say, when it drops them.
+fn keep_checks(cx: &Context, folder: &Path, changes: &mut Vec<Change>) -> Option<String> {
+    if changes.is_empty() || cx.acceptance_tests.is_empty() {
+        return None;
+    }
+    let mut now: Vec<(String, String)> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), text))
+        })
+        .collect();
+    let setup = checked::setup(cx);
+    let left_out = |files: &[(String, String)]| {
+        let texts: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
+        checked::unchecked(&cx.acceptance_tests, &setup, &texts)
+    };
+    let before = left_out(&now).len();
+    for c in changes.iter() {
+        now.retain(|(p, _)| p != c.path());
+        if let Change::Write { path, content } = c {
+            now.push((path.clone(), content.clone()));
+        }
+    }
+    let after = left_out(&now);
+    if after.len() <= before {
+        return None;
+    }
+    let paths: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{TESTS}{}", c.path()))
+        .collect();
+    let values: Vec<String> = after
+        .iter()
+        .flat_map(|u| u.missing.iter().map(|m| format!("\"{m}\"")))
+        .collect();
+    changes.clear();
+    Some(format!(
+        "Its change of {} was not kept: the tests would no longer check {}, which the acceptance tests give.",
+        paths.join(", "),
+        values.join(", ")
+    ))
+}
+
+/// The contents a reply's changes write.
+fn written(changes: &[Change]) -> Vec<&str> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Write { content, .. } => Some(content.as_str()),
+            Change::Delete { .. } => None,
+        })
+        .collect()
+}
 
 /// `files` but `path`: a test to be written anew is not shown, or the model copies it.
 fn without(files: &[FileText], path: &str) -> Vec<FileText> {

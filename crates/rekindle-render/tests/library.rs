@@ -417,9 +417,11 @@ fn a_conformance_test_that_tests_an_earlier_functionality_again_and_fails_goes()
 /// A model whose conformance tests for the second functionality check the first one's value
 /// instead of the one its acceptance test gives: asked once more in the same conversation, told
 /// which acceptance test and which values are missing. A better second answer replaces the
-/// first; one no better, or one that cannot be used, leaves the first in place.
+/// first. When it is no better, or cannot be used, the acceptance test is asked for alone, in a
+/// new conversation and a file of its own, added to the first answer's when it checks it.
 #[test]
 fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
+    const ALONE: &str = "Write a conformance test for this one acceptance test";
     for answer in ["better", "no better", "unusable"] {
         let f = Fixture::new(&["alpha", "beta"]);
         std::fs::write(
@@ -429,18 +431,30 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
         .unwrap();
         f.server.set_responder(move |s: &Seen| {
             let prompt = s.last_user();
+            // A test step may not write the program: asked to reformat, then done without.
+            let unusable = || openai_reply(&block("main.sh", "echo beta\n"));
+            if prompt.contains(ALONE) || s.first_user().contains(ALONE) {
+                return match answer {
+                    "unusable" => unusable(),
+                    _ => openai_reply(&block(
+                        "check_beta.sh",
+                        "bash main.sh | tail -n 1 | grep -qx beta\n",
+                    )),
+                };
+            }
             if prompt.contains("Your tests leave out")
                 || prompt.contains("Reply again, with file blocks only")
             {
-                return openai_reply(&match answer {
-                    "better" => block(
+                return match answer {
+                    "better" => openai_reply(&block(
                         "check_last.sh",
                         "bash main.sh | tail -n 1 | grep -qx beta\n",
-                    ),
-                    "no better" => block("check_last.sh", "bash main.sh | grep -q alpha\n"),
-                    // A test step may not write the program: asked to reformat, then given up.
-                    _ => block("main.sh", "echo beta\n"),
-                });
+                    )),
+                    "no better" => {
+                        openai_reply(&block("check_last.sh", "bash main.sh | grep -q alpha\n"))
+                    }
+                    _ => unusable(),
+                };
             }
             if prompt.contains("Write conformance tests") && word(&prompt) == "beta" {
                 return openai_reply(&block("check.sh", "bash main.sh | grep -qx alpha\n"));
@@ -449,7 +463,13 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
         });
         let (r, events) = f.render(&f.options());
         let s = r.unwrap();
-        let calls = if answer == "unusable" { 6 } else { 5 };
+        // implement, tests, implement, tests, then: the follow-up; the test alone; each
+        // unusable answer's reformat request.
+        let calls = match answer {
+            "better" => 5,
+            "no better" => 6,
+            _ => 8,
+        };
         assert_eq!((s.rendered, s.model_calls), (2, calls), "{answer}");
         let seen = f.server.seen();
         let again = &seen[4];
@@ -471,27 +491,121 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
                 && told.contains("(not in your tests: \"beta\")"),
             "{told}"
         );
+        // The test alone: a new conversation, the one acceptance test, the first answer's file
+        // named as taken.
+        let alone: Vec<_> = seen
+            .iter()
+            .filter(|q| q.last_user().contains(ALONE))
+            .collect();
+        assert_eq!(
+            alone.len(),
+            if answer == "better" { 0 } else { 1 },
+            "{answer}"
+        );
+        for q in &alone {
+            let roles = q.json()["messages"].as_array().unwrap().len();
+            assert_eq!(roles, 2);
+            let p = q.last_user();
+            assert!(
+                p.contains("- Running \"bash main.sh\" prints \"beta\" on its last line.\n")
+                    && p.contains("(not conformance_tests/check.sh, which test other things)"),
+                "{p}"
+            );
+        }
         // The first functionality had no acceptance test to leave out.
         assert!(!seen[2].last_user().contains("leave out"));
         let tests = BuildLayout::new(f.dir.path().join("build"))
             .module("app")
             .conformance_tests(2);
-        let left: Vec<String> = std::fs::read_dir(&tests)
+        let mut left: Vec<String> = std::fs::read_dir(&tests)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        let kept = if answer == "better" {
-            "check_last.sh"
-        } else {
-            "check.sh"
+        left.sort();
+        let kept: &[&str] = match answer {
+            "better" => &["check_last.sh"],
+            "no better" => &["check.sh", "check_beta.sh"],
+            _ => &["check.sh"],
         };
-        assert_eq!(left, [kept], "{answer}");
-        let warned = events.iter().any(|e| {
-            matches!(e, Event::Warning { message }
-            if message.contains("left out 1 of 1 acceptance tests and were asked for again"))
-        });
-        assert!(warned, "{events:?}");
+        assert_eq!(left, kept, "{answer}");
+        let warned = |text: &str| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Warning { message } if message.contains(text)))
+        };
+        let now = if answer == "unusable" { 1 } else { 0 };
+        assert!(
+            warned(&format!(
+                "left out 1 of 1 acceptance tests and were asked for again ({now} left out now)"
+            )),
+            "{answer}: {events:?}"
+        );
+        assert_eq!(
+            warned("could not be used"),
+            answer == "unusable",
+            "{answer}: {events:?}"
+        );
     }
+}
+
+/// A model that "fixes" a failing conformance test by making it expect what its wrong code
+/// prints: that change of the test is not kept (the value comes from an acceptance test), the
+/// render says so, and the next fix prompt tells the model, which then fixes the code.
+#[test]
+fn a_fix_that_makes_a_test_leave_out_an_acceptance_value_is_not_kept() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash and started as \"bash main.sh\".\n\n***functional specs***\n\n- Print alpha.\n\n- Print beta.\n\n  ***acceptance tests***\n\n  - Running \"bash main.sh\" prints \"beta\" on its last line.\n",
+    )
+    .unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("# Conformance test failure") {
+            if prompt.contains("was not kept") {
+                return openai_reply(&block(
+                    "main.sh",
+                    "#!/usr/bin/env bash\necho alpha\necho beta\n",
+                ));
+            }
+            return openai_reply(&block(
+                "conformance_tests/check.sh",
+                "bash main.sh | tail -n 1 | grep -qx gamma\n",
+            ));
+        }
+        if prompt.contains("Write conformance tests") && word(&prompt) == "beta" {
+            return openai_reply(&block(
+                "check.sh",
+                "bash main.sh | tail -n 1 | grep -qx beta\n",
+            ));
+        }
+        if word(&prompt) == "beta" {
+            return openai_reply(&block(
+                "main.sh",
+                "#!/usr/bin/env bash\necho alpha\necho gamma\n",
+            ));
+        }
+        programmer(s)
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap();
+    // implement, tests, implement, tests, the fix not kept, the fix of the code.
+    assert_eq!((s.rendered, s.model_calls), (2, 6));
+    assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
+    let test = BuildLayout::new(f.dir.path().join("build"))
+        .module("app")
+        .conformance_tests(2)
+        .join("check.sh");
+    assert_eq!(
+        std::fs::read_to_string(test).unwrap(),
+        "bash main.sh | tail -n 1 | grep -qx beta\n"
+    );
+    let note = "Its change of conformance_tests/check.sh was not kept: the tests would no longer check \"beta\", which the acceptance tests give.";
+    let warned = events.iter().any(
+        |e| matches!(e, Event::Warning { message } if message == &format!("functionality 2: {note}")),
+    );
+    assert!(warned, "{events:?}");
+    assert!(f.server.seen()[5].last_user().contains(note));
 }
 
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
