@@ -47,6 +47,19 @@ pub(crate) fn unchecked(tests: &[String], setup: &str, written: &[&str]) -> Vec<
         .collect()
 }
 
+/// The values of the acceptance tests in `tests` that the `written` files name (those `setup`
+/// gives aside), each once.
+pub(crate) fn named(tests: &[String], setup: &str, written: &[&str]) -> Vec<String> {
+    let setup_words = words(setup);
+    let mut out: Vec<String> = Vec::new();
+    for w in tests.iter().flat_map(|t| values(t)) {
+        if !setup_words.contains(&w) && !out.contains(&w) && written.iter().any(|f| names(f, &w)) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 /// The specification the prompts show beside the functionality: its definitions and
 /// requirements.
 pub(crate) fn setup(cx: &Context) -> String {
@@ -232,5 +245,13 @@ mod tests {
         // Half is not most: one of two values named is enough, none is not.
         let got = unchecked(&tests, setup, &["r = run(['--words', sample()])"]);
         assert_eq!(got[0].missing, ["--lines", "FILE"]);
+    }
+
+    #[test]
+    fn the_values_named_are_those_of_any_test_found_in_any_file() {
+        let (tests, setup) = roman();
+        let a = "r = run([sys.executable, 'roman.py', 'XLII'])\nassertEqual(r.stdout, 'XLII\\n')";
+        assert_eq!(named(&tests, setup, &[a]), ["XLII"]);
+        assert_eq!(named(&tests, setup, &[a, "'42'"]), ["XLII", "42"]);
     }
 }

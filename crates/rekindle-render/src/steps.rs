@@ -789,10 +789,10 @@ const CODE: &str = "";
 /// have; `tests/` is, and `code/` made a model import `code.app`).
 const TESTS: &str = "conformance_tests/";
 
-/// Drops a fix's changes of the conformance tests in `folder` when they leave out more
-/// acceptance tests than the tests as they are (a small model "fixes" a test by making it expect
-/// what the code does): the values an acceptance test gives are not the model's to change. What
-/// the memory should say, when it drops them.
+/// Drops a fix's changes of the conformance tests in `folder` when the tests would no longer
+/// name a value of an acceptance test that they name now (a small model "fixes" a test by making
+/// it expect what the code does): the values an acceptance test gives are not the model's to
+/// change. What the memory should say, when it drops them.
 fn keep_checks(cx: &Context, folder: &Path, changes: &mut Vec<Change>) -> Option<String> {
     if changes.is_empty() || cx.acceptance_tests.is_empty() {
         return None;
@@ -808,34 +808,35 @@ fn keep_checks(cx: &Context, folder: &Path, changes: &mut Vec<Change>) -> Option
         })
         .collect();
     let setup = checked::setup(cx);
-    let left_out = |files: &[(String, String)]| {
+    let named = |files: &[(String, String)]| {
         let texts: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
-        checked::unchecked(&cx.acceptance_tests, &setup, &texts)
+        checked::named(&cx.acceptance_tests, &setup, &texts)
     };
-    let before = left_out(&now).len();
+    let before = named(&now);
     for c in changes.iter() {
         now.retain(|(p, _)| p != c.path());
         if let Change::Write { path, content } = c {
             now.push((path.clone(), content.clone()));
         }
     }
-    let after = left_out(&now);
-    if after.len() <= before {
+    let after = named(&now);
+    let lost: Vec<String> = before
+        .iter()
+        .filter(|w| !after.contains(w))
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    if lost.is_empty() {
         return None;
     }
     let paths: Vec<String> = changes
         .iter()
         .map(|c| format!("{TESTS}{}", c.path()))
         .collect();
-    let values: Vec<String> = after
-        .iter()
-        .flat_map(|u| u.missing.iter().map(|m| format!("\"{m}\"")))
-        .collect();
     changes.clear();
     Some(format!(
         "Its change of {} was not kept: the tests would no longer check {}, which the acceptance tests give.",
         paths.join(", "),
-        values.join(", ")
+        lost.join(", ")
     ))
 }
 
