@@ -230,7 +230,8 @@ impl Renderer<'_, '_> {
                 continue;
             };
             let new = one.changes.tests;
-            let covers = checked::unchecked(&[u.test.clone()], &setup, &written(&new)).is_empty();
+            let covers = checked::unchecked(std::slice::from_ref(&u.test), &setup, &written(&new))
+                .is_empty();
             if covers {
                 tests
                     .tests
