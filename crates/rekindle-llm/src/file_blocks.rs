@@ -120,27 +120,18 @@ fn unfence(content: &str) -> String {
         lines.pop();
     }
     let is_fence = |l: &str| l.trim_start().starts_with("```");
-    if lines.is_empty() {
+    let Some(last) = lines.len().checked_sub(1) else {
         return content.to_string();
-    }
-    if !is_fence(lines[0]) {
-        // A closing fence whose opening line the model left out (it wrote the file, then
-        // closed the fence it thought it had opened): no other line of the block is a fence.
-        let last = lines.len() - 1;
-        if lines[last].trim() == "```" && !lines[..last].iter().any(|l| is_fence(l)) {
-            let mut out = lines[..last].join("\n");
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            return out;
-        }
-        return content.to_string();
-    }
-    let closed = lines.len() >= 2 && lines[lines.len() - 1].trim() == "```";
-    let inner = if closed {
-        &lines[1..lines.len() - 1]
-    } else {
-        &lines[1..]
+    };
+    let opened = is_fence(lines[0]);
+    // A closing fence ends the block: after an opening one, or with the opening line left out
+    // (the model closed a fence it thought it had opened).
+    let closed = lines[last].trim() == "```" && (!opened || last >= 1);
+    let inner = match (opened, closed) {
+        (true, true) => &lines[1..last],
+        (true, false) => &lines[1..],
+        (false, true) => &lines[..last],
+        (false, false) => return content.to_string(),
     };
     if inner.iter().any(|l| is_fence(l)) {
         return content.to_string();

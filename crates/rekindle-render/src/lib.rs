@@ -6,8 +6,9 @@
 //!
 //! By concern: [`options`] (what to do, with which models), [`run`](mod@run) (the loop over
 //! modules and functionalities), `steps` (one functionality: implement, test, fix, restart),
-//! `checked` (which acceptance tests written tests leave out), `history` (state read back from git, replay, recovery), [`status`](mod@status) (what a render
-//! would do), [`burn`] (the deletion test's comparison), [`error`], [`events`], [`prompts`].
+//! `checked` (which acceptance tests written tests leave out), `history` (state read back from
+//! git, replay, recovery), [`status`](mod@status) (what a render would do), [`burn`] (the
+//! deletion test's comparison), [`error`], [`events`], [`prompts`].
 
 pub mod burn;
 mod checked;

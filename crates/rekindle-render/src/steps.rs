@@ -798,26 +798,21 @@ fn keep_checks(cx: &Context, folder: &Path, changes: &mut Vec<Change>) -> Option
     if changes.is_empty() || cx.acceptance_tests.is_empty() {
         return None;
     }
-    let mut now: Vec<(String, String)> = std::fs::read_dir(folder)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let text = std::fs::read_to_string(e.path()).ok()?;
-            Some((e.file_name().to_string_lossy().into_owned(), text))
-        })
-        .collect();
+    // Every text file, whatever its size: the judgement needs all of them, not a prompt's worth.
+    let (mut now, _) = files::snapshot(folder, usize::MAX);
     let setup = checked::setup(cx);
-    let named = |files: &[(String, String)]| {
-        let texts: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
+    let named = |files: &[FileText]| {
+        let texts: Vec<&str> = files.iter().map(|f| f.content.as_str()).collect();
         checked::named(&cx.acceptance_tests, &setup, &texts)
     };
     let before = named(&now);
     for c in changes.iter() {
-        now.retain(|(p, _)| p != c.path());
+        now.retain(|f| f.path != c.path());
         if let Change::Write { path, content } = c {
-            now.push((path.clone(), content.clone()));
+            now.push(FileText {
+                path: path.clone(),
+                content: content.clone(),
+            });
         }
     }
     let after = named(&now);

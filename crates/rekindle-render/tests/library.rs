@@ -39,6 +39,23 @@ fn block(path: &str, content: &str) -> String {
     format!("--- FILE: {path}\n{content}--- END FILE\n")
 }
 
+/// The roles of a request's messages, in order.
+fn roles(request: &Seen) -> Vec<String> {
+    request.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whether the render warned with a message containing `text`.
+fn warned(events: &[Event], text: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Warning { message } if message.contains(text)))
+}
+
 /// A tiny programmer: each functionality appends an `echo` to main.sh; a word starting with
 /// `broken` first gets a failing unit test, fixed when asked.
 fn programmer(s: &Seen) -> Reply {
@@ -139,6 +156,23 @@ impl Fixture {
         BuildLayout::new(self.dir.path().join("build"))
             .module("app")
             .code
+    }
+
+    /// Functionality `k`'s conformance tests folder.
+    fn conformance_tests(&self, k: usize) -> PathBuf {
+        BuildLayout::new(self.dir.path().join("build"))
+            .module("app")
+            .conformance_tests(k)
+    }
+
+    /// The names of the files in functionality `k`'s conformance tests folder, sorted.
+    fn conformance_files(&self, k: usize) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.conformance_tests(k))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     fn provider(&self) -> Box<dyn Provider> {
@@ -359,12 +393,8 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
     assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
     let seen = f.server.seen();
     let again = &seen[3];
+    assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
     let messages = again.json()["messages"].as_array().unwrap().clone();
-    let roles: Vec<&str> = messages
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["system", "user", "assistant", "user"]);
     // The model's own reply, then what was wrong with it: which files it left as they were,
     // and the functionality again.
     assert!(messages[2]["content"]
@@ -400,18 +430,14 @@ fn a_conformance_test_that_tests_an_earlier_functionality_again_and_fails_goes()
     let (r, events) = f.render(&f.options());
     let s = r.unwrap();
     assert_eq!((s.rendered, s.model_calls), (2, 4));
-    let tests = BuildLayout::new(f.dir.path().join("build"))
-        .module("app")
-        .conformance_tests(2);
-    let mut left: Vec<String> = std::fs::read_dir(&tests)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["check_beta.sh"]);
-    let warned = events.iter().any(|e| matches!(e, Event::Warning { message }
-        if message.contains("conformance_tests/check.sh was removed: it tested functionality 1 again")));
-    assert!(warned, "{events:?}");
+    assert_eq!(f.conformance_files(2), ["check_beta.sh"]);
+    assert!(
+        warned(
+            &events,
+            "conformance_tests/check.sh was removed: it tested functionality 1 again"
+        ),
+        "{events:?}"
+    );
 }
 
 /// A model whose conformance tests for the second functionality check the first one's value
@@ -473,12 +499,8 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
         assert_eq!((s.rendered, s.model_calls), (2, calls), "{answer}");
         let seen = f.server.seen();
         let again = &seen[4];
+        assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
         let messages = again.json()["messages"].as_array().unwrap().clone();
-        let roles: Vec<&str> = messages
-            .iter()
-            .map(|m| m["role"].as_str().unwrap())
-            .collect();
-        assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert!(messages[1]["content"]
             .as_str()
             .unwrap()
@@ -503,8 +525,7 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
             "{answer}"
         );
         for q in &alone {
-            let roles = q.json()["messages"].as_array().unwrap().len();
-            assert_eq!(roles, 2);
+            assert_eq!(roles(q), ["system", "user"]);
             let p = q.last_user();
             assert!(
                 p.contains("- Running \"bash main.sh\" prints \"beta\" on its last line.\n")
@@ -514,34 +535,24 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
         }
         // The first functionality had no acceptance test to leave out.
         assert!(!seen[2].last_user().contains("leave out"));
-        let tests = BuildLayout::new(f.dir.path().join("build"))
-            .module("app")
-            .conformance_tests(2);
-        let mut left: Vec<String> = std::fs::read_dir(&tests)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
         let kept: &[&str] = match answer {
             "better" => &["check_last.sh"],
             "no better" => &["check.sh", "check_beta.sh"],
             _ => &["check.sh"],
         };
-        assert_eq!(left, kept, "{answer}");
-        let warned = |text: &str| {
-            events
-                .iter()
-                .any(|e| matches!(e, Event::Warning { message } if message.contains(text)))
-        };
+        assert_eq!(f.conformance_files(2), kept, "{answer}");
         let now = if answer == "unusable" { 1 } else { 0 };
         assert!(
-            warned(&format!(
-                "left out 1 of 1 acceptance tests and were asked for again ({now} left out now)"
-            )),
+            warned(
+                &events,
+                &format!(
+                    "left out 1 of 1 acceptance tests and were asked for again ({now} left out now)"
+                )
+            ),
             "{answer}: {events:?}"
         );
         assert_eq!(
-            warned("could not be used"),
+            warned(&events, "could not be used"),
             answer == "unusable",
             "{answer}: {events:?}"
         );
@@ -592,19 +603,16 @@ fn a_fix_that_makes_a_test_leave_out_an_acceptance_value_is_not_kept() {
     // implement, tests, implement, tests, the fix not kept, the fix of the code.
     assert_eq!((s.rendered, s.model_calls), (2, 6));
     assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
-    let test = BuildLayout::new(f.dir.path().join("build"))
-        .module("app")
-        .conformance_tests(2)
-        .join("check.sh");
+    let test = f.conformance_tests(2).join("check.sh");
     assert_eq!(
         std::fs::read_to_string(test).unwrap(),
         "bash main.sh | tail -n 1 | grep -qx beta\n"
     );
     let note = "Its change of conformance_tests/check.sh was not kept: the tests would no longer check \"beta\", which the acceptance tests give.";
-    let warned = events.iter().any(
+    let said = events.iter().any(
         |e| matches!(e, Event::Warning { message } if message == &format!("functionality 2: {note}")),
     );
-    assert!(warned, "{events:?}");
+    assert!(said, "{events:?}");
     assert!(f.server.seen()[5].last_user().contains(note));
 }
 
