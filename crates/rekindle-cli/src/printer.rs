@@ -139,6 +139,7 @@ impl Observer for Printer {
                 tokens_out,
                 cached_tokens,
                 finish_reason,
+                cut,
                 temperature,
                 cost,
                 seconds,
@@ -152,10 +153,17 @@ impl Observer for Printer {
                     } else {
                         String::new()
                     };
-                    let ended = match finish_reason {
-                        rekindle_llm::FinishReason::Length => ", cut at the token cap",
-                        rekindle_llm::FinishReason::Repetition => ", cut where it began repeating",
-                        _ => "",
+                    let ended = match (finish_reason, cut) {
+                        (rekindle_llm::FinishReason::Length, _) => {
+                            ", cut at the token cap".to_string()
+                        }
+                        (rekindle_llm::FinishReason::Repetition, Some(why)) => {
+                            format!(", cut where it began repeating ({why})")
+                        }
+                        (rekindle_llm::FinishReason::Repetition, None) => {
+                            ", cut where it began repeating".to_string()
+                        }
+                        _ => String::new(),
                     };
                     let sampled = if *temperature > 0.0 {
                         format!(", sampled at {temperature} (a repeated question)")

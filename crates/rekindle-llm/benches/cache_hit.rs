@@ -58,6 +58,7 @@ fn main() {
             finish_reason: FinishReason::Stop,
             request_id: None,
             model: "qwen2.5-coder-1.5b-instruct".into(),
+            cut: None,
         },
         created: cache::now(),
         duration_ms: 90_000,

@@ -129,6 +129,7 @@ impl Anthropic {
             finish_reason: FinishReason::Other("none".into()),
             request_id,
             model: req.model.clone(),
+            cut: None,
         };
         let mut stopped = false;
         let mut got_any = false;

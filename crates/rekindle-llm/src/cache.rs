@@ -273,6 +273,7 @@ mod tests {
                 finish_reason: FinishReason::Stop,
                 request_id: None,
                 model: "m".into(),
+                cut: None,
             },
             created: now(),
             duration_ms: 5,

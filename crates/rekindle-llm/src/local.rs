@@ -578,6 +578,7 @@ impl Inner {
                 Some(Constraint::FileBlocks) | Some(Constraint::Text)
             )
             .then(crate::runaway::Guard::new),
+            cut: None,
             n_out: 0,
         };
         let mut lookup = self.lookup.then(Lookup::new);
@@ -656,6 +657,7 @@ impl Inner {
             }
         };
         let n_out = emit.n_out;
+        let cut = emit.cut.map(|c| c.why);
         let out = emit.out;
         let gen_time = gen_start.elapsed();
         let text = out.finish(on_text);
@@ -670,6 +672,7 @@ impl Inner {
                 finish_reason: finish,
                 request_id: None,
                 model: self.file_name.clone(),
+                cut,
             },
             reused_tokens: reused,
             prompt_time,
@@ -686,6 +689,8 @@ impl Inner {
 struct Emit<'a> {
     out: TextOut<'a>,
     guard: Option<crate::runaway::Guard>,
+    /// Where and why the guard cut the reply.
+    cut: Option<crate::runaway::Cut>,
     n_out: usize,
 }
 
@@ -709,6 +714,7 @@ impl Emit<'_> {
                 self.out.text = crate::runaway::apply(&self.out.text, &cut);
                 self.out.streamed = self.out.streamed.min(cut.at);
                 self.out.pending.clear();
+                self.cut = Some(cut);
                 return Some(FinishReason::Repetition);
             }
         }

@@ -121,6 +121,7 @@ impl OpenAi {
             finish_reason: FinishReason::Other("none".into()),
             request_id,
             model: req.model.clone(),
+            cut: None,
         };
         if is_json {
             // A server that ignored `stream: true`.

@@ -136,4 +136,7 @@ pub struct Response {
     pub request_id: Option<String>,
     /// The model that answered, as the provider names it.
     pub model: String,
+    /// Why the runaway guard cut the reply, when it did ([`FinishReason::Repetition`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
 }

@@ -7,26 +7,41 @@
 //! open block up to the line where its repetition began (a test file cut between two statements
 //! is usually still a test file).
 //!
-//! Lines are compared by their *shape*: digits masked and white space collapsed, so
-//! `assertEqual(f(1.01), 1)` and `assertEqual(f(1.0001), 1)` are the same line.
+//! Lines are compared two ways. Lines *alike* are the same text once white space is collapsed
+//! and a part repeated back to back is written once, so `assertEqual(f(1.01), 1)` and
+//! `assertEqual(f(1.0001), 1)` are alike: a loop that grows a literal. Lines of one *shape* are
+//! alike once their numbers are masked too, so `if n >= 1000:` and `if n >= 900:` have one shape;
+//! and lines of one *stem* have one shape up to their first string or comment, so
+//! `print(f(1001))  # MI` and `print(f(1002))  # MII` have one stem.
+//! A file may hold few lines alike, and twice as many of one stem: code that spells out a table
+//! (`if n >= 1000: … if n >= 900: …`, thirteen times for Roman numerals) is repetitive by nature,
+//! but its numbers differ, where a loop's numbers grow by repeating a digit or count on, and a
+//! count goes on (`print(f(1001))`, `print(f(1002))`, …) well past any table.
 
 use crate::file_blocks::{CLOSE, OPEN};
 use std::collections::HashMap;
 
-/// How many lines of one shape a block may hold; of a long shape (a test's assertion with its
+/// How many lines alike a block may hold; of a long line (a test's assertion with its
 /// arguments), fewer: each costs tens of tokens, and a test needs few of them.
 pub const MAX_SAME_LINE: u32 = 8;
 pub const MAX_SAME_LONG_LINE: u32 = 5;
-/// A line this long (trimmed) or longer has a long shape.
+/// A line this long (trimmed) or longer is long.
 pub const LONG_SHAPE: usize = 40;
+/// How many times more lines of one stem than lines alike a block may hold.
+pub const SHAPE_FACTOR: u32 = 2;
 
-/// How many lines shaped like `line` a block may hold.
+/// How many lines alike `line` a block may hold.
 pub fn max_same(line: &str) -> u32 {
     if line.trim().len() >= LONG_SHAPE {
         MAX_SAME_LONG_LINE
     } else {
         MAX_SAME_LINE
     }
+}
+
+/// How many lines of the stem of `line` a block may hold.
+pub fn max_same_stem(line: &str) -> u32 {
+    max_same(line) * SHAPE_FACTOR
 }
 /// Lines shorter than this (after trimming) are not counted: `}`, `else:`, `pass`, blank lines.
 pub const MIN_LINE: usize = 8;
@@ -65,7 +80,9 @@ pub struct Guard {
     paths: HashMap<String, u32>,
     exact_paths: std::collections::HashSet<String>,
     in_block: bool,
-    lines: HashMap<String, u32>,
+    /// The open block's counted lines, by [`alike`] and by [`stem`].
+    alike: HashMap<String, u32>,
+    stems: HashMap<String, u32>,
     /// Where the open block starts, and the shapes of its counted lines in order.
     block_start: usize,
     block: Vec<String>,
@@ -84,15 +101,41 @@ pub struct Guard {
 /// [`SQUEEZE_UNIT`] characters repeated back to back written once, so that a line that grows
 /// by repeating a part of itself (`f('()()')`, `f('()()()')`, `[1, 1, 1]`) keeps its shape.
 pub fn shape(line: &str) -> String {
-    squeeze(&masked(line))
+    squeeze(&masked(line, true))
 }
 
-fn masked(line: &str) -> String {
+/// A line as [`shape`] writes it, but with its digits kept: `f(10.0001)` is `f(10.01)`, like
+/// `f(10.01)` and `f(10.00000001)`, while `f(900)` and `f(500)` stay apart.
+pub fn alike(line: &str) -> String {
+    squeeze(&masked(line, false))
+}
+
+/// The [`shape`] of `line` up to its first string or comment (a quote, `#` or `//`), when that
+/// part is a counted line's length ([`MIN_LINE`]) or longer; else the whole shape.
+pub fn stem(line: &str) -> String {
+    let masked = masked(line, true);
+    let end = ['"', '\'', '`', '#']
+        .iter()
+        .filter_map(|c| masked.find(*c))
+        .chain(masked.find("//"))
+        .min()
+        .unwrap_or(masked.len());
+    let head = masked[..end].trim_end();
+    squeeze(if head.len() >= MIN_LINE {
+        head
+    } else {
+        &masked
+    })
+}
+
+/// `line` trimmed, runs of white space written as one space, and (when `digits` is set) each
+/// run of digits written as `0`.
+fn masked(line: &str, digits: bool) -> String {
     let mut out = String::with_capacity(line.len());
     let mut digit = false;
     let mut space = false;
     for c in line.trim().chars() {
-        if c.is_ascii_digit() {
+        if digits && c.is_ascii_digit() {
             if !digit {
                 out.push('0');
             }
@@ -180,7 +223,7 @@ impl Guard {
                         at,
                         format!(
                             "the line `{}` more than {MAX_SAME_RUN} times in a row",
-                            line.trim()
+                            brief(line)
                         ),
                     ));
                 }
@@ -203,7 +246,8 @@ impl Guard {
                     ));
                 }
                 self.in_block = true;
-                self.lines.clear();
+                self.alike.clear();
+                self.stems.clear();
                 self.block.clear();
                 self.block_start = start;
                 continue;
@@ -231,13 +275,23 @@ impl Guard {
             }
             let shape = shape(line);
             self.block.push(shape.clone());
-            let n = self.lines.entry(shape).or_default();
+            let n = self.alike.entry(alike(line)).or_default();
             *n += 1;
             let max = max_same(line);
             if *n > max {
                 let why = format!(
                     "a line like `{}` more than {max} times in one file",
-                    line.trim()
+                    brief(line)
+                );
+                return Some(self.cut(start, why));
+            }
+            let n = self.stems.entry(stem(line)).or_default();
+            *n += 1;
+            let max = max_same_stem(line);
+            if *n > max {
+                let why = format!(
+                    "a line shaped like `{}` more than {max} times in one file",
+                    brief(line)
                 );
                 return Some(self.cut(start, why));
             }
@@ -266,6 +320,15 @@ impl Guard {
             in_block: self.in_block,
             why,
         }
+    }
+}
+
+/// `line` trimmed, and cut to its first 60 characters when longer, for a message.
+fn brief(line: &str) -> String {
+    let line = line.trim();
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
     }
 }
 
@@ -372,10 +435,12 @@ mod tests {
         }
         r.push_str("]\n--- END FILE\n");
         assert_eq!(feed(&r), None, "seven rows of a table");
+        // Long lines alike: a literal that grows by one digit each time.
         let mut long = String::from("--- FILE: test_g.py\n");
-        for i in 0..7 {
+        for i in 1..8 {
             long.push_str(&format!(
-                "        self.assertEqual(cell_value_of_grid({i}, {i}), {i})\n"
+                "        self.assertEqual(cell_value_of_grid(1, 2.{}5), 3)\n",
+                "0".repeat(i)
             ));
         }
         long.push_str("--- END FILE\n");
@@ -385,6 +450,64 @@ mod tests {
             kept.matches("assertEqual").count(),
             MAX_SAME_LONG_LINE as usize
         );
+    }
+
+    #[test]
+    fn code_that_spells_out_a_table_is_not_cut_but_a_count_that_goes_on_is() {
+        // Seen with the real model: Roman numerals as thirteen `if` blocks, which the guard cut
+        // at the ninth when it counted lines by shape alone.
+        let table = [
+            (1000, "M"),
+            (900, "CM"),
+            (500, "D"),
+            (400, "CD"),
+            (100, "C"),
+            (90, "XC"),
+            (50, "L"),
+            (40, "XL"),
+            (10, "X"),
+            (9, "IX"),
+            (5, "V"),
+            (4, "IV"),
+            (1, "I"),
+        ];
+        let mut r =
+            String::from("--- FILE: roman.py\ndef to_roman(decimal_number):\n    numeral = \"\"\n");
+        for (value, letters) in table {
+            r.push_str(&format!(
+                "    if decimal_number >= {value}:\n        numeral += \"{letters}\"\n        decimal_number -= {value}\n"
+            ));
+        }
+        r.push_str("    return numeral\n--- END FILE\n");
+        assert_eq!(feed(&r), None, "{r}");
+        // The same shape counting on is cut once it has come twice as often as lines alike may.
+        let head = "--- FILE: test_sq.py\nimport unittest\n";
+        let mut r = head.to_string();
+        let mut kept = head.to_string();
+        for i in 1..40 {
+            let line = format!("        self.assertEqual(square_of({i}), {})\n", i * i);
+            assert!(line.trim().len() < LONG_SHAPE);
+            if i <= MAX_SAME_LINE * SHAPE_FACTOR {
+                kept.push_str(&line);
+            }
+            r.push_str(&line);
+        }
+        let cut = feed(&r).expect("cut");
+        assert!(cut.why.contains("shaped like"), "{}", cut.why);
+        assert_eq!(apply(&r, &cut), format!("{kept}--- END FILE\n"));
+        assert_eq!(kept.matches("square_of").count(), 16);
+        // Seen with the real model: example calls counting on, each with its answer in a
+        // comment, until the token cap. Their comments differ; their stems do not.
+        let head = "--- FILE: roman.py\ndef to_roman(n):\n    return ''\n\n";
+        let mut r = head.to_string();
+        for n in 1001..1100 {
+            let tail = ["I", "II", "III", "IV", "V"][n % 5];
+            r.push_str(&format!("print(to_roman({n}))  # Output: M{tail}\n"));
+        }
+        let cut = feed(&r).expect("cut");
+        let kept = apply(&r, &cut);
+        assert_eq!(kept.matches("print(").count(), 16, "{kept}");
+        assert!(cut.why.contains("print(to_roman(1017))"), "{}", cut.why);
     }
 
     #[test]
@@ -510,5 +633,21 @@ mod tests {
         assert_eq!(squeeze("abababx"), "abx");
         assert_eq!(squeeze("aab"), "ab");
         assert_eq!(shape("x1 = 22"), "x0 = 0");
+        assert_eq!(alike("  f(10.0001,   3) "), "f(10.01, 3)");
+        assert_eq!(alike("f(10.0000001, 3)"), alike("f(10.01, 3)"));
+        assert_ne!(alike("if n >= 900:"), alike("if n >= 500:"));
+        assert_eq!(shape("if n >= 900:"), shape("if n >= 500:"));
+        assert_eq!(stem("print(f(1001))  # MI"), shape("print(f(0))"));
+        assert_eq!(
+            stem("self.assertEqual(f(4), 'IV')"),
+            shape("self.assertEqual(f(0),")
+        );
+        assert_eq!(
+            stem("x += 'M'"),
+            "x += 'M'",
+            "a short stem is the whole shape"
+        );
+        assert_eq!(stem("print(f(2))  # 4"), stem("print(f(3))  # 9"));
+        assert_eq!(stem("total_url = a // b"), "total_url = a");
     }
 }

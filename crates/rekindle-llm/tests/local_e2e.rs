@@ -192,6 +192,8 @@ async fn a_repeating_reply_is_cut_and_its_blocks_kept() {
         r.usage.output_tokens, r.finish_reason, r.text
     );
     assert_eq!(r.finish_reason, FinishReason::Repetition);
+    let why = r.cut.as_deref().unwrap_or_default();
+    assert!(why.contains("quick brown fox"), "{why}");
     assert!(r.usage.output_tokens < 400, "{}", r.usage.output_tokens);
     let blocks = file_blocks::parse(&r.text).unwrap();
     assert!(r.text.ends_with("--- END FILE\n"), "{}", r.text);
@@ -212,6 +214,55 @@ async fn a_repeating_reply_is_cut_and_its_blocks_kept() {
         blocks.len() >= 2,
         "the file before the repetition is kept: {blocks:?}"
     );
+}
+
+#[tokio::test]
+async fn code_that_spells_out_a_table_is_not_cut() {
+    // The guard once cut this at the ninth `if`: its lines have one shape, numbers masked.
+    let Some(p) = provider() else { return };
+    let mut req = Request::new(
+        "local",
+        vec![
+            Message::system(file_blocks::INSTRUCTIONS),
+            Message::user(
+                "Write roman.py holding only a function to_roman(n), for n from 1 to 3999, and \
+                 no other code. Do not use a list or a dict: write one `while n >= VALUE:` \
+                 block for each of the values 1000, 900, 500, 400, 100, 90, 50, 40, 10, 9, 5, 4 \
+                 and 1, adding its letters to the result and subtracting VALUE from n.",
+            ),
+        ],
+    );
+    req.sampling.max_tokens = 2048;
+    req.constraint = Some(Constraint::FileBlocks);
+    let r = p.complete(&req, &mut NoSink).await.unwrap();
+    eprintln!(
+        "{} output tokens, finish {:?} ({:?}):\n{}",
+        r.usage.output_tokens, r.finish_reason, r.cut, r.text
+    );
+    let blocks = file_blocks::parse(&r.text).unwrap();
+    let code = blocks
+        .iter()
+        .find_map(|b| match b {
+            file_blocks::FileBlock::Write { path, content } if path.ends_with("roman.py") => {
+                Some(content.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no roman.py: {blocks:?}"));
+    // Every `while n >= …:` line has one shape; more of them than lines alike may come.
+    let ifs: Vec<&str> = code
+        .lines()
+        .filter(|l| l.contains(">=") && l.trim_end().ends_with(':'))
+        .collect();
+    let shapes: std::collections::HashSet<String> = ifs.iter().map(|l| runaway::shape(l)).collect();
+    assert_eq!(shapes.len(), 1, "{ifs:?}");
+    assert!(
+        ifs.len() as u32 > runaway::max_same(ifs[0]),
+        "the model wrote only {} blocks:\n{code}",
+        ifs.len()
+    );
+    assert_ne!(r.finish_reason, FinishReason::Repetition, "{:?}", r.cut);
+    assert_eq!(r.cut, None);
 }
 
 #[tokio::test]

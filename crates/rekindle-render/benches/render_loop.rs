@@ -37,6 +37,7 @@ impl Provider for Instant0 {
             finish_reason: FinishReason::Stop,
             request_id: None,
             model: "instant".into(),
+            cut: None,
         })
     }
 }

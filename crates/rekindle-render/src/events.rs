@@ -114,6 +114,9 @@ pub enum Event {
         /// Why the reply ended: `stop`, `length` (the token cap), `repetition` (cut by the
         /// engine's runaway guard).
         finish_reason: rekindle_llm::FinishReason,
+        /// What the runaway guard saw repeat, when it cut the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cut: Option<String>,
         /// 0 for greedy decoding; a repeated request is sampled instead.
         temperature: f32,
         cost: f64,

@@ -132,6 +132,7 @@ impl Renderer<'_, '_> {
                 tokens_out: r.usage.output_tokens,
                 cached_tokens: r.usage.cached_tokens,
                 finish_reason: outcome.response.finish_reason.clone(),
+                cut: outcome.response.cut.clone(),
                 temperature: req.sampling.temperature,
                 cost: r.cost,
                 seconds: r.duration_ms as f64 / 1000.0,
