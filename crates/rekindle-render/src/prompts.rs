@@ -82,6 +82,26 @@ pub struct Context {
     pub acceptance_tests: Vec<String>,
 }
 
+impl Context {
+    /// Whether the specification mentions a documentation file (a README, a Markdown file), so
+    /// that a reply may write one. Otherwise a small model's README, which retells the prompt,
+    /// costs hundreds of tokens to write and is shown again in every later prompt.
+    pub fn names_documentation(&self) -> bool {
+        self.definitions
+            .iter()
+            .chain(&self.implementation_reqs)
+            .chain(&self.test_reqs)
+            .chain(&self.previous)
+            .chain(std::iter::once(&self.current))
+            .chain(&self.acceptance_tests)
+            .chain(self.resources.iter().map(|r| &r.path))
+            .any(|t| {
+                let t = t.to_ascii_lowercase();
+                t.contains("readme") || t.contains(".md") || t.contains(".rst")
+            })
+    }
+}
+
 fn files_for_prompt(files: &[FileText]) -> Vec<FileText> {
     files
         .iter()

@@ -111,6 +111,15 @@ impl Renderer<'_, '_> {
             // One block asked for: whatever follows it would be dropped.
             req.sampling.stop.push(file_blocks::CLOSE.to_string());
         }
+        if !tries.docs {
+            // A README nobody asked for would be dropped: stop where it starts (a small model
+            // writes it last, retelling the prompt).
+            for name in ["README", "readme", "Readme"] {
+                req.sampling
+                    .stop
+                    .push(format!("{}{name}", file_blocks::OPEN));
+            }
+        }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
         for attempt in 0..2 {
@@ -146,7 +155,8 @@ impl Renderer<'_, '_> {
                 text = rekindle_llm::runaway::close_cut_block(&text);
             }
             let problem = match file_blocks::parse(&text) {
-                Ok(blocks) => match route(&text, &blocks, &scope, &self.script_names()) {
+                Ok(blocks) => match route(&text, &blocks, &scope, &self.script_names(), tries.docs)
+                {
                     Ok(changes) => {
                         return Ok(Reply {
                             changes,
@@ -329,7 +339,10 @@ impl Renderer<'_, '_> {
         let code = Repo::new(&d.code);
         let tests = Repo::new(&d.tests);
         let mut last: Option<(String, String)> = None;
-        let mut tries = Tries::default();
+        let mut tries = Tries {
+            docs: cx.names_documentation(),
+            ..Tries::default()
+        };
         for restart in 0..=self.opts.restarts {
             if restart > 0 {
                 code.reset_hard(None)?;
@@ -944,12 +957,14 @@ impl Reply {
 }
 
 /// Sorts a reply's blocks into the folders of `scope`; the reason when the reply may not be
-/// applied. A block that repeats a file it may not change, unchanged, is dropped.
+/// applied. A block that repeats a file it may not change, unchanged, is dropped, and so is
+/// documentation (a README, a Markdown file) unless `docs` says the specification names some.
 fn route(
     text: &str,
     blocks: &[FileBlock],
     scope: &Scope<'_>,
     scripts: &[String],
+    docs: bool,
 ) -> Result<Routed, String> {
     let verdict_tests = text
         .lines()
@@ -978,6 +993,10 @@ fn route(
             (scope.may_tests && verdict_tests, raw)
         };
         let name = rel.rsplit('/').next().unwrap_or(rel);
+        if !docs && is_doc_name(name) {
+            dropped += 1;
+            continue;
+        }
         if scripts.iter().any(|s| s == name) {
             return Err(format!(
                 "{raw} is one of the project's test scripts, which rekindle runs and no reply may write"
@@ -1029,7 +1048,10 @@ fn route(
         }
     }
     if out.code.is_empty() && out.tests.is_empty() && dropped > 0 {
-        return Err("the reply only repeats files this step does not write".into());
+        return Err(
+            "the reply only repeats files this step does not write, or writes documentation nobody asked for"
+                .into(),
+        );
     }
     Ok(out)
 }
@@ -1117,6 +1139,12 @@ fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
 /// it is one.
 fn is_test_path(path: &str) -> bool {
     path.starts_with(TESTS) || path.rsplit('/').next().is_some_and(|n| n.contains("test"))
+}
+
+/// Whether a file name is documentation: a README, or Markdown or reStructuredText.
+fn is_doc_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("readme") || name.ends_with(".md") || name.ends_with(".rst")
 }
 
 /// Whether a path of the code folder is part of the program: not a test, and not documentation
@@ -1224,6 +1252,8 @@ struct Tries {
     rounding: Option<(String, String)>,
     /// The test files written anew because a failure was raised in them alone.
     rewritten_alone: HashSet<String>,
+    /// The specification names a documentation file: replies may write documentation.
+    docs: bool,
 }
 
 impl Tries {
@@ -1529,6 +1559,7 @@ mod tests {
             ],
             &both,
             &scripts,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -1537,7 +1568,14 @@ mod tests {
         );
         // Without the prefix, a conformance fix writes the code, unless a hosted model's verdict
         // line says the tests.
-        let r = route("WRONG: tests\n", &[write("a.py", "x\n")], &both, &scripts).unwrap();
+        let r = route(
+            "WRONG: tests\n",
+            &[write("a.py", "x\n")],
+            &both,
+            &scripts,
+            false,
+        )
+        .unwrap();
         assert_eq!((r.code.len(), r.tests.len()), (0, 1));
         // A code-only step drops conformance tests written before their step; `tests/` there is
         // a folder of the code.
@@ -1549,6 +1587,7 @@ mod tests {
             ],
             &Scope::code(&code),
             &scripts,
+            false,
         )
         .unwrap();
         assert_eq!((r.code.len(), r.code[0].path()), (1, "tests/u.py"));
@@ -1563,12 +1602,25 @@ mod tests {
             &[write("app.py", "print(1)\n"), write("test_t.py", "t\n")],
             &tests_only,
             &scripts,
+            false,
         )
         .unwrap();
         assert_eq!((r.code.len(), r.tests[0].path()), (0, "test_t.py"));
-        let e = route("", &[write("app.py", "print(2)\n")], &tests_only, &scripts);
+        let e = route(
+            "",
+            &[write("app.py", "print(2)\n")],
+            &tests_only,
+            &scripts,
+            false,
+        );
         assert!(e.unwrap_err().contains("would change the code"));
-        let e = route("", &[write("app.py", "print(1)\n")], &tests_only, &scripts);
+        let e = route(
+            "",
+            &[write("app.py", "print(1)\n")],
+            &tests_only,
+            &scripts,
+            false,
+        );
         assert!(e.unwrap_err().contains("only repeats"));
         // A regression fix may not change the earlier tests.
         let regression = Scope {
@@ -1580,8 +1632,18 @@ mod tests {
             &[write("conformance_tests/t.py", "y\n")],
             &regression,
             &scripts,
+            false,
         );
         assert!(e.unwrap_err().contains("earlier functionality"));
+        // Documentation is dropped unless the specification names some; a reply of nothing
+        // else is not a reply.
+        let blocks = [write("README.md", "# App\n"), write("app.py", "print(3)\n")];
+        let r = route("", &blocks, &both, &scripts, false).unwrap();
+        assert_eq!((r.code.len(), r.code[0].path()), (1, "app.py"));
+        let r = route("", &blocks, &both, &scripts, true).unwrap();
+        assert_eq!(r.code.len(), 2);
+        let e = route("", &blocks[..1], &both, &scripts, false);
+        assert!(e.unwrap_err().contains("documentation nobody asked for"));
         // Test scripts, placeholders and escapes are refused.
         for (path, content, want) in [
             ("run_tests.sh", "exit 0\n", "test scripts"),
@@ -1589,7 +1651,7 @@ mod tests {
             ("app.py", "<the whole file>\n", "placeholder"),
             ("../../x", "x\n", "relative to the code folder"),
         ] {
-            let e = route("", &[write(path, content)], &both, &scripts).unwrap_err();
+            let e = route("", &[write(path, content)], &both, &scripts, false).unwrap_err();
             assert!(e.contains(want), "{path}: {e}");
         }
     }

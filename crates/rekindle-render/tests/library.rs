@@ -59,16 +59,18 @@ fn warned(events: &[Event], text: &str) -> bool {
 /// A tiny programmer: each functionality appends an `echo` to main.sh; a word starting with
 /// `broken` first gets a failing unit test, fixed when asked.
 fn programmer(s: &Seen) -> Reply {
+    openai_reply(&programmer_text(s))
+}
+
+/// What [`programmer`] replies.
+fn programmer_text(s: &Seen) -> String {
     let prompt = s.last_user();
     let w = word(&prompt);
     if prompt.contains("# Unit test failure") {
-        return openai_reply(&block(&format!("unit_{w}.sh"), "exit 0\n"));
+        return block(&format!("unit_{w}.sh"), "exit 0\n");
     }
     if prompt.contains("Write conformance tests") {
-        return openai_reply(&block(
-            "check.sh",
-            &format!("bash main.sh | grep -qx {w}\n"),
-        ));
+        return block("check.sh", &format!("bash main.sh | grep -qx {w}\n"));
     }
     let main = prompt
         .split("--- FILE: main.sh\n")
@@ -81,11 +83,11 @@ fn programmer(s: &Seen) -> Reply {
     } else {
         "exit 0\n"
     };
-    openai_reply(&format!(
+    format!(
         "{}{}",
         block("main.sh", &format!("{main}echo {w}\n")),
         block(&format!("unit_{w}.sh"), unit)
-    ))
+    )
 }
 
 #[derive(Default)]
@@ -408,6 +410,67 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
     );
     // The first functionality's implementation (nothing to compare with) is not asked again.
     assert!(!seen[0].last_user().contains("leaves the program"));
+}
+
+/// A model that writes a README with every implementation: unless the specification names a
+/// README, generation is asked to stop where one starts and the README is not written.
+#[test]
+fn documentation_nobody_asked_for_is_not_written() {
+    let with_readme = |s: &Seen| {
+        let prompt = s.last_user();
+        let text = programmer_text(s);
+        if prompt.contains("Write conformance tests") || prompt.contains("# Unit test failure") {
+            return openai_reply(&text);
+        }
+        openai_reply(&format!(
+            "{text}{}",
+            block(
+                "README.md",
+                "# The functionality to implement now\n\nPrint it.\n"
+            )
+        ))
+    };
+    let stops = |s: &Seen| -> Vec<String> {
+        s.json()["stop"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let f = Fixture::new(&["alpha", "beta"]);
+    f.server.set_responder(with_readme);
+    let (r, _) = f.render(&f.options());
+    assert_eq!(r.unwrap().rendered, 2);
+    assert_eq!(run_main(&f.code()), "alpha\nbeta\n");
+    assert!(!f.code().join("README.md").exists());
+    let seen = f.server.seen();
+    for s in &seen {
+        assert!(
+            stops(s).contains(&"--- FILE: README".to_string()),
+            "{:?}",
+            stops(s)
+        );
+        // No README is shown to a later prompt either.
+        assert!(!s.last_user().contains("--- FILE: README.md"));
+    }
+    // A specification that names a README gets it.
+    let f = Fixture::new(&["alpha"]);
+    let spec = f.dir.path().join("app.plain");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "- :Tool: is written in bash.",
+        "- :Tool: is written in bash, with a README.md beside it.",
+    );
+    std::fs::write(&spec, text).unwrap();
+    f.server.set_responder(with_readme);
+    let (r, _) = f.render(&f.options());
+    assert_eq!(r.unwrap().rendered, 1);
+    assert!(f.code().join("README.md").is_file());
+    for s in f.server.seen() {
+        assert!(
+            !stops(&s).iter().any(|t| t.contains("README")),
+            "{:?}",
+            stops(&s)
+        );
+    }
 }
 
 /// A model that, asked for the second functionality's conformance tests, also tests the first
