@@ -30,6 +30,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "rewrite_test.j2",
         include_str!("../prompts/rewrite_test.j2"),
     ),
+    (
+        "rewrite_code.j2",
+        include_str!("../prompts/rewrite_code.j2"),
+    ),
 ];
 
 /// A hash of every template: changes whenever any prompt text changes.
@@ -293,6 +297,29 @@ pub fn rewrite_test(
     ))
 }
 
+/// A fix asked for one program file (`path`), written anew: the failure is an error raised in
+/// it at `raised` (`path line N: text`), and the last fix left it as it was.
+pub fn rewrite_code(
+    cx: &Context,
+    files: &[FileText],
+    path: &str,
+    raised: &str,
+    exit_code: i32,
+    output: &str,
+    memory: &Memory,
+) -> Vec<Message> {
+    let files = files_for_prompt(files);
+    let ctx = v(cx);
+    with_system(render(
+        "rewrite_code.j2",
+        minijinja::context! {
+            files => v(listed(&files)), path => path, raised => raised,
+            exit_code => exit_code, output => output,
+            ..with_memory(memory, ctx)
+        },
+    ))
+}
+
 /// The follow-up that asks a model to repeat its answer in the right format.
 pub fn reformat(problem: &str) -> String {
     render("reformat.j2", minijinja::context! { problem => problem })
@@ -357,6 +384,42 @@ mod tests {
         let f = fix_unit(&cx, &files, 1, "boom", &Memory::default());
         assert!(!f[1].content.contains("Earlier fixes"));
         assert!(f[1].content.contains("```\nboom\n```"));
+        // The code written anew: the file shown, where the error is raised, no hint to change
+        // the test.
+        let r = rewrite_code(
+            &cx,
+            &files,
+            "app.py",
+            "app.py line 1: print(1)",
+            1,
+            "boom",
+            &memory,
+        );
+        let u = &r[1].content;
+        assert!(
+            u.contains("--- FILE: app.py\nprint(1)\n--- END FILE"),
+            "{u}"
+        );
+        assert!(
+            u.contains("The error is raised in the code, at app.py line 1: print(1),"),
+            "{u}"
+        );
+        assert!(u.ends_with("the whole new content of app.py."), "{u}");
+        assert!(!u.contains("Try harder."));
         assert_eq!(template_version().len(), 16);
+    }
+
+    #[test]
+    fn a_readme_is_documentation_only_when_the_spec_names_one() {
+        let mut cx = Context {
+            current: "Print hello.".into(),
+            ..Context::default()
+        };
+        assert!(!cx.names_documentation());
+        cx.implementation_reqs = vec!["Describe the options in README.md.".into()];
+        assert!(cx.names_documentation());
+        cx.implementation_reqs.clear();
+        cx.acceptance_tests = vec!["docs/usage.rst lists every option.".into()];
+        assert!(cx.names_documentation());
     }
 }

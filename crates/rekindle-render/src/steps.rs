@@ -576,7 +576,10 @@ impl Renderer<'_, '_> {
                 // (`AssertionError`, `AssertionFailedError`: not a bare `assert`, which a
                 // traceback's source lines show as often as not.)
                 let own_error = !output.to_ascii_lowercase().contains("assertion");
-                let (target, code_kept) = if regression {
+                let wrong_code = tries.wrong_code(&output);
+                let (target, code_kept) = if let Some((path, _)) = &wrong_code {
+                    (Some(path.clone()), false)
+                } else if regression {
                     (None, false)
                 } else if let Some(path) = tries.wrong_test() {
                     (Some(path), true)
@@ -585,8 +588,17 @@ impl Renderer<'_, '_> {
                 } else {
                     (None, false)
                 };
-                let msgs = match &target {
-                    Some(path) => prompts::rewrite_test(
+                let msgs = match (&target, &wrong_code) {
+                    (Some(path), Some((_, raised))) => prompts::rewrite_code(
+                        cx,
+                        &shown,
+                        path,
+                        raised,
+                        run.exit_code,
+                        &output,
+                        &tries.memory,
+                    ),
+                    (Some(path), None) => prompts::rewrite_test(
                         cx,
                         &without(&shown, path),
                         path,
@@ -595,7 +607,7 @@ impl Renderer<'_, '_> {
                         &output,
                         &tries.memory,
                     ),
-                    None => prompts::fix_conformance(
+                    (None, _) => prompts::fix_conformance(
                         cx,
                         &files,
                         &test_files,
@@ -754,15 +766,31 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
+            // An error raised in the code after a fix that kept the code: that file is asked
+            // for alone, written anew (the model that kept it would keep it again).
             // A failure raised in a unit test file alone is first taken as the test's own
             // mistake (the model's unit tests are not ground truth; the conformance tests,
             // written against the spec, still are): the test is written anew, the code kept.
-            let (target, code_kept) = match tries.wrong_test() {
-                Some(path) => (Some(path), true),
-                None => (tries.failing_test_alone(), false),
+            let wrong_code = tries.wrong_code(&output);
+            let (target, code_kept) = if let Some((path, _)) = &wrong_code {
+                (Some(path.clone()), false)
+            } else {
+                match tries.wrong_test() {
+                    Some(path) => (Some(path), true),
+                    None => (tries.failing_test_alone(), false),
+                }
             };
-            let msgs = match &target {
-                Some(path) => {
+            let msgs = match (&target, &wrong_code) {
+                (Some(path), Some((_, raised))) => prompts::rewrite_code(
+                    cx,
+                    &files,
+                    path,
+                    raised,
+                    run.exit_code,
+                    &output,
+                    &tries.memory,
+                ),
+                (Some(path), None) => {
                     let others = without(&files, path);
                     prompts::rewrite_test(
                         cx,
@@ -774,7 +802,7 @@ impl Renderer<'_, '_> {
                         &tries.memory,
                     )
                 }
-                None => prompts::fix_unit(cx, &files, run.exit_code, &output, &tries.memory),
+                (None, _) => prompts::fix_unit(cx, &files, run.exit_code, &output, &tries.memory),
             };
             let scope = Scope {
                 one_file: target.is_some(),
@@ -1317,6 +1345,24 @@ impl Tries {
             });
         }
         self.last_failure = Some(shape);
+    }
+
+    /// The program file to write anew instead of asking for a fix, and the line the failure is
+    /// raised at: after a fix that changed nothing, when `output` is an error (no failed
+    /// assertion) raised in the code: the innermost line it points at (the last, as tracebacks
+    /// list them) is a line of the program. The model kept the code, but an error raised in the
+    /// code says the code is wrong, not the test.
+    fn wrong_code(&mut self, output: &str) -> Option<(String, String)> {
+        if !self.last_fix_changed_nothing || output.to_ascii_lowercase().contains("assertion") {
+            return None;
+        }
+        let raised = self.memory.at.last()?;
+        let path = raised.split(" line ").next()?;
+        if !is_program_path(path) || path.starts_with(TESTS) {
+            return None;
+        }
+        self.rewrites += 1;
+        Some((path.to_string(), raised.clone()))
     }
 
     /// The test file to rewrite instead of asking for a fix: after a fix that changed nothing

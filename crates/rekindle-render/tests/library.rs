@@ -679,6 +679,76 @@ fn a_fix_that_makes_a_test_leave_out_an_acceptance_value_is_not_kept() {
     assert!(f.server.seen()[5].last_user().contains(note));
 }
 
+/// A model whose code raises an error that the conformance tests report as a traceback would
+/// (`main.sh:3: TypeError`), and whose fix gives the files back as they were. Kept code with an
+/// error raised in it is still wrong code: the next fix asks for that file alone, written anew,
+/// in a conversation of its own, not for the test to be rewritten.
+#[test]
+fn an_error_raised_in_kept_code_asks_for_the_code_alone() {
+    let f = Fixture::new(&["alpha"]);
+    let broken = "#!/usr/bin/env bash\necho alpha\nexit 3\n";
+    f.server.set_responder(move |s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write main.sh anew") {
+            return openai_reply(&block("main.sh", "#!/usr/bin/env bash\necho alpha\n"));
+        }
+        if prompt.contains("# Conformance test failure") {
+            return openai_reply(&format!(
+                "{}{}",
+                block("main.sh", broken),
+                block("unit_alpha.sh", "exit 0\n")
+            ));
+        }
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "out=$(bash main.sh) || { echo \"Traceback: main.sh:3: TypeError: exit $? after 0.0$RANDOM s\"; exit 1; }\n[ \"$out\" = alpha ]\n",
+            ));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", broken),
+            block("unit_alpha.sh", "exit 0\n")
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    // Implement, tests, the fix that kept everything, the code alone.
+    assert_eq!(s.model_calls, 4);
+    assert_eq!(run_main(&f.code()), "alpha\n");
+    let seen = f.server.seen();
+    let alone = &seen[3];
+    assert_eq!(roles(alone), ["system", "user"]);
+    let asked = alone.last_user();
+    assert!(
+        asked.contains("The error is raised in the code, at main.sh line 3: exit 3,"),
+        "{asked}"
+    );
+    assert!(asked.contains("--- FILE: main.sh\n"), "{asked}");
+    assert!(alone.json()["stop"].to_string().contains("--- END FILE"));
+    // Not the test's fault: the test was neither rewritten nor asked for.
+    assert!(!asked.contains("is wrong (the lines above show where)"));
+    assert_eq!(
+        std::fs::read_to_string(f.conformance_tests(1).join("check.sh"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        phases(&events, 1),
+        [
+            Phase::Implement,
+            Phase::UnitTests,
+            Phase::ConformanceTests,
+            Phase::FixConformance,
+            Phase::UnitTests,
+            Phase::FixConformance,
+            Phase::UnitTests,
+        ]
+    );
+}
+
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
 /// report it: the file and line it was raised at (`$2` names another file to blame instead).
 const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";
