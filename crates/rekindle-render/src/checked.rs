@@ -6,8 +6,12 @@
 //! leave one of them out (a copy of an earlier functionality's test, an assertion that compares
 //! two literals of their own) check something else. The judgement is lenient on
 //! purpose: a value counts as named wherever it appears in the written files, and values that
-//! the rest of the specification already gives (the program's file name, the command that
-//! starts it) are setup rather than what a test checks, so they are not asked for.
+//! the rest of the specification already gives (the command that starts the program) are setup
+//! rather than what a test checks, so they are not asked for. The one exception is the
+//! program's file name in a command an acceptance test quotes (`roman.py` in `"python roman.py
+//! XLII"`): a test that never names it does not run the program as the acceptance test says
+//! (a small model imports it and calls `main("XLII")`), so it leaves that test out whatever
+//! else it names.
 
 use crate::prompts::Context;
 use serde::Serialize;
@@ -22,24 +26,30 @@ pub(crate) struct Unchecked {
 }
 
 /// The acceptance tests in `tests` that the `written` files leave out: more than half of their
-/// values appear in none of them. `setup` is the rest of
-/// the specification the prompts show (definitions and requirements): a value it names is not
-/// asked for.
+/// values appear in none of them, or the program file they run does not. `setup` is the rest
+/// of the specification the prompts show (definitions and requirements): a value it names is
+/// not asked for, except a file name (the program a quoted command runs), which must be named.
 pub(crate) fn unchecked(tests: &[String], setup: &str, written: &[&str]) -> Vec<Unchecked> {
     let setup_words = words(setup);
     tests
         .iter()
         .filter_map(|test| {
+            // The program's file, which the test must name, and the values proper, most of
+            // which it must.
+            let program = |w: &String| setup_words.contains(w) && is_file_name(w);
             let values: Vec<String> = values(test)
                 .into_iter()
-                .filter(|w| !setup_words.contains(w))
+                .filter(|w| !setup_words.contains(w) || program(w))
                 .collect();
             let missing: Vec<String> = values
                 .iter()
                 .filter(|w| !written.iter().any(|f| names(f, w)))
                 .cloned()
                 .collect();
-            (missing.len() * 2 > values.len()).then(|| Unchecked {
+            let proper = values.iter().filter(|w| !program(w)).count();
+            let proper_missing = missing.iter().filter(|w| !program(w)).count();
+            let program_left_out = missing.iter().any(program);
+            (proper_missing * 2 > proper || program_left_out).then(|| Unchecked {
                 test: test.clone(),
                 missing,
             })
@@ -47,13 +57,25 @@ pub(crate) fn unchecked(tests: &[String], setup: &str, written: &[&str]) -> Vec<
         .collect()
 }
 
+/// Whether a value word is a file name (`roman.py`, `wc_lite.py`): a dot between a name and an
+/// extension with a letter in it, so that `1.5` and `10.0` are not.
+fn is_file_name(w: &str) -> bool {
+    let Some((name, ext)) = w.rsplit_once('.') else {
+        return false;
+    };
+    name.chars().any(char::is_alphabetic)
+        && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        && ext.chars().any(|c| c.is_ascii_alphabetic())
+}
+
 /// The values of the acceptance tests in `tests` that the `written` files name (those `setup`
-/// gives aside), each once.
+/// gives aside, but for file names), each once.
 pub(crate) fn named(tests: &[String], setup: &str, written: &[&str]) -> Vec<String> {
     let setup_words = words(setup);
     let mut out: Vec<String> = Vec::new();
     for w in tests.iter().flat_map(|t| values(t)) {
-        if !setup_words.contains(&w) && !out.contains(&w) && written.iter().any(|f| names(f, &w)) {
+        let value = !setup_words.contains(&w) || is_file_name(&w);
+        if value && !out.contains(&w) && written.iter().any(|f| names(f, &w)) {
             out.push(w);
         }
     }
@@ -240,10 +262,17 @@ mod tests {
             "Running `python wc_lite.py --lines FILE` on a file of two lines prints 2.".to_string(),
         ];
         let setup = r#":MainExecutableFile: of :App: should be called "wc_lite.py". :App: is started with "python :MainExecutableFile:"."#;
-        let test = "r = run(['--lines', sample()])\nself.assertEqual(r.stdout, b'2\\n')";
-        assert_eq!(unchecked(&tests, setup, &[test]), vec![]);
+        let run =
+            "def run(args):\n    return subprocess.run([sys.executable, 'wc_lite.py', *args])\n";
+        let test =
+            format!("{run}r = run(['--lines', sample()])\nself.assertEqual(r.stdout, b'2\\n')");
+        assert_eq!(unchecked(&tests, setup, &[&test]), vec![]);
         // Half is not most: one of two values named is enough, none is not.
-        let got = unchecked(&tests, setup, &["r = run(['--words', sample()])"]);
+        let got = unchecked(
+            &tests,
+            setup,
+            &[&format!("{run}r = run(['--words', sample()])")],
+        );
         assert_eq!(got[0].missing, ["--lines", "FILE"]);
     }
 
@@ -251,7 +280,34 @@ mod tests {
     fn the_values_named_are_those_of_any_test_found_in_any_file() {
         let (tests, setup) = roman();
         let a = "r = run([sys.executable, 'roman.py', 'XLII'])\nassertEqual(r.stdout, 'XLII\\n')";
-        assert_eq!(named(&tests, setup, &[a]), ["XLII"]);
-        assert_eq!(named(&tests, setup, &[a, "'42'"]), ["XLII", "42"]);
+        assert_eq!(named(&tests, setup, &[a]), ["roman.py", "XLII"]);
+        assert_eq!(
+            named(&tests, setup, &[a, "'42'"]),
+            ["roman.py", "XLII", "42"]
+        );
+    }
+
+    #[test]
+    fn a_test_that_imports_the_program_instead_of_running_it_leaves_its_command_out() {
+        // Seen with the real model: every value named, the program never run.
+        let (tests, setup) = roman();
+        let imported = "from roman import main\n\nclass T(unittest.TestCase):\n    def test_xlii(self):\n        self.assertEqual(main('XLII'), '42')\n";
+        let got = unchecked(&tests[..1], setup, &[imported]);
+        assert_eq!(
+            got,
+            vec![Unchecked {
+                test: tests[0].clone(),
+                missing: vec!["roman.py".into()],
+            }]
+        );
+        // A program file the setup does not give is a value like any other; numbers with a
+        // fraction are no file names.
+        assert!(is_file_name("wc_lite.py") && is_file_name("missing.txt"));
+        assert!(!is_file_name("10.0") && !is_file_name("1.5e3") && !is_file_name(".py"));
+        let plain = vec![r#"Running "python tool.py 1.5" prints "3.0"."#.to_string()];
+        assert_eq!(
+            unchecked(&plain, "", &["run('tool.py', '1.5') == '3.0'"]),
+            vec![]
+        );
     }
 }
