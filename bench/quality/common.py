@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -284,6 +285,18 @@ def repetitive(text: str) -> bool:
     return n >= REPEAT_MIN_COUNT
 
 
+# The runaway guard's reasons for a cut between whole blocks (crates/rekindle-llm/src/runaway.rs):
+# the model began a file again after writing what it was asked for, and everything kept is
+# whole. Such a reply did not run away; one cut inside a block (a line repeated) did.
+BETWEEN_BLOCKS = re.compile(r"^(a second block for |more than \d+ files named like |a file that copies )")
+
+
+def between_blocks(cut: str | None) -> bool:
+    """Whether the guard's reason `cut` (the model_call event's `cut`, absent before it was
+    recorded) is a cut between whole blocks."""
+    return bool(cut) and BETWEEN_BLOCKS.match(cut) is not None
+
+
 FILE_OPEN = "--- FILE: "  # rekindle's reply format (crates/rekindle-llm/src/file_blocks.rs)
 FILE_CLOSE = "--- END FILE"
 
@@ -336,7 +349,9 @@ def render(rekindle: str, spec: Path, models: ModelArgs, timeout: float, logs: P
         if e["finish_reason"] is None and e.get("tokens_out", 0) >= models.max_tokens_effective:
             e["finish_reason"] = "length?"  # no cache entry: judged by the token count
         text = (response or {}).get("text", "")
-        e["repetitive"] = repetitive(text) or e["finish_reason"] == "repetition"
+        e["repetitive"] = repetitive(text) or (
+            e["finish_reason"] == "repetition" and not between_blocks(e.get("cut"))
+        )
         e["placeholder"] = placeholder(text)
         calls.append(e)
     journal = read_jsonl(spec.parent / ".rekindle" / "journal.jsonl")

@@ -45,13 +45,14 @@ spec = args[1]
 module = spec[:-6]
 def ev(**e):
     print(json.dumps(e), flush=True)
-def call(key, finish, text, tokens_out=100):
+def call(key, finish, text, tokens_out=100, cut=None):
     d = os.path.join(".rekindle", "cache", "v1", key[:2]); os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, key[2:] + ".json"), "w") as f:
         json.dump({"version": 1, "digest": "x", "payload": {"key": key, "response": {
             "text": text, "finish_reason": finish, "usage": {}, "model": "m"}}}, f)
+    extra = {"finish_reason": finish, "cut": cut} if cut else {}
     ev(event="model_call", role="code", key=key, provider="local", model="fake.gguf", cache_hit=False,
-       tokens_in=300, tokens_out=tokens_out, cost=0.0, seconds=1.5)
+       tokens_in=300, tokens_out=tokens_out, cost=0.0, seconds=1.5, **extra)
     os.makedirs(".rekindle", exist_ok=True)
     with open(os.path.join(".rekindle", "journal.jsonl"), "a") as f:
         f.write(json.dumps({"seq": 0, "prev": "", "hash": "", "kind": "model_call"}) + "\n")
@@ -75,6 +76,12 @@ if mode == "gave_up":
     summary(False); sys.exit(1)
 if mode == "runaway":
     call("ad" + "0" * 62, "length", "self.assertEqual(f(1), 2)\n" * 50, tokens_out=2048); write_code()
+    ev(event="failed", module=module, id=1, reason="functionality 1 failed: its unit tests still fail")
+    summary(False); sys.exit(1)
+if mode in ("gave_up_after_a_trailing_copy", "cut_inside_a_block"):
+    between = mode == "gave_up_after_a_trailing_copy"
+    why = "a second block for solution.py" if between else "a line like `x = 1` more than 8 times in one file"
+    call("b2" + "0" * 62, "repetition", "--- FILE: solution.py\nx = 1\n--- END FILE\n", cut=why); write_code()
     ev(event="failed", module=module, id=1, reason="functionality 1 failed: its unit tests still fail")
     summary(False); sys.exit(1)
 if mode == "format":
@@ -154,6 +161,12 @@ class Harness(unittest.TestCase):
         self.assertEqual(cls, "gave_up")
         self.assertTrue(passed, "the code left on disk is still scored")
         self.assertEqual(r.totals()["model_calls"], 2)
+
+    def test_a_guard_cut_between_whole_blocks_is_no_runaway(self):
+        _, _, cls = self.render("gave_up_after_a_trailing_copy", BAD)
+        self.assertEqual(cls, "gave_up")
+        _, _, cls = self.render("cut_inside_a_block", BAD)
+        self.assertEqual(cls, "runaway")
 
     def test_runaway(self):
         r, _, cls = self.render("runaway", GOOD)
