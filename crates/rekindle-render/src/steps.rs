@@ -187,7 +187,8 @@ impl Renderer<'_, '_> {
     /// something else (an earlier functionality, two literals of their own): the model is told
     /// which, once, in the same conversation; an acceptance test still left out is then asked
     /// for alone, in a new conversation that shows only the program (a small model repeats its
-    /// answer, or copies a unit test it is shown), in a file of its own.
+    /// answer, or copies a unit test it is shown), in a file of its own. With them, the
+    /// acceptance tests still left out (the attempt fails on them).
     async fn write_conformance(
         &mut self,
         module: &str,
@@ -196,7 +197,7 @@ impl Renderer<'_, '_> {
         d: &ModuleLayout,
         scope: Scope<'_>,
         tries: &mut Tries,
-    ) -> Result<Routed, RenderError> {
+    ) -> Result<(Routed, Vec<checked::Unchecked>), RenderError> {
         let (files, _) = self.snapshot(&d.code);
         let files = named(CODE, &files);
         let mut msgs = prompts::conformance(cx, &files);
@@ -208,7 +209,7 @@ impl Renderer<'_, '_> {
             |tests: &[Change]| checked::unchecked(&cx.acceptance_tests, &setup, &written(tests));
         let first = left_out(&reply.changes.tests);
         if first.is_empty() {
-            return Ok(reply.changes);
+            return Ok((reply.changes, first));
         }
         msgs.push(Message::assistant(reply.text.clone()));
         msgs.push(Message::user(prompts::unchecked(&first)));
@@ -259,7 +260,7 @@ impl Renderer<'_, '_> {
                 last.len(),
             ),
         });
-        Ok(tests)
+        Ok((tests, last))
     }
 
     /// A question whose answer the loop can do without (a follow-up, a second try): a reply
@@ -499,10 +500,33 @@ impl Renderer<'_, '_> {
         std::fs::create_dir_all(&folder).map_err(io)?;
         self.phase(module, k, Phase::ConformanceTests, 1);
         let scope = Scope::tests(&d.code, &folder);
-        let tests = self
+        let (tests, left_out) = self
             .write_conformance(module, k, cx, d, scope, tries)
             .await?;
         self.apply(module, k, &scope, &tests)?;
+        if !left_out.is_empty() {
+            // Tests that do not check an acceptance test would pass a functionality nobody
+            // tested (a test of the previous functionality passes on code that never does this
+            // one): the attempt fails instead, and says which test and which values.
+            let which: Vec<String> = left_out
+                .iter()
+                .map(|u| {
+                    let missing: Vec<String> =
+                        u.missing.iter().map(|m| format!("\"{m}\"")).collect();
+                    format!(
+                        "\"{}\" (no test names {})",
+                        u.test.trim(),
+                        missing.join(", ")
+                    )
+                })
+                .collect();
+            let reason = format!(
+                "its conformance tests do not check the acceptance test{} {}",
+                if which.len() == 1 { "" } else { "s" },
+                which.join("; ")
+            );
+            return Ok(Some((reason.clone(), reason)));
+        }
         let folders: Vec<(usize, PathBuf)> =
             (1..=k).rev().map(|j| (j, d.conformance_tests(j))).collect();
         // This functionality's tests first, then every earlier one (regression).

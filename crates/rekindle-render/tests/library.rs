@@ -507,7 +507,8 @@ fn a_conformance_test_that_tests_an_earlier_functionality_again_and_fails_goes()
 /// instead of the one its acceptance test gives: asked once more in the same conversation, told
 /// which acceptance test and which values are missing. A better second answer replaces the
 /// first. When it is no better, or cannot be used, the acceptance test is asked for alone, in a
-/// new conversation and a file of its own, added to the first answer's when it checks it.
+/// new conversation and a file of its own, added to the first answer's when it checks it. When
+/// nothing checks it, the functionality fails rather than pass on tests of something else.
 #[test]
 fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
     const ALONE: &str = "Write a conformance test for this one acceptance test";
@@ -550,8 +551,10 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
             }
             programmer(s)
         });
-        let (r, events) = f.render(&f.options());
-        let s = r.unwrap();
+        let mut opts = f.options();
+        opts.restarts = 0;
+        let (r, events) = f.render(&opts);
+        let seen = f.server.seen();
         // implement, tests, implement, tests, then: the follow-up; the test alone; each
         // unusable answer's reformat request.
         let calls = match answer {
@@ -559,8 +562,19 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
             "no better" => 6,
             _ => 8,
         };
-        assert_eq!((s.rendered, s.model_calls), (2, calls), "{answer}");
-        let seen = f.server.seen();
+        assert_eq!(seen.len(), calls, "{answer}");
+        if answer == "unusable" {
+            // No test checks the acceptance test: the functionality is not passed on a test
+            // of another one. The render fails, and says which acceptance test and values.
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains("functionality 2")
+                    && e.contains("its conformance tests do not check the acceptance test \"Running \"bash main.sh\" prints \"beta\" on its last line.\" (no test names \"beta\")"),
+                "{e}"
+            );
+        } else {
+            assert_eq!(r.unwrap().rendered, 2, "{answer}");
+        }
         let again = &seen[4];
         assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
         let messages = again.json()["messages"].as_array().unwrap().clone();
@@ -598,12 +612,12 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
         }
         // The first functionality had no acceptance test to leave out.
         assert!(!seen[2].last_user().contains("leave out"));
-        let kept: &[&str] = match answer {
-            "better" => &["check_last.sh"],
-            "no better" => &["check.sh", "check_beta.sh"],
-            _ => &["check.sh"],
-        };
-        assert_eq!(f.conformance_files(2), kept, "{answer}");
+        match answer {
+            "better" => assert_eq!(f.conformance_files(2), ["check_last.sh"]),
+            "no better" => assert_eq!(f.conformance_files(2), ["check.sh", "check_beta.sh"]),
+            // Functionality 2 failed: none of its tests is kept.
+            _ => assert!(!f.conformance_tests(2).exists()),
+        }
         let now = if answer == "unusable" { 1 } else { 0 };
         assert!(
             warned(
