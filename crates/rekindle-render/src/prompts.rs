@@ -235,17 +235,27 @@ pub fn conformance(cx: &Context, files: &[FileText]) -> Vec<Message> {
 
 /// A conformance test for the one acceptance test `test`, written anew in a file of its own
 /// (not one of `taken`), the program's files shown.
+/// One acceptance test's conformance test, asked for alone; `example` is a passing conformance
+/// test of an earlier functionality, shown for how a test runs the program.
 pub fn acceptance_test(
     cx: &Context,
     files: &[FileText],
     test: &str,
     taken: &[String],
+    example: Option<&FileText>,
 ) -> Vec<Message> {
     let files = files_for_prompt(files);
+    let example = example.map(|e| files_for_prompt(std::slice::from_ref(e)).remove(0));
+    let example = example.as_ref().map(|e| {
+        minijinja::context! { path => e.path.as_str(), content => e.content.as_str() }
+    });
     let ctx = v(cx);
     with_system(render(
         "acceptance_test.j2",
-        minijinja::context! { files => v(listed(&files)), test => test, taken => v(taken), ..ctx },
+        minijinja::context! {
+            files => v(listed(&files)), test => test, taken => v(taken), example => example,
+            ..ctx
+        },
     ))
 }
 

@@ -228,13 +228,26 @@ impl Renderer<'_, '_> {
             one_file: true,
             ..scope
         };
+        // How a test runs the program: a test file of the latest earlier functionality (its
+        // tests pass), shown as an example. A copy of it is no answer: it leaves the
+        // acceptance test out, and is not added.
+        let example: Option<FileText> = (1..k).rev().find_map(|j| {
+            let (files, _) = files::snapshot(&d.conformance_tests(j), self.opts.prompt_budget);
+            files
+                .into_iter()
+                .find(|f| !f.path.starts_with("__") && !f.content.trim().is_empty())
+                .map(|f| FileText {
+                    path: format!("{TESTS}{}", f.path),
+                    content: f.content,
+                })
+        });
         for u in left_out(&tests.tests) {
             let taken: Vec<String> = tests
                 .tests
                 .iter()
                 .map(|c| format!("{TESTS}{}", c.path()))
                 .collect();
-            let msgs = prompts::acceptance_test(cx, &program, &u.test, &taken);
+            let msgs = prompts::acceptance_test(cx, &program, &u.test, &taken, example.as_ref());
             let Some(one) = self
                 .optional(module, k, Role::Tests, msgs, alone, tries)
                 .await?

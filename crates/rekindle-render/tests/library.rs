@@ -609,6 +609,11 @@ fn conformance_tests_that_leave_out_an_acceptance_test_are_asked_for_again() {
                     && p.contains("(not conformance_tests/check.sh, which test other things)"),
                 "{p}"
             );
+            // The first functionality's test, which passes, shows how a test runs the program.
+            assert!(
+                p.contains("# A conformance test of an earlier functionality\n\nIt passes: it runs the program as the test requirements say.\n\n--- FILE: conformance_tests/check.sh\nbash main.sh | grep -qx alpha\n--- END FILE\n"),
+                "{p}"
+            );
         }
         // The first functionality had no acceptance test to leave out.
         assert!(!seen[2].last_user().contains("leave out"));
