@@ -791,14 +791,27 @@ fn init_from_code_drafts_a_spec_renders_it_and_scores_it_with_the_programs_tests
             return openai_reply("hello(\"bo\")");
         }
         if prompt.contains("Write conformance tests") {
-            return openai_reply(&block(
-                "conformance_tests/test_conformance.py",
-                "import unittest\nfrom calc import add\n\n\nclass C(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
-            ));
+            // One check per acceptance test of the functionality, as the spec's test reqs say.
+            let mut test = String::from("import contextlib, io, unittest\nfrom calc import *\n\n\nclass C(unittest.TestCase):\n");
+            let given = prompt
+                .split("It must pass these acceptance tests:\n")
+                .nth(1)
+                .unwrap_or("");
+            for (i, line) in given.lines().take_while(|l| l.starts_with("- ")).enumerate() {
+                let parts: Vec<&str> = line.split('`').collect();
+                let (call, verb, value) = (parts[1], parts[2].trim(), parts[3]);
+                let check = match verb {
+                    "returns" => format!("self.assertEqual({call}, {value})"),
+                    "raises" => format!("with self.assertRaises({value}):\n            {call}"),
+                    _ => format!("with contextlib.redirect_stdout(io.StringIO()) as out:\n            {call}\n        self.assertEqual(out.getvalue(), {value})"),
+                };
+                test.push_str(&format!("    def test_{i}(self):\n        {check}\n"));
+            }
+            return openai_reply(&block("conformance_tests/test_conformance.py", &test));
         }
         openai_reply(&format!(
             "{}{}",
-            block("calc.py", "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"),
+            block("calc.py", "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef hello(name):\n    print(f\"hi {name}\")\n"),
             block("test_unit.py", "import unittest\nfrom calc import add\n\n\nclass U(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(1, 1), 2)\n"),
         ))
     });

@@ -2336,8 +2336,18 @@ fn word_count_model(s: &Seen) -> Reply {
     let k = current.matches("# functionality ").count() + 1;
     if prompt.contains("Write conformance tests") {
         let k = k - 1;
+        // The acceptance tests it stands for, named in a comment: a test that names none of
+        // their values would leave them out, and the functionality would fail.
+        let given: String = prompt
+            .split("It must pass these acceptance tests:\n")
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .take_while(|l| l.starts_with("- "))
+            .map(|l| format!("# {l}\n"))
+            .collect();
         let test = format!(
-            "import unittest\n\nclass T(unittest.TestCase):\n    def test_line(self):\n        with open('wc_lite.py') as f:\n            self.assertIn('# functionality {k}', f.read())\n"
+            "{given}import unittest\n\nclass T(unittest.TestCase):\n    def test_line(self):\n        with open('wc_lite.py') as f:\n            self.assertIn('# functionality {k}', f.read())\n"
         );
         return openai_reply(&blocks(&[(&format!("test_f{k}.py"), test)]));
     }
