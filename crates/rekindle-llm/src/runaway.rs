@@ -275,20 +275,16 @@ impl Guard {
             }
             let shape = shape(line);
             self.block.push(shape.clone());
-            let n = self.alike.entry(alike(line)).or_default();
-            *n += 1;
             let max = max_same(line);
-            if *n > max {
+            if over(&mut self.alike, alike(line), max) {
                 let why = format!(
                     "a line like `{}` more than {max} times in one file",
                     brief(line)
                 );
                 return Some(self.cut(start, why));
             }
-            let n = self.stems.entry(stem(line)).or_default();
-            *n += 1;
             let max = max_same_stem(line);
-            if *n > max {
+            if over(&mut self.stems, stem(line), max) {
                 let why = format!(
                     "a line shaped like `{}` more than {max} times in one file",
                     brief(line)
@@ -321,6 +317,13 @@ impl Guard {
             why,
         }
     }
+}
+
+/// Counts one more `key` in `counts`; whether it has now come more than `max` times.
+fn over(counts: &mut HashMap<String, u32>, key: String, max: u32) -> bool {
+    let n = counts.entry(key).or_default();
+    *n += 1;
+    *n > max
 }
 
 /// `line` trimmed, and cut to its first 60 characters when longer, for a message.

@@ -31,6 +31,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/rewrite_test.j2"),
     ),
     (
+        "test_failure.j2",
+        include_str!("../prompts/test_failure.j2"),
+    ),
+    (
         "rewrite_code.j2",
         include_str!("../prompts/rewrite_code.j2"),
     ),

@@ -228,20 +228,25 @@ impl Renderer<'_, '_> {
             one_file: true,
             ..scope
         };
+        let still = left_out(&tests.tests);
         // How a test runs the program: a test file of the latest earlier functionality (its
         // tests pass), shown as an example. A copy of it is no answer: it leaves the
         // acceptance test out, and is not added.
-        let example: Option<FileText> = (1..k).rev().find_map(|j| {
-            let (files, _) = files::snapshot(&d.conformance_tests(j), self.opts.prompt_budget);
-            files
-                .into_iter()
-                .find(|f| !f.path.starts_with("__") && !f.content.trim().is_empty())
-                .map(|f| FileText {
-                    path: format!("{TESTS}{}", f.path),
-                    content: f.content,
-                })
-        });
-        for u in left_out(&tests.tests) {
+        let example: Option<FileText> = if still.is_empty() {
+            None
+        } else {
+            (1..k).rev().find_map(|j| {
+                let (files, _) = files::snapshot(&d.conformance_tests(j), self.opts.prompt_budget);
+                files
+                    .into_iter()
+                    .find(|f| !f.path.starts_with("__") && !f.content.trim().is_empty())
+                    .map(|f| FileText {
+                        path: format!("{TESTS}{}", f.path),
+                        content: f.content,
+                    })
+            })
+        };
+        for u in still {
             let taken: Vec<String> = tests
                 .tests
                 .iter()
@@ -610,9 +615,7 @@ impl Renderer<'_, '_> {
                 // This one's is, when the model kept the code, or when the failure is raised in
                 // the test alone and is the test's own: floats compared for equality, or an
                 // error that is no failed assertion (a name never imported, a syntax error).
-                // (`AssertionError`, `AssertionFailedError`: not a bare `assert`, which a
-                // traceback's source lines show as often as not.)
-                let own_error = !output.to_ascii_lowercase().contains("assertion");
+                let own_error = !failed_assertion(&output);
                 let wrong_code = tries.wrong_code(&output);
                 let (target, code_kept) = if let Some((path, _)) = &wrong_code {
                     (Some(path.clone()), false)
@@ -1206,6 +1209,12 @@ fn is_test_path(path: &str) -> bool {
     path.starts_with(TESTS) || path.rsplit('/').next().is_some_and(|n| n.contains("test"))
 }
 
+/// Whether test output reports a failed assertion (`AssertionError`, `AssertionFailedError`),
+/// not an error. Not a bare `assert`, which a traceback's source lines show as often as not.
+fn failed_assertion(output: &str) -> bool {
+    output.to_ascii_lowercase().contains("assertion")
+}
+
 /// Whether a file name is documentation: a README, or Markdown or reStructuredText.
 fn is_doc_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -1215,10 +1224,8 @@ fn is_doc_name(name: &str) -> bool {
 /// Whether a path of the code folder is part of the program: not a test, and not documentation
 /// (a README, a text file).
 fn is_program_path(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    let doc =
-        name.starts_with("readme") || [".md", ".txt", ".rst"].iter().any(|e| name.ends_with(e));
-    !doc && !is_test_path(path)
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !is_doc_name(name) && !name.to_ascii_lowercase().ends_with(".txt") && !is_test_path(path)
 }
 
 /// The program's files among `files` (as prompts name them).
@@ -1390,12 +1397,12 @@ impl Tries {
     /// list them) is a line of the program. The model kept the code, but an error raised in the
     /// code says the code is wrong, not the test.
     fn wrong_code(&mut self, output: &str) -> Option<(String, String)> {
-        if !self.last_fix_changed_nothing || output.to_ascii_lowercase().contains("assertion") {
+        if !self.last_fix_changed_nothing || failed_assertion(output) {
             return None;
         }
         let raised = self.memory.at.last()?;
         let path = raised.split(" line ").next()?;
-        if !is_program_path(path) || path.starts_with(TESTS) {
+        if !is_program_path(path) {
             return None;
         }
         self.rewrites += 1;
