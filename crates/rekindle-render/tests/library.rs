@@ -769,17 +769,22 @@ fn an_error_raised_in_kept_code_asks_for_the_code_alone() {
 }
 
 /// Runs every `test_*.sh` in the code folder; a failure is reported as a traceback would
-/// report it: the file and line it was raised at (`$2` names another file to blame instead).
+/// report it: the file and line it was raised at (what the test prints names another file to
+/// blame instead), and an assertion that failed.
 const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: assertion failed after 0.0$RANDOM s in $PWD\"; exit 1; }; done\n";
 
-/// A model whose unit test (`test_WORD.sh`) fails by itself: the failure is raised in the test
-/// file, not the code. The test is written anew first (the code is kept); a test that still
-/// fails after that is removed, and the conformance tests decide.
+/// [`UNIT_WITH_LINES`], but the failure is an error (a name the test never defined), not an
+/// assertion.
+const UNIT_ERROR_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: NameError: name 'run' is not defined (0.0$RANDOM s in $PWD)\"; exit 1; }; done\n";
+
+/// A model whose unit test (`test_WORD.sh`) fails on an error of its own: the failure is raised
+/// in the test file, not the code. The test is written anew first (the code is kept); a test
+/// that still fails after that is removed, and the conformance tests decide.
 #[test]
-fn a_unit_failure_raised_in_the_test_is_rewritten_then_removed() {
+fn a_unit_test_failing_on_its_own_error_is_rewritten_then_removed() {
     for rewrite_passes in [true, false] {
         let f = Fixture::new(&["broken1"]);
-        std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+        std::fs::write(f.dir.path().join("unit.sh"), UNIT_ERROR_WITH_LINES).unwrap();
         f.server.set_responder(move |s: &Seen| {
             let prompt = s.last_user();
             if prompt.contains("Write test_broken1.sh anew") {
@@ -852,6 +857,72 @@ fn a_unit_failure_raised_in_the_test_is_rewritten_then_removed() {
             );
         }
     }
+}
+
+/// A unit test that fails an assertion raised in the test alone (no line of the code in the
+/// traceback) disagrees with the code it came with: when this functionality wrote it, it is
+/// removed without a call, and the conformance tests decide. A test kept from an earlier
+/// functionality passed on the code before: it is not removed unasked, but goes the way of any
+/// other failure raised in a test (written anew first, with a call).
+#[test]
+fn a_failed_assertion_in_a_new_unit_test_removes_it_without_a_call() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write test_alpha.sh anew") {
+            return openai_reply(&block("test_alpha.sh", "bash main.sh | grep -qx alpha\n"));
+        }
+        let w = word(&prompt);
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                &format!("bash main.sh | grep -qx {w}\n"),
+            ));
+        }
+        if w == "alpha" {
+            // A test that checks the code, and one that disagrees with it.
+            return openai_reply(&format!(
+                "{}{}{}",
+                block("main.sh", "#!/usr/bin/env bash\necho alpha\n"),
+                block("test_alpha.sh", "[ \"$(bash main.sh)\" = alpha ]\n"),
+                block("test_wrong.sh", "exit 1\n")
+            ));
+        }
+        // The second functionality's output has a second line: the first one's kept unit test,
+        // which compares the whole output, fails.
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", "#!/usr/bin/env bash\necho alpha\necho beta\n"),
+            block("test_beta.sh", "bash main.sh | grep -qx beta\n")
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    // alpha: implement, conformance tests. beta: implement, the rewrite, conformance tests.
+    assert_eq!(s.model_calls, 5);
+    let seen = f.server.seen();
+    assert!(seen[1].last_user().contains("Write conformance tests"));
+    assert!(seen[3].last_user().contains("Write test_alpha.sh anew"));
+    let code = f.code();
+    assert!(!code.join("test_wrong.sh").exists());
+    assert_eq!(
+        std::fs::read_to_string(code.join("test_alpha.sh")).unwrap(),
+        "bash main.sh | grep -qx alpha\n"
+    );
+    assert!(code.join("test_beta.sh").exists());
+    assert_eq!(run_main(&code), "alpha\nbeta\n");
+    assert!(warned(&events, "test_wrong.sh was removed"), "{events:?}");
+    assert!(!warned(&events, "test_alpha.sh was removed"), "{events:?}");
+    let expected = [
+        Phase::Implement,
+        Phase::UnitTests,
+        Phase::FixUnitTests,
+        Phase::UnitTests,
+        Phase::ConformanceTests,
+    ];
+    assert_eq!(phases(&events, 1), expected);
+    assert_eq!(phases(&events, 2), expected);
 }
 
 /// Runs the functionality's conformance tests; a failure names the test file and line, and
