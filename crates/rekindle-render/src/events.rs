@@ -25,6 +25,8 @@ pub enum Phase {
     PrepareEnvironment,
     ConformanceTests,
     FixConformance,
+    /// The code written anew (sampled) after its conformance tests failed on it.
+    Reimplement,
     FixRegression,
 }
 
@@ -38,6 +40,7 @@ impl Phase {
             Phase::PrepareEnvironment => "prepare environment",
             Phase::ConformanceTests => "conformance tests",
             Phase::FixConformance => "fix conformance",
+            Phase::Reimplement => "implement anew",
             Phase::FixRegression => "fix regression",
         }
     }

@@ -91,6 +91,21 @@ pub struct Context {
 }
 
 impl Context {
+    /// Every text of the specification this context holds, one after another.
+    pub fn text(&self) -> String {
+        self.definitions
+            .iter()
+            .chain(&self.implementation_reqs)
+            .chain(&self.test_reqs)
+            .chain(&self.previous)
+            .chain(std::iter::once(&self.current))
+            .chain(&self.acceptance_tests)
+            .chain(self.resources.iter().map(|r| &r.content))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Whether the specification mentions a documentation file (a README, a Markdown file), so
     /// that a reply may write one. Otherwise a small model's README, which retells the prompt,
     /// costs hundreds of tokens to write and is shown again in every later prompt.

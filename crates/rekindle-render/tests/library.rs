@@ -925,22 +925,93 @@ fn a_failed_assertion_in_a_new_unit_test_removes_it_without_a_call() {
     assert_eq!(phases(&events, 2), expected);
 }
 
+/// Conformance tests that check the functionality's acceptance test and fail on an assertion
+/// about what the code does: the code is written anew from the last functionality's, in a
+/// sampled (seeded) implementation call that says why the earlier code was given up, and the
+/// same tests run again. No fix of the failing code is asked for.
+#[test]
+fn code_that_fails_checked_conformance_tests_is_written_anew_sampled() {
+    let f = Fixture::new(&["gamma"]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash and started as \"bash main.sh\".\n\n***functional specs***\n\n- Print gamma.\n\n  ***acceptance tests***\n\n  - Running \"bash main.sh\" prints \"gamma\".\n",
+    )
+    .unwrap();
+    const ANEW: &str = "abandoned because its code failed its conformance tests";
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "out=$(bash main.sh); [ \"$out\" = gamma ] || { echo \"AssertionError: '$out' != 'gamma' after 0.0$RANDOM s\"; exit 1; }\n",
+            ));
+        }
+        let word = if prompt.contains(ANEW) { "gamma" } else { "gama" };
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", &format!("#!/usr/bin/env bash\necho {word}\n")),
+            block("unit_gamma.sh", "exit 0\n")
+        ))
+    });
+    let mut opts = f.options();
+    opts.restarts = 0;
+    let (r, events) = f.render(&opts);
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    // Implement, conformance tests, the code anew.
+    assert_eq!(s.model_calls, 3);
+    assert_eq!(run_main(&f.code()), "gamma\n");
+    let seen = f.server.seen();
+    let anew = &seen[2];
+    let asked = anew.last_user();
+    assert!(
+        asked.contains("its code failed its conformance tests (AssertionError: 'gama' != 'gamma' after <time>)"),
+        "{asked}"
+    );
+    // Written anew from the code before this functionality: the failing code is not shown.
+    assert!(!asked.contains("echo gama"), "{asked}");
+    assert_eq!(seen[0].json()["temperature"].as_f64(), Some(0.0));
+    let sampled = anew.json();
+    assert!(
+        sampled["temperature"].as_f64().unwrap() > 0.0 && sampled["seed"].is_u64(),
+        "{sampled}"
+    );
+    // The tests that failed are the tests that then pass: not asked for again.
+    assert!(
+        std::fs::read_to_string(f.conformance_tests(1).join("check.sh"))
+            .unwrap()
+            .contains("AssertionError")
+    );
+    assert_eq!(
+        phases(&events, 1),
+        [
+            Phase::Implement,
+            Phase::UnitTests,
+            Phase::ConformanceTests,
+            Phase::Reimplement,
+            Phase::UnitTests,
+        ]
+    );
+}
+
 /// Runs the functionality's conformance tests; a failure names the test file and line, and
 /// what the test printed (its error).
 const CONFORMANCE_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do out=$(bash \"$t\") || { echo \"$t:1: $out (after 0.0$RANDOM s)\"; exit 1; }; done\n";
 
 /// A conformance test that fails on an error of its own (a name it never imported), not on an
-/// assertion, is written anew before the code is touched; one that fails an assertion is the
-/// fix's to decide.
+/// assertion, is written anew before the code is touched; so is one whose failing check
+/// compares with a value the spec never gives (`'w-1'`), told which. One that fails an
+/// assertion with the spec's own values is the fix's to decide.
 #[test]
 fn a_conformance_test_failing_on_its_own_error_is_rewritten() {
+    const MADE_UP: &str = "compares with values the specification does not give (\"w-1\")";
     for (error, rewritten) in [
-        ("NameError: name 'main' is not defined", true),
-        ("AssertionError: 'broken1' != 'broken-1'", false),
+        ("NameError: name main is not defined", true),
+        ("AssertionError: 'w-1' != 'w1'", true),
+        ("AssertionError: w1 != w-1", false),
     ] {
         let f = Fixture::new(&["w1"]);
         std::fs::write(f.dir.path().join("conformance.sh"), CONFORMANCE_WITH_LINES).unwrap();
-        let error = error.to_string();
+        let check = format!("echo {error}; exit 1\n");
         f.server.set_responder(move |s: &Seen| {
             let prompt = s.last_user();
             if prompt.contains("Write conformance_tests/check.sh anew") {
@@ -956,7 +1027,7 @@ fn a_conformance_test_failing_on_its_own_error_is_rewritten() {
                 ));
             }
             if prompt.contains("Write conformance tests") {
-                return openai_reply(&block("check.sh", &format!("echo \"{error}\"; exit 1\n")));
+                return openai_reply(&block("check.sh", &check));
             }
             programmer(s)
         });
@@ -973,6 +1044,7 @@ fn a_conformance_test_failing_on_its_own_error_is_rewritten() {
             !rewritten,
             "{fix}"
         );
+        assert_eq!(fix.contains(MADE_UP), error.contains("'w-1'"), "{fix}");
     }
 }
 
