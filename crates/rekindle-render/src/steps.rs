@@ -386,6 +386,56 @@ impl Renderer<'_, '_> {
         })
     }
 
+    /// Drops a failing check of this functionality's conformance tests (in `folder`) that
+    /// compares with values the specification never gives, when the check is one line beside
+    /// another ([`without_line`]): the model worked the expected value out itself, and asked
+    /// to write the test anew it keeps the value (HumanEval/4 at 69f165b, three times). What
+    /// the memory says, when it drops one.
+    fn drop_made_up_check(
+        &mut self,
+        module: &str,
+        k: usize,
+        cx: &Context,
+        d: &ModuleLayout,
+        folder: &Path,
+        run_output: &str,
+    ) -> Result<Option<String>, RenderError> {
+        let output = self.output_for_prompt(run_output, d, folder);
+        let (files, _) = self.snapshot(&d.code);
+        let (test_files, _) = files::snapshot(folder, self.opts.prompt_budget);
+        let shown: Vec<FileText> = named(CODE, &files)
+            .into_iter()
+            .chain(named(TESTS, &test_files))
+            .collect();
+        let Some(inv) = invented_values(&output, &shown, &cx.text()) else {
+            return Ok(None);
+        };
+        let Some(rest) = inv.path.strip_prefix(TESTS) else {
+            return Ok(None);
+        };
+        let Some(file) = shown.iter().find(|f| f.path == inv.path) else {
+            return Ok(None);
+        };
+        let Some(content) = without_line(&file.content, inv.line) else {
+            return Ok(None);
+        };
+        let line = file.content.lines().nth(inv.line - 1).unwrap_or("").trim();
+        let change = Routed {
+            code: vec![],
+            tests: vec![Change::Write {
+                path: rest.to_string(),
+                content,
+            }],
+        };
+        self.apply(module, k, &Scope::tests(&d.code, folder), &change)?;
+        Ok(Some(format!(
+            "The check `{line}` ({} line {}) was removed: it compared with values the specification does not give ({}), and the code disagreed.",
+            inv.path,
+            inv.line,
+            inv.values.join(", ")
+        )))
+    }
+
     /// Whether every one of `paths` (of the code folder) is new since the last commit: written
     /// by this functionality, not kept from an earlier one.
     fn written_here(&self, code: &Path, paths: &[String]) -> Result<bool, RenderError> {
@@ -609,6 +659,19 @@ impl Renderer<'_, '_> {
                         continue;
                     }
                 }
+                if !regression && tries.dropped < MAX_DROPPED_CHECKS {
+                    if let Some(note) =
+                        self.drop_made_up_check(module, k, cx, d, &folder, &run.output)?
+                    {
+                        // No call: the check goes, the same tests run again.
+                        tries.dropped += 1;
+                        self.obs.event(&Event::Warning {
+                            message: format!("functionality {k}: {note}"),
+                        });
+                        tries.memory.tried.push(note);
+                        continue;
+                    }
+                }
                 if attempt >= self.opts.fix_attempts {
                     let what = if regression {
                         format!("the conformance tests of functionality {j} fail after it")
@@ -685,7 +748,7 @@ impl Renderer<'_, '_> {
                     (Some(path.clone()), false)
                 } else if regression {
                     (None, false)
-                } else if let Some((path, values)) = invented {
+                } else if let Some(Invented { path, values, .. }) = invented {
                     // On HumanEval's first 40 (0022e1f), three renders whose first code was
                     // right failed on such tests: their fixes rewrote the right code.
                     tries.memory.hint = Some(format!(
@@ -965,6 +1028,9 @@ impl Renderer<'_, '_> {
         }
     }
 }
+
+/// Made-up checks dropped from a functionality's conformance tests in one attempt, at most.
+const MAX_DROPPED_CHECKS: u32 = 5;
 
 /// Replies to a conformance-tests call stay short: a runaway test file is the commonest way a
 /// small model wastes a call.
@@ -1343,7 +1409,7 @@ fn assertion_in_tests_alone(output: &str, files: &[FileText]) -> Vec<String> {
 /// equals, or a quoted string it does not hold. 0 and 1 count as given (exit codes, counts),
 /// and so does a string interpolating other values (`f"{x}"`, `"$out"`).
 /// None when a failing check uses the specification's own values: then the code is to blame.
-fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<(String, Vec<String>)> {
+fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
     if !failed_assertion(output) {
         return None;
     }
@@ -1360,7 +1426,7 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<(Stri
             t.trim().is_empty() || t.contains(['{', '$']) || spec.contains(t.as_str())
         }
     };
-    let mut first: Option<String> = None;
+    let mut first: Option<(String, usize)> = None;
     let mut made_up: Vec<String> = Vec::new();
     for at in all_pointed_at(output, files) {
         let Some((path, text)) = at.split_once(" line ") else {
@@ -1369,7 +1435,9 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<(Stri
         if !is_test_path(path) {
             return None;
         }
-        let source = text.split_once(": ").map_or("", |(_, t)| t);
+        let Some((n, source)) = text.split_once(": ") else {
+            continue;
+        };
         let invented: Vec<String> = literals(source)
             .into_iter()
             .filter(|l| !given(l))
@@ -1378,14 +1446,84 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<(Stri
         if invented.is_empty() {
             return None;
         }
-        first.get_or_insert_with(|| path.to_string());
+        first.get_or_insert_with(|| (path.to_string(), n.parse().unwrap_or(0)));
         for v in invented {
             if !made_up.contains(&v) {
                 made_up.push(v);
             }
         }
     }
-    first.map(|path| (path, made_up))
+    first.map(|(path, line)| Invented {
+        path,
+        line,
+        values: made_up,
+    })
+}
+
+/// A failing check with values the specification does not give ([`invented_values`]).
+#[derive(Debug, PartialEq)]
+struct Invented {
+    /// The test file, as prompts name it.
+    path: String,
+    /// The first failing check's line (1-based).
+    line: usize,
+    /// Every made-up value of the failing checks.
+    values: Vec<String>,
+}
+
+/// `content` without its line `n` (1-based), when that line is one whole statement (its
+/// brackets balance) beside a sibling statement (a whole line at the same indentation just
+/// before or after it): the block it stands in keeps a statement, so the file still parses.
+fn without_line(content: &str, n: usize) -> Option<String> {
+    let lines: Vec<&str> = content.lines().collect();
+    let i = n.checked_sub(1)?;
+    let line = *lines.get(i)?;
+    if line.trim().is_empty() || !balanced(line) {
+        return None;
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let sibling = |l: Option<&&str>| l.is_some_and(|l| indent(l) == indent(line) && balanced(l));
+    let before = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
+    let after = lines[i + 1..].iter().find(|l| !l.trim().is_empty());
+    if !sibling(before) && !sibling(after) {
+        return None;
+    }
+    let mut kept = lines;
+    kept.remove(i);
+    let mut out = kept.join("\n");
+    if content.ends_with('\n') {
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// Whether the brackets of `line` outside its quoted strings balance, and it has no string
+/// left open.
+fn balanced(line: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' {
+                    chars.next();
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                _ => {}
+            },
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth == 0 && quote.is_none()
 }
 
 /// A literal of a line of code.
@@ -1625,6 +1763,8 @@ struct Tries {
     rewritten_alone: HashSet<String>,
     /// The specification names a documentation file: replies may write documentation.
     docs: bool,
+    /// Made-up conformance checks dropped in this attempt.
+    dropped: u32,
 }
 
 impl Tries {
@@ -1639,6 +1779,7 @@ impl Tries {
         self.rewritten = None;
         self.rounding = None;
         self.rewritten_alone.clear();
+        self.dropped = 0;
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
@@ -1920,10 +2061,11 @@ mod tests {
         // 5.0 and 1.5 are the model's own; 1.0 to 4.0 (and 3, from "Python 3") are the spec's.
         assert_eq!(
             invented_values(&failing(4, "AssertionError: 1.2 != 1.5"), &files, spec),
-            Some((
-                "conformance_tests/test_solution.py".to_string(),
-                vec!["5.0".to_string(), "1.5".to_string()]
-            ))
+            Some(Invented {
+                path: "conformance_tests/test_solution.py".to_string(),
+                line: 4,
+                values: vec!["5.0".to_string(), "1.5".to_string()]
+            })
         );
         // A string the spec does not hold is made up too; 0.5 is not, as a number, 0.50.
         assert_eq!(
@@ -1932,10 +2074,11 @@ mod tests {
                 &files,
                 &format!("{spec} 0.50")
             ),
-            Some((
-                "conformance_tests/test_solution.py".to_string(),
-                vec!["\"rounding\"".to_string()]
-            ))
+            Some(Invented {
+                path: "conformance_tests/test_solution.py".to_string(),
+                line: 6,
+                values: vec!["\"rounding\"".to_string()]
+            })
         );
         // A failing check with the spec's own values puts the failure on the code.
         assert_eq!(
@@ -1955,6 +2098,23 @@ mod tests {
                 spec
             ),
             None
+        );
+        // The check goes when a sibling statement stays in its block.
+        let test = &files[1].content;
+        let without = without_line(test, 4).unwrap();
+        assert!(!without.contains("5.0"), "{without}");
+        assert_eq!(without.lines().count(), test.lines().count() - 1);
+        assert_eq!(
+            without_line("def t():\n    assert f(2) == 5\nrun()\n", 2),
+            None
+        );
+        assert_eq!(
+            without_line("    assert f(2,\n        3) == 5\n    g()\n", 1),
+            None
+        );
+        assert_eq!(
+            without_line("    g()\n    assert f(')') == 5\n", 2).as_deref(),
+            Some("    g()\n")
         );
         // Numbers in names are no literals; numbers in strings belong to the string.
         assert_eq!(

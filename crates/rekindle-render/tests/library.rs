@@ -993,6 +993,42 @@ fn code_that_fails_checked_conformance_tests_is_written_anew_sampled() {
     );
 }
 
+/// A failing conformance check that compares with a value the spec never gives (42, worked out
+/// by the model), one line beside another check: the line goes without a call, the tests run
+/// again, and the check with the spec's value stays.
+#[test]
+fn a_made_up_conformance_check_is_dropped_without_a_call() {
+    let f = Fixture::new(&["w1"]);
+    f.server.set_responder(|s: &Seen| {
+        if s.last_user().contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "bash main.sh | grep -qx w1 || { echo \"$0:1: AssertionError: no w1\"; exit 1; }\n[ \"$(bash main.sh | wc -c)\" = 42 ] || { echo \"$0:2: AssertionError: size != 42 after 0.0$RANDOM s\"; exit 1; }\n",
+            ));
+        }
+        programmer(s)
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.model_calls, 2);
+    let check = std::fs::read_to_string(f.conformance_tests(1).join("check.sh")).unwrap();
+    assert_eq!(
+        check,
+        "bash main.sh | grep -qx w1 || { echo \"$0:1: AssertionError: no w1\"; exit 1; }\n"
+    );
+    assert!(
+        warned(
+            &events,
+            "(conformance_tests/check.sh line 2) was removed: it compared with values the specification does not give (42)"
+        ),
+        "{events:?}"
+    );
+    assert_eq!(
+        phases(&events, 1),
+        [Phase::Implement, Phase::UnitTests, Phase::ConformanceTests]
+    );
+}
+
 /// Runs the functionality's conformance tests; a failure names the test file and line, and
 /// what the test printed (its error).
 const CONFORMANCE_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do out=$(bash \"$t\") || { echo \"$t:1: $out (after 0.0$RANDOM s)\"; exit 1; }; done\n";
