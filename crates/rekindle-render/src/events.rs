@@ -25,8 +25,6 @@ pub enum Phase {
     PrepareEnvironment,
     ConformanceTests,
     FixConformance,
-    /// The code written anew (sampled) after its conformance tests failed on it.
-    Reimplement,
     FixRegression,
 }
 
@@ -40,7 +38,6 @@ impl Phase {
             Phase::PrepareEnvironment => "prepare environment",
             Phase::ConformanceTests => "conformance tests",
             Phase::FixConformance => "fix conformance",
-            Phase::Reimplement => "implement anew",
             Phase::FixRegression => "fix regression",
         }
     }

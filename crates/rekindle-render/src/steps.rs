@@ -698,35 +698,6 @@ impl Renderer<'_, '_> {
                 } else {
                     invented_values(&output, &shown, &cx.text())
                 };
-                if !regression
-                    && invented.is_none()
-                    && !cx.acceptance_tests.is_empty()
-                    && blames_the_code(&output, &shown)
-                    && rounding(&output).is_none()
-                {
-                    // The functionality's own tests check every acceptance test (or the attempt
-                    // would have failed above) and fail on what the code does: the code is
-                    // written anew from the last functionality's, sampled (seeded), instead of
-                    // fixed. On the benchmark a fix of a failing conformance test made it pass
-                    // 4 times in 75 (the model returns the code it was shown, bug and all).
-                    self.phase(module, k, Phase::Reimplement, attempt);
-                    let why = failure_line(&output);
-                    Repo::new(&d.code).reset_hard(None)?;
-                    tries.sample_next = true;
-                    let earlier = format!("its code failed its conformance tests ({why})");
-                    self.implement(module, k, cx, d, Some(&earlier), tries)
-                        .await?;
-                    tries.memory.tried.push(format!(
-                        "The code was written anew (sampled) after the conformance tests failed: {why}"
-                    ));
-                    if let Some(failure) = self
-                        .unit_tests(module, k, cx, d, &mut failures, tries)
-                        .await?
-                    {
-                        return Ok(Some(failure));
-                    }
-                    continue;
-                }
                 self.phase(
                     module,
                     k,
@@ -1612,33 +1583,6 @@ fn number_tokens(text: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether test `output` puts the failure on the code: a failed assertion (the test ran the
-/// code and got something else), or a traceback through a line of a program file among `files`.
-fn blames_the_code(output: &str, files: &[FileText]) -> bool {
-    failed_assertion(output)
-        || all_pointed_at(output, files)
-            .iter()
-            .filter_map(|a| a.split(" line ").next())
-            .any(is_program_path)
-}
-
-/// The line of test `output` that says what failed (`AssertionError: '3 3 6' != '2 3 6'`), at
-/// most 300 characters; else its last line.
-fn failure_line(output: &str) -> String {
-    let lines: Vec<&str> = output
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let line = lines
-        .iter()
-        .find(|l| l.contains("Error:") || l.contains("Error ") || l.starts_with("assert"))
-        .or(lines.last())
-        .copied()
-        .unwrap_or("no output");
-    line.chars().take(300).collect()
 }
 
 /// Whether a path as prompts show it is a test: a conformance test, or a file whose name says
