@@ -64,7 +64,15 @@ def predict(calls: list[dict], prompt_rate: float, gen_rate: float) -> float:
 
 def one_run(rekindle: Path, project: str, model: Path | None, lookup: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="rekindle-render-time-") as tmp:
-        shutil.copytree(REPO / "examples", Path(tmp) / "examples")
+        # Without what an earlier render wrote into the project (scripts/setup-and-run.sh
+        # renders examples/hello-world in place): each run starts from scratch.
+        outputs = {"build", "plain_modules", ".rekindle", "rekindle.lock"}
+        top = (REPO / "examples" / project).resolve()
+        shutil.copytree(
+            REPO / "examples",
+            Path(tmp) / "examples",
+            ignore=lambda d, names: [n for n in names if n in outputs] if Path(d).resolve() == top else [],
+        )
         folder = Path(tmp) / "examples" / project
         spec = next(folder.glob("*.plain"))
         env = dict(os.environ)

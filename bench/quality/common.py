@@ -560,9 +560,21 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+# What a render of a project writes into its folder: left out of copies, so that a copy renders
+# from scratch even after `scripts/setup-and-run.sh` rendered examples/hello-world in place.
+RENDER_OUTPUTS = frozenset({"build", "plain_modules", ".rekindle", "rekindle.lock"})
+
+
+def without_render_outputs(top: Path):
+    """A `shutil.copytree` ignore function: RENDER_OUTPUTS in the folder `top` itself."""
+    top = Path(top).resolve()
+    return lambda folder, names: [n for n in names if n in RENDER_OUTPUTS] if Path(folder).resolve() == top else []
+
+
 def copy_tree(src: Path, dst: Path) -> None:
-    """Copies a folder and makes the copy writable (the corpus is read-only)."""
-    shutil.copytree(src, dst, symlinks=True)
+    """Copies a folder, without what a render wrote in it (RENDER_OUTPUTS), and makes the copy
+    writable (the corpus is read-only)."""
+    shutil.copytree(src, dst, symlinks=True, ignore=without_render_outputs(src))
     for root, dirs, files in os.walk(dst):
         for name in dirs + files:
             p = Path(root) / name

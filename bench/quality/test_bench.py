@@ -220,6 +220,21 @@ class Spec(unittest.TestCase):
         for name in multi.PROJECTS:
             self.assertTrue((multi.ACCEPTANCE / f"{name}.sh").is_file(), name)
 
+    def test_a_project_is_copied_without_what_a_render_wrote_in_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "p", Path(tmp) / "copy"
+            for f in ["p.plain", "config.yaml", "build/app.py", "plain_modules/p/code/app.py",
+                      ".rekindle/journal.jsonl", "rekindle.lock", "scripts/build/keep.sh"]:
+                (src / f).parent.mkdir(parents=True, exist_ok=True)
+                (src / f).write_text("x\n")
+            multi.copy_project("hello-world", Path(tmp) / "hw")
+            common.copy_tree(src, dst)
+            copied = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+            # A folder named build below the project's top is the project's own.
+            self.assertEqual(copied, ["config.yaml", "p.plain", "scripts/build/keep.sh"])
+            self.assertTrue((Path(tmp) / "hw" / "hello-world" / "hello-world.plain").is_file())
+            self.assertFalse((Path(tmp) / "hw" / "hello-world" / "plain_modules").exists())
+
     def test_placeholder(self):
         self.assertTrue(common.placeholder("--- FILE: a.py\n<the whole file>\n--- END FILE\n"))
         self.assertFalse(common.placeholder("--- FILE: a.py\nprint(1)\n--- END FILE\n--- FILE: b.py\n<x>\n--- END FILE\n"))
