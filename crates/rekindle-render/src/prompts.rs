@@ -91,8 +91,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// Every text of the specification this context holds, one after another.
-    pub fn text(&self) -> String {
+    /// The specification's own texts: definitions, reqs, the functionalities, the acceptance
+    /// tests (not the linked resources).
+    fn sections(&self) -> impl Iterator<Item = &String> {
         self.definitions
             .iter()
             .chain(&self.implementation_reqs)
@@ -100,6 +101,12 @@ impl Context {
             .chain(&self.previous)
             .chain(std::iter::once(&self.current))
             .chain(&self.acceptance_tests)
+    }
+
+    /// Every text of the specification this context holds, one after another: its sections
+    /// and the content of its linked resources.
+    pub fn text(&self) -> String {
+        self.sections()
             .chain(self.resources.iter().map(|r| &r.content))
             .map(String::as_str)
             .collect::<Vec<_>>()
@@ -110,13 +117,7 @@ impl Context {
     /// that a reply may write one. Otherwise a small model's README, which retells the prompt,
     /// costs hundreds of tokens to write and is shown again in every later prompt.
     pub fn names_documentation(&self) -> bool {
-        self.definitions
-            .iter()
-            .chain(&self.implementation_reqs)
-            .chain(&self.test_reqs)
-            .chain(&self.previous)
-            .chain(std::iter::once(&self.current))
-            .chain(&self.acceptance_tests)
+        self.sections()
             .chain(self.resources.iter().map(|r| &r.path))
             .any(|t| {
                 let t = t.to_ascii_lowercase();

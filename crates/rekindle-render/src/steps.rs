@@ -386,30 +386,20 @@ impl Renderer<'_, '_> {
         })
     }
 
-    /// Drops a failing check of this functionality's conformance tests (in `folder`) that
-    /// compares with values the specification never gives, when the check is one line beside
-    /// another ([`without_line`]): the model worked the expected value out itself, and asked
-    /// to write the test anew it keeps the value (HumanEval/4 at 69f165b, three times). What
-    /// the memory says, when it drops one.
+    /// Drops the failing check `inv` of this functionality's conformance tests (in `folder`;
+    /// `shown` are the files as prompts name them), when the check is one line beside another
+    /// ([`without_line`]): the model worked the expected value out itself, and asked to write
+    /// the test anew it keeps the value (HumanEval/4 at 69f165b, three times). What the memory
+    /// says, when it drops one.
     fn drop_made_up_check(
         &mut self,
         module: &str,
         k: usize,
-        cx: &Context,
         d: &ModuleLayout,
         folder: &Path,
-        run_output: &str,
+        shown: &[FileText],
+        inv: &Invented,
     ) -> Result<Option<String>, RenderError> {
-        let output = self.output_for_prompt(run_output, d, folder);
-        let (files, _) = self.snapshot(&d.code);
-        let (test_files, _) = files::snapshot(folder, self.opts.prompt_budget);
-        let shown: Vec<FileText> = named(CODE, &files)
-            .into_iter()
-            .chain(named(TESTS, &test_files))
-            .collect();
-        let Some(inv) = invented_values(&output, &shown, &cx.text()) else {
-            return Ok(None);
-        };
         let Some(rest) = inv.path.strip_prefix(TESTS) else {
             return Ok(None);
         };
@@ -434,6 +424,15 @@ impl Renderer<'_, '_> {
             inv.line,
             inv.values.join(", ")
         )))
+    }
+
+    /// Says `note`, something the render did to a functionality's files without a call, as a
+    /// warning, and keeps it in the functionality's memory for the prompts after it.
+    fn remember(&mut self, k: usize, tries: &mut Tries, note: String) {
+        self.obs.event(&Event::Warning {
+            message: format!("functionality {k}: {note}"),
+        });
+        tries.memory.tried.push(note);
     }
 
     /// Whether every one of `paths` (of the code folder) is new since the last commit: written
@@ -649,26 +648,35 @@ impl Renderer<'_, '_> {
                             tests: vec![Change::Delete { path: name.clone() }],
                         };
                         self.apply(module, k, &Scope::tests(&d.code, &folder), &gone)?;
-                        let note = format!(
+                        self.remember(k, tries, format!(
                             "The conformance test file {TESTS}{name} was removed: it tested functionality {j} again (a file of that name is among its tests, which pass) and failed."
-                        );
-                        self.obs.event(&Event::Warning {
-                            message: format!("functionality {k}: {note}"),
-                        });
-                        tries.memory.tried.push(note);
+                        ));
                         continue;
                     }
                 }
-                if !regression && tries.dropped < MAX_DROPPED_CHECKS {
+                let output = self.output_for_prompt(&run.output, d, &folder);
+                let (files, _) = self.snapshot(&d.code);
+                let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
+                let (files, test_files) = (named(CODE, &files), named(TESTS, &test_files));
+                let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
+                // A failing check that compares with values the specification never gives
+                // (the model worked out `mean_absolute_deviation([1.0, …, 5.0]) == 1.5` itself):
+                // the test is as suspect as the code.
+                let invented = if regression {
+                    None
+                } else {
+                    invented_values(&output, &shown, &cx.text())
+                };
+                if let Some(inv) = invented
+                    .as_ref()
+                    .filter(|_| tries.dropped < MAX_DROPPED_CHECKS)
+                {
                     if let Some(note) =
-                        self.drop_made_up_check(module, k, cx, d, &folder, &run.output)?
+                        self.drop_made_up_check(module, k, d, &folder, &shown, inv)?
                     {
                         // No call: the check goes, the same tests run again.
                         tries.dropped += 1;
-                        self.obs.event(&Event::Warning {
-                            message: format!("functionality {k}: {note}"),
-                        });
-                        tries.memory.tried.push(note);
+                        self.remember(k, tries, note);
                         continue;
                     }
                 }
@@ -685,19 +693,6 @@ impl Renderer<'_, '_> {
                 }
                 attempt += 1;
                 failures += 1;
-                let output = self.output_for_prompt(&run.output, d, &folder);
-                let (files, _) = self.snapshot(&d.code);
-                let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
-                let (files, test_files) = (named(CODE, &files), named(TESTS, &test_files));
-                let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
-                // A failing check that compares with values the specification never gives
-                // (the model worked out `mean_absolute_deviation([1.0, …, 5.0]) == 1.5` itself):
-                // the test is as suspect as the code.
-                let invented = if regression {
-                    None
-                } else {
-                    invented_values(&output, &shown, &cx.text())
-                };
                 self.phase(
                     module,
                     k,
@@ -727,9 +722,7 @@ impl Renderer<'_, '_> {
                         values.join(", ")
                     ));
                     let kept = tries.last_fix_changed_nothing;
-                    tries.rewrites += 1;
-                    tries.rewritten = Some(path.clone());
-                    (Some(path), kept)
+                    (Some(tries.rewriting(path)), kept)
                 } else if let Some(path) = tries.wrong_test() {
                     (Some(path), true)
                 } else if tries.rounding.is_some() || own_error {
@@ -786,10 +779,7 @@ impl Renderer<'_, '_> {
                 };
                 tries.fixed("conformance tests", &reply, &scope);
                 if let Some(note) = dropped {
-                    self.obs.event(&Event::Warning {
-                        message: format!("functionality {k}: {note}"),
-                    });
-                    tries.memory.tried.push(note);
+                    self.remember(k, tries, note);
                 }
                 self.apply(module, k, &scope, &reply.changes)?;
                 if !reply.changes.code.is_empty() {
@@ -926,10 +916,7 @@ impl Renderer<'_, '_> {
                     if own.len() == 1 { "was" } else { "were" },
                     if own.len() == 1 { "it" } else { "they" },
                 );
-                self.obs.event(&Event::Warning {
-                    message: format!("functionality {k}: {note}"),
-                });
-                tries.memory.tried.push(note);
+                self.remember(k, tries, note);
                 continue;
             }
             if let Some(path) = tries.unwritable_test() {
@@ -1518,26 +1505,45 @@ impl std::fmt::Display for Literal {
 /// a name (`test_2`), and the contents of single- or double-quoted strings (numbers inside a
 /// string belong to it). An unterminated string ends the scan.
 fn literals(line: &str) -> Vec<Literal> {
-    let chars: Vec<char> = line.chars().collect();
+    scan(line, true)
+}
+
+/// Every number written in `text` (digits with an optional decimal part, not part of a name),
+/// wherever it stands: in prose, in quotes, in code.
+fn number_tokens(text: &str) -> Vec<String> {
+    scan(text, false)
+        .into_iter()
+        .filter_map(|l| match l {
+            Literal::Number(n) => Some(n),
+            Literal::Text(_) => None,
+        })
+        .collect()
+}
+
+/// The literals of `text`: numbers not part of a name, and, when `strings`, quoted strings (a
+/// quote is then no ordinary character: the numbers inside belong to the string, and an
+/// unterminated string ends the scan).
+fn scan(text: &str, strings: bool) -> Vec<Literal> {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c == '\'' || c == '"' {
+        if strings && (c == '\'' || c == '"') {
             let mut j = i + 1;
-            let mut text = String::new();
+            let mut quoted = String::new();
             while j < chars.len() && chars[j] != c {
                 if chars[j] == '\\' && j + 1 < chars.len() {
-                    text.push(chars[j]);
+                    quoted.push(chars[j]);
                     j += 1;
                 }
-                text.push(chars[j]);
+                quoted.push(chars[j]);
                 j += 1;
             }
             if j >= chars.len() {
                 break;
             }
-            out.push(Literal::Text(text));
+            out.push(Literal::Text(quoted));
             i = j + 1;
         } else if c.is_ascii_digit() {
             let mut j = i;
@@ -1546,33 +1552,6 @@ fn literals(line: &str) -> Vec<Literal> {
             }
             let token: String = chars[i..j].iter().collect();
             out.push(Literal::Number(token.trim_end_matches('.').to_string()));
-            i = j;
-        } else if c.is_alphanumeric() || c == '_' {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// Every number written in `text` (digits with an optional decimal part, not part of a name),
-/// wherever it stands: in prose, in quotes, in code.
-fn number_tokens(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
-                j += 1;
-            }
-            let token: String = chars[i..j].iter().collect();
-            out.push(token.trim_end_matches('.').to_string());
             i = j;
         } else if c.is_alphanumeric() || c == '_' {
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
@@ -1810,9 +1789,7 @@ impl Tries {
         if self.rewrites == 0 {
             self.sample_next = false;
         }
-        self.rewrites += 1;
-        self.rewritten = Some(path.clone());
-        Some(path)
+        Some(self.rewriting(path))
     }
 
     /// The test file to write anew when the failure points at test files only (no line of the
@@ -1836,9 +1813,14 @@ impl Tries {
         if !self.rewritten_alone.insert(path.clone()) {
             return None;
         }
+        Some(self.rewriting(path))
+    }
+
+    /// Notes that the test file `path` is asked for anew, and gives it back.
+    fn rewriting(&mut self, path: String) -> String {
         self.rewrites += 1;
         self.rewritten = Some(path.clone());
-        Some(path)
+        path
     }
 
     /// A unit test file rewritten on the model's verdict that still fails where it failed:
