@@ -425,15 +425,15 @@ fn fixes_that_run_out_fail_clearly() {
     let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
     assert!(
         failed["reason"].as_str().unwrap().contains(
-            "functionality 2 of module app failed: its unit tests still fail after 3 fixes"
+            "functionality 2 of module app failed: its unit tests still fail after 1 fix "
         ),
         "{failed}"
     );
-    // 2 (implement + tests for 1) + 2 attempts of (implement + 3 fixes) for 2.
+    // 2 (implement + tests for 1) + 2 attempts of (implement + 1 fix) for 2.
     let s = summary(&events);
     assert_eq!(
         s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
-        2 + 2 * 4,
+        2 + 2 * 2,
         "{s}"
     );
     // Functionality 1 stays committed; the build is clean.

@@ -687,7 +687,7 @@ impl Renderer<'_, '_> {
                         "its conformance tests still fail".to_string()
                     };
                     return Ok(Some((
-                        format!("{what} after {attempt} fixes (exit {})", run.exit_code),
+                        format!("{what} after {} (exit {})", fixes(attempt), run.exit_code),
                         run.output,
                     )));
                 }
@@ -875,18 +875,7 @@ impl Renderer<'_, '_> {
                 Outcome::Environment => return Err(environment(module, k, &script, run)),
                 Outcome::Failed | Outcome::TimedOut => {}
             }
-            if attempt >= self.opts.fix_attempts {
-                return Ok(Some((
-                    format!(
-                        "its unit tests still fail after {attempt} fixes (exit {})",
-                        run.exit_code
-                    ),
-                    run.output,
-                )));
-            }
-            attempt += 1;
-            *failures += 1;
-            self.phase(module, k, Phase::FixUnitTests, attempt);
+            // Removals without a call come first and do not count against the fixes.
             let output = self.output_for_prompt(&run.output, d, &d.conformance_tests(k));
             let (files, _) = self.snapshot(&d.code);
             let files = named(CODE, &files);
@@ -901,6 +890,7 @@ impl Renderer<'_, '_> {
             // they passed on the code before this one, so their failure is a regression.
             let own = assertion_in_tests_alone(&output, &files);
             if !own.is_empty() && self.written_here(&d.code, &own)? {
+                self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                 let gone = Routed {
                     code: own
                         .iter()
@@ -920,6 +910,7 @@ impl Renderer<'_, '_> {
                 continue;
             }
             if let Some(path) = tries.unwritable_test() {
+                self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                 // The model judged the code right, then could not write this unit test so that
                 // it passes: the model's own test is not ground truth (the conformance tests,
                 // written against the spec, still are). It goes, and the memory says so.
@@ -933,6 +924,19 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
+            if attempt >= self.opts.fix_attempts {
+                return Ok(Some((
+                    format!(
+                        "its unit tests still fail after {} (exit {})",
+                        fixes(attempt),
+                        run.exit_code
+                    ),
+                    run.output,
+                )));
+            }
+            attempt += 1;
+            *failures += 1;
+            self.phase(module, k, Phase::FixUnitTests, attempt);
             // An error raised in the code after a fix that kept the code: that file is asked
             // for alone, written anew (the model that kept it would keep it again).
             // A failure raised in a unit test file alone is first taken as the test's own
@@ -985,6 +989,11 @@ impl Renderer<'_, '_> {
             self.apply(module, k, &scope, &reply.changes)?;
         }
     }
+}
+
+/// "1 fix", "2 fixes".
+fn fixes(n: u32) -> String {
+    format!("{n} fix{}", if n == 1 { "" } else { "es" })
 }
 
 /// Made-up checks dropped from a functionality's conformance tests in one attempt, at most (a
