@@ -686,8 +686,13 @@ impl Renderer<'_, '_> {
                     } else {
                         "its conformance tests still fail".to_string()
                     };
+                    let check = if invented.is_none() {
+                        first_failure(&output, &shown)
+                    } else {
+                        None
+                    };
                     return Ok(Some((
-                        format!("{what} after {} (exit {})", fixes(attempt), run.exit_code),
+                        given_up(&what, attempt, run.exit_code, check),
                         run.output,
                     )));
                 }
@@ -925,12 +930,13 @@ impl Renderer<'_, '_> {
                 continue;
             }
             if attempt >= self.opts.fix_attempts {
+                let check = if invented_values(&output, &files, &cx.text()).is_none() {
+                    first_failure(&output, &files)
+                } else {
+                    None
+                };
                 return Ok(Some((
-                    format!(
-                        "its unit tests still fail after {} (exit {})",
-                        fixes(attempt),
-                        run.exit_code
-                    ),
+                    given_up("its unit tests still fail", attempt, run.exit_code, check),
                     run.output,
                 )));
             }
@@ -991,9 +997,48 @@ impl Renderer<'_, '_> {
     }
 }
 
-/// "1 fix", "2 fixes".
-fn fixes(n: u32) -> String {
-    format!("{n} fix{}", if n == 1 { "" } else { "es" })
+/// Why an attempt was given up: `what` fails after `fixes` fixes, and the first failure
+/// ([`first_failure`]) when there is one to name. It is the error the render reports, and the
+/// restart's implementation prompt says it: told only "the tests still fail", the 1.5B wrote
+/// the same mistake again.
+fn given_up(what: &str, fixes: u32, exit_code: i32, check: Option<String>) -> String {
+    let fixes = format!("{fixes} fix{}", if fixes == 1 { "" } else { "es" });
+    match check {
+        Some(check) => format!("{what} after {fixes} (exit {exit_code}): {check}"),
+        None => format!("{what} after {fixes} (exit {exit_code})"),
+    }
+}
+
+/// The first failure a Python traceback in `output` reports, in one line: the deepest line of
+/// `files` it points at (as [`pointed_at`] names them) and the exception raised there, e.g.
+/// "test_solution.py line 7: `self.assertEqual(f([5, 3]), [3, 5])` raised AssertionError:
+/// Lists differ: [5, 3] != [3, 5]". None when no traceback points into `files`.
+fn first_failure(output: &str, files: &[FileText]) -> Option<String> {
+    let tb = output.split("Traceback (most recent call last):").nth(1)?;
+    let at = all_pointed_at(tb, files).pop()?;
+    let (place, source) = at.split_once(": ")?;
+    let error = tb.lines().map(str::trim).find(|l| is_exception_line(l))?;
+    let error = if error.chars().count() > 240 {
+        format!("{}…", error.chars().take(240).collect::<String>())
+    } else {
+        error.to_string()
+    };
+    Some(format!("{place}: `{source}` raised {error}"))
+}
+
+/// Whether `line` is the last line of a Python traceback: an exception's (dotted) name ending in
+/// Error, Exception or Exit, alone or followed by a colon.
+fn is_exception_line(line: &str) -> bool {
+    let name = line.split(':').next().unwrap_or("");
+    let last = name.rsplit('.').next().unwrap_or("");
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && ["Error", "Exception", "Exit"]
+            .iter()
+            .any(|e| last.ends_with(e))
+        && (line.len() == name.len() || line[name.len()..].starts_with(':'))
 }
 
 /// Made-up checks dropped from a functionality's conformance tests in one attempt, at most (a
@@ -1898,6 +1943,49 @@ fn environment(module: &str, id: usize, script: &Path, run: scripts::Run) -> Ren
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_failure_names_the_deepest_line_and_its_exception() {
+        let test = FileText {
+            path: "conformance_tests/test_solution.py".into(),
+            content: "import unittest\nfrom solution import sort_third\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(sort_third([5, 3]), [3, 5])\n    def test_b(self):\n        self.assertEqual(sort_third([]), [])\n".into(),
+        };
+        let code = FileText {
+            path: "solution.py".into(),
+            content: "def sort_third(l):\n    return l[0] + missing\n".into(),
+        };
+        let files = [code, test];
+        // Two failures, as unittest prints them: the first one is named.
+        let out = "FF\n======================================================================\nFAIL: test_a (test_solution.T.test_a)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n  File \"/tmp/run-7/conformance_tests/test_solution.py\", line 6, in test_a\n    self.assertEqual(sort_third([5, 3]), [3, 5])\nAssertionError: Lists differ: [5, 3] != [3, 5]\n\nFirst differing element 0:\n5\n3\n\n======================================================================\nERROR: test_b (test_solution.T.test_b)\nTraceback (most recent call last):\n  File \"/tmp/run-7/conformance_tests/test_solution.py\", line 8, in test_b\n    self.assertEqual(sort_third([]), [])\n  File \"/tmp/run-7/solution.py\", line 2, in sort_third\n    return l[0] + missing\nIndexError: list index out of range\n\nRan 2 tests in 0.001s\n\nFAILED (failures=1, errors=1)\n";
+        assert_eq!(
+            first_failure(out, &files).as_deref(),
+            Some("conformance_tests/test_solution.py line 6: `self.assertEqual(sort_third([5, 3]), [3, 5])` raised AssertionError: Lists differ: [5, 3] != [3, 5]")
+        );
+        // An error raised in the code: the code's line, the deepest of the traceback.
+        let second = &out[out.find("ERROR: test_b").unwrap()..];
+        assert_eq!(
+            first_failure(second, &files).as_deref(),
+            Some("solution.py line 2: `return l[0] + missing` raised IndexError: list index out of range")
+        );
+        // No traceback, or one that points at no file shown: nothing to name.
+        assert_eq!(first_failure("FAILED (failures=1)\n", &files), None);
+        assert_eq!(
+            first_failure("Traceback (most recent call last):\n  File \"/usr/lib/python3/x.py\", line 1\nValueError: x\n", &files),
+            None
+        );
+        for (line, is) in [
+            ("AssertionError", true),
+            ("AssertionError: 3 != 4", true),
+            ("json.decoder.JSONDecodeError: Expecting value", true),
+            ("SystemExit: 2", true),
+            ("KeyboardInterrupt", false),
+            ("Error in the third line: x", false),
+            ("FAILED (failures=1)", false),
+            ("self.assertEqual(a, b)", false),
+        ] {
+            assert_eq!(is_exception_line(line), is, "{line}");
+        }
+    }
 
     #[test]
     fn floats_that_differ_by_rounding_are_told_apart_from_other_numbers() {

@@ -407,7 +407,13 @@ fn by_default_one_fix_then_a_fresh_restart() {
         }
         other => panic!("expected the functionality to fail, got {other:?}"),
     }
-    assert_eq!(f.server.seen().len(), 4);
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 4);
+    let restart = seen[2].last_user();
+    assert!(
+        restart.contains("abandoned because its unit tests still fail after 1 fix (exit"),
+        "{restart}"
+    );
     let fixes = phases(&events, 1)
         .iter()
         .filter(|p| **p == Phase::FixUnitTests)
