@@ -893,8 +893,11 @@ impl Renderer<'_, '_> {
             // and the conformance tests, written against the spec and checked against its
             // acceptance tests, decide. Tests kept from earlier functionalities are not removed:
             // they passed on the code before this one, so their failure is a regression.
+            // Unless the failing checks are the spec's own examples (every one compares with
+            // values the spec gives): then the test is right, and the code is what to fix.
+            let example = spec_valued(&output, &files, &cx.text());
             let own = assertion_in_tests_alone(&output, &files);
-            if !own.is_empty() && self.written_here(&d.code, &own)? {
+            if !example && !own.is_empty() && self.written_here(&d.code, &own)? {
                 self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                 let gone = Routed {
                     code: own
@@ -951,6 +954,11 @@ impl Renderer<'_, '_> {
             let wrong_code = tries.wrong_code(&output);
             let (target, code_kept) = if let Some((path, _)) = &wrong_code {
                 (Some(path.clone()), false)
+            } else if example {
+                tries.memory.hint = Some(
+                    "The failing check compares with values the specification itself gives: the test is right and the code is wrong. Change the code so that it gives exactly those values; keep the test.".to_string(),
+                );
+                (None, false)
             } else {
                 match tries.wrong_test() {
                     Some(path) => (Some(path), true),
@@ -1416,13 +1424,25 @@ fn assertion_in_tests_alone(output: &str, files: &[FileText]) -> Vec<String> {
     paths
 }
 
-/// The test file to write anew, and the values it made up, when every check `output` reports
-/// failing (a failed assertion, no line of a program file among `files` in its tracebacks)
-/// compares with a value that `spec` does not give: a number no number of the specification
-/// equals, or a quoted string it does not hold. 0 and 1 count as given (exit codes, counts),
-/// and so does a string interpolating other values (`f"{x}"`, `"$out"`).
-/// None when a failing check uses the specification's own values: then the code is to blame.
-fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
+/// One failing check: a line of a test file a failed assertion's traceback points at, and its
+/// literals sorted by whether the specification gives them ([`failing_checks`]).
+#[derive(Debug)]
+struct Check {
+    path: String,
+    line: usize,
+    /// Literals the specification gives: a number (not 0 or 1) some number of it equals, or a
+    /// string of three or more characters it holds.
+    given: Vec<String>,
+    /// Literals it does not give.
+    made_up: Vec<String>,
+}
+
+/// The checks `output` reports failing: a failed assertion, and every line of `files` its
+/// tracebacks point at in a test file. None when a traceback points at a program file (the
+/// code raised it) or there is no failed assertion. 0 and 1 (exit codes, counts), short or
+/// blank strings, and strings interpolating other values (`f"{x}"`, `"$out"`) are neither given
+/// nor made up.
+fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Check>> {
     if !failed_assertion(output) {
         return None;
     }
@@ -1430,17 +1450,27 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Inven
         .iter()
         .filter_map(|n| n.parse().ok())
         .collect();
+    // Some(true): given; Some(false): made up; None: neither.
     let given = |lit: &Literal| match lit {
-        Literal::Number(n) => n
-            .parse::<f64>()
-            .is_ok_and(|x| x == 0.0 || x == 1.0 || numbers.iter().any(|y| (x - y).abs() < 1e-9)),
-        // A string with `{…}` or `$…` in it is built from other values, not one itself.
+        Literal::Number(n) => {
+            let x = n.parse::<f64>().ok()?;
+            if x == 0.0 || x == 1.0 {
+                None
+            } else {
+                Some(numbers.iter().any(|y| (x - y).abs() < 1e-9))
+            }
+        }
         Literal::Text(t) => {
-            t.trim().is_empty() || t.contains(['{', '$']) || spec.contains(t.as_str())
+            if t.trim().is_empty() || t.contains(['{', '$']) {
+                None
+            } else if spec.contains(t.as_str()) {
+                (t.chars().count() >= 3).then_some(true)
+            } else {
+                Some(false)
+            }
         }
     };
-    let mut first: Option<(String, usize)> = None;
-    let mut made_up: Vec<String> = Vec::new();
+    let mut checks = Vec::new();
     for at in all_pointed_at(output, files) {
         let Some((path, text)) = at.split_once(" line ") else {
             continue;
@@ -1451,25 +1481,54 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Inven
         let Some((n, source)) = text.split_once(": ") else {
             continue;
         };
-        let invented: Vec<String> = literals(source)
-            .into_iter()
-            .filter(|l| !given(l))
-            .map(|l| l.to_string())
-            .collect();
-        if invented.is_empty() {
-            return None;
-        }
-        first.get_or_insert_with(|| (path.to_string(), n.parse().unwrap_or(0)));
-        for v in invented {
-            if !made_up.contains(&v) {
-                made_up.push(v);
+        let (mut given_here, mut made_up) = (Vec::new(), Vec::new());
+        for l in literals(source) {
+            match given(&l) {
+                Some(true) => given_here.push(l.to_string()),
+                Some(false) => made_up.push(l.to_string()),
+                None => {}
             }
         }
+        checks.push(Check {
+            path: path.to_string(),
+            line: n.parse().unwrap_or(0),
+            given: given_here,
+            made_up,
+        });
     }
-    first.map(|(path, line)| Invented {
-        path,
-        line,
-        values: made_up,
+    Some(checks)
+}
+
+/// The test file to write anew, and the values it made up, when every failing check
+/// ([`failing_checks`]) compares with a value that `spec` does not give. None when a failing
+/// check uses only the specification's own values: then the code is to blame.
+fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
+    let checks = failing_checks(output, files, spec)?;
+    if checks.is_empty() || checks.iter().any(|c| c.made_up.is_empty()) {
+        return None;
+    }
+    let mut values: Vec<String> = Vec::new();
+    for v in checks.iter().flat_map(|c| &c.made_up) {
+        if !values.contains(v) {
+            values.push(v.clone());
+        }
+    }
+    Some(Invented {
+        path: checks[0].path.clone(),
+        line: checks[0].line,
+        values,
+    })
+}
+
+/// Whether every failing check ([`failing_checks`]) compares with values the specification
+/// gives, and with none it does not: an example of the spec, so the test is right and the code
+/// is not.
+fn spec_valued(output: &str, files: &[FileText], spec: &str) -> bool {
+    failing_checks(output, files, spec).is_some_and(|checks| {
+        !checks.is_empty()
+            && checks
+                .iter()
+                .all(|c| c.made_up.is_empty() && !c.given.is_empty())
     })
 }
 
@@ -2109,12 +2168,38 @@ mod tests {
             invented_values(&failing(5, "AssertionError: 1.2 != 1.0"), &files, spec),
             None
         );
+        assert!(spec_valued(
+            &failing(5, "AssertionError: 1.2 != 1.0"),
+            &files,
+            spec
+        ));
+        // A check with a made-up value, or with none the spec gives (0 and 1, a short string
+        // the spec happens to hold), is no example of the spec.
+        assert!(!spec_valued(
+            &failing(4, "AssertionError: 1.2 != 1.5"),
+            &files,
+            spec
+        ));
+        let bare = vec![
+            files[0].clone(),
+            FileText {
+                path: "test_solution.py".into(),
+                content: "import unittest\nclass T(unittest.TestCase):\n    def test_mad(self):\n        self.assertEqual(mean_absolute_deviation([1, 0]), 1)\n        self.assertEqual(mean_absolute_deviation(['on']), 0)\n".into(),
+            },
+        ];
+        let bare_failing = |line: usize| {
+            format!("FAIL: test_mad (test_solution.T.test_mad)\nTraceback (most recent call last):\n  File \"test_solution.py\", line {line}, in test_mad\n    ...\nAssertionError: 2 != 1\n")
+        };
+        assert!(!spec_valued(&bare_failing(4), &bare, spec));
+        assert!(!spec_valued(&bare_failing(5), &bare, spec));
+        assert_eq!(invented_values(&bare_failing(4), &bare, spec), None);
         // So does an error raised in the code, and any error that is no failed assertion.
         let through_code = format!(
             "{}  File \"solution.py\", line 2, in mean_absolute_deviation\nZeroDivisionError: division by zero (AssertionError)\n",
             failing(4, "")
         );
         assert_eq!(invented_values(&through_code, &files, spec), None);
+        assert!(!spec_valued(&through_code, &files, spec));
         assert_eq!(
             invented_values(
                 &failing(4, "NameError: name 'x' is not defined"),

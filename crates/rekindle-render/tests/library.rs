@@ -984,6 +984,41 @@ fn a_failed_assertion_in_a_new_unit_test_removes_it_without_a_call() {
     assert_eq!(phases(&events, 2), expected);
 }
 
+/// A new unit test that fails on the spec's own example ("hello", which the spec says to
+/// print) is right, and the code is not: the test stays, and the one fix asks for the code to
+/// change, saying so.
+#[test]
+fn a_unit_test_failing_on_the_specs_own_example_is_kept_and_the_code_fixed() {
+    let f = Fixture::new(&["hello"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("# Unit test failure") {
+            return openai_reply(&block("main.sh", "#!/usr/bin/env bash\necho hello\n"));
+        }
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block("check.sh", "bash main.sh | grep -qx hello\n"));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", "#!/usr/bin/env bash\necho helo\n"),
+            block("test_hello.sh", "[ \"$(bash main.sh)\" = \"hello\" ]\n")
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.model_calls, 3);
+    let fix = f.server.seen()[1].last_user();
+    assert!(
+        fix.contains("compares with values the specification itself gives: the test is right and the code is wrong"),
+        "{fix}"
+    );
+    assert!(!warned(&events, "was removed"), "{events:?}");
+    let code = f.code();
+    assert!(code.join("test_hello.sh").exists());
+    assert_eq!(run_main(&code), "hello\n");
+}
+
 /// A failing conformance check that compares with a value the spec never gives (42, worked out
 /// by the model), one line beside another check: the line goes without a call, the tests run
 /// again, and the check with the spec's value stays.
