@@ -932,35 +932,6 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
-            if attempt >= self.opts.fix_attempts && !example {
-                // The fixes ran out on unit tests this functionality wrote, and their failing
-                // checks are no examples of the spec: the model's own tests are not ground
-                // truth (HumanEval/21 at ed8c3ad: a test of an input the docstring rules out,
-                // failing in the code after its fix as before it, gave up right code). They go,
-                // and the conformance tests decide.
-                let failing = test_paths_pointed_at(&output, &files);
-                if !failing.is_empty() && self.written_here(&d.code, &failing)? {
-                    self.phase(module, k, Phase::FixUnitTests, attempt + 1);
-                    let gone = Routed {
-                        code: failing
-                            .iter()
-                            .map(|path| Change::Delete { path: path.clone() })
-                            .collect(),
-                        tests: vec![],
-                    };
-                    self.apply(module, k, &Scope::code(&d.code), &gone)?;
-                    let note = format!(
-                        "The unit test file{} {} {} removed: {} still failed after {}, on checks that are no examples of the specification, and the conformance tests decide whether the code is right.",
-                        if failing.len() == 1 { "" } else { "s" },
-                        failing.join(", "),
-                        if failing.len() == 1 { "was" } else { "were" },
-                        if failing.len() == 1 { "it" } else { "they" },
-                        if attempt == 1 { "the fix".to_string() } else { format!("{attempt} fixes") },
-                    );
-                    self.remember(k, tries, note);
-                    continue;
-                }
-            }
             if attempt >= self.opts.fix_attempts {
                 let check = if invented_values(&output, &files, &cx.text()).is_none() {
                     first_failure(&output, &files)
@@ -1430,20 +1401,6 @@ fn all_pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
     }
     found.sort_by_key(|(at, _)| *at);
     found.into_iter().map(|(_, s)| s).collect()
-}
-
-/// The test files among `files` that `output` points at, each once, in order.
-fn test_paths_pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
-    let mut paths: Vec<String> = Vec::new();
-    for at in all_pointed_at(output, files) {
-        let Some(path) = at.split(" line ").next() else {
-            continue;
-        };
-        if is_test_path(path) && !paths.iter().any(|p| p == path) {
-            paths.push(path.to_string());
-        }
-    }
-    paths
 }
 
 /// The test files among `files` that a failed assertion in `output` is raised in, when the
