@@ -106,8 +106,8 @@ pub struct Options {
     pub force_render: bool,
     pub patches_dir: PathBuf,
     /// Fix calls after a failed unit or conformance run, per phase and attempt (removals and
-    /// drops that need no call do not count). One by default: on the quality benchmark's saved
-    /// runs (HumanEval's first 40 and the multi set, kept from session 11) a first fix made the tests
+    /// drops that need no call do not count). One by default: on the quality benchmark's runs
+    /// kept from session 11 (HumanEval's first 40 and the multi set) a first fix made the tests
     /// pass in 7 of 65 tries, a second or third in none of 74, while a fresh restart did in 5
     /// of 22.
     pub fix_attempts: u32,
