@@ -895,7 +895,8 @@ impl Renderer<'_, '_> {
             // they passed on the code before this one, so their failure is a regression.
             // Unless the failing checks are the spec's own examples (every one compares with
             // values the spec gives): then the test is right, and the code is what to fix.
-            let example = spec_valued(&output, &files, &cx.text());
+            let spec = cx.text();
+            let example = spec_valued(&output, &files, &spec);
             let own = assertion_in_tests_alone(&output, &files);
             if !example && !own.is_empty() && self.written_here(&d.code, &own)? {
                 self.phase(module, k, Phase::FixUnitTests, attempt + 1);
@@ -933,7 +934,7 @@ impl Renderer<'_, '_> {
                 continue;
             }
             if attempt >= self.opts.fix_attempts {
-                let check = if invented_values(&output, &files, &cx.text()).is_none() {
+                let check = if invented_values(&output, &files, &spec).is_none() {
                     first_failure(&output, &files)
                 } else {
                     None

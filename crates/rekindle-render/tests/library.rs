@@ -90,6 +90,22 @@ fn programmer_text(s: &Seen) -> String {
     )
 }
 
+/// [`programmer`], but every unit-test fix echoes the files it was shown, unchanged: the code
+/// stays as it was.
+fn unchanging_fixes(s: &Seen) -> Reply {
+    let prompt = s.last_user();
+    if !prompt.contains("# Unit test failure") {
+        return programmer(s);
+    }
+    let mut reply = String::new();
+    for f in prompt.split("--- FILE: ").skip(1) {
+        let (path, rest) = f.split_once('\n').unwrap();
+        let content = rest.split("--- END FILE").next().unwrap();
+        reply.push_str(&block(path, content));
+    }
+    openai_reply(&reply)
+}
+
 #[derive(Default)]
 struct Log(Vec<Event>);
 
@@ -314,20 +330,7 @@ fn a_failing_unit_test_is_fixed() {
 #[test]
 fn a_fix_that_changes_nothing_is_not_asked_again() {
     let f = Fixture::new(&["broken1"]);
-    f.server.set_responder(|s: &Seen| {
-        let prompt = s.last_user();
-        if prompt.contains("# Unit test failure") {
-            // Echo every current file back, unchanged.
-            let mut reply = String::new();
-            for f in prompt.split("--- FILE: ").skip(1) {
-                let (path, rest) = f.split_once('\n').unwrap();
-                let content = rest.split("--- END FILE").next().unwrap();
-                reply.push_str(&block(path, content));
-            }
-            return openai_reply(&reply);
-        }
-        programmer(s)
-    });
+    f.server.set_responder(unchanging_fixes);
     let mut opts = f.options();
     opts.fix_attempts = 3;
     opts.restarts = 1;
@@ -375,20 +378,7 @@ fn a_fix_that_changes_nothing_is_not_asked_again() {
 #[test]
 fn by_default_one_fix_then_a_fresh_restart() {
     let f = Fixture::new(&["broken1"]);
-    f.server.set_responder(|s: &Seen| {
-        let prompt = s.last_user();
-        if prompt.contains("# Unit test failure") {
-            // Every file back as it was: the code stays broken.
-            let mut reply = String::new();
-            for f in prompt.split("--- FILE: ").skip(1) {
-                let (path, rest) = f.split_once('\n').unwrap();
-                let content = rest.split("--- END FILE").next().unwrap();
-                reply.push_str(&block(path, content));
-            }
-            return openai_reply(&reply);
-        }
-        programmer(s)
-    });
+    f.server.set_responder(unchanging_fixes);
     let defaults = Options::new(PathBuf::from("build"));
     assert_eq!((defaults.fix_attempts, defaults.restarts), (1, 1));
     let opts = Options {
