@@ -91,12 +91,15 @@ def messages(problem: dict, templates: Path) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def request(msgs: list[dict]) -> dict:
+def request(msgs: list[dict], temperature: float = 0.0, seed: int | None = None) -> dict:
     stop = ["--- FILE: conformance_tests/"] + [f"--- FILE: {n}" for n in ("README", "readme", "Readme")]
+    sampling = {"temperature": temperature, "max_tokens": 2048, "stop": stop}
+    if seed is not None:
+        sampling["seed"] = seed
     return {
         "model": "local",
         "messages": msgs,
-        "sampling": {"temperature": 0.0, "max_tokens": 2048, "stop": stop},
+        "sampling": sampling,
         "constraint": "file_blocks",
         "template_version": "",
     }
@@ -118,10 +121,19 @@ def main() -> None:
     ap.add_argument("--probe", type=Path, required=True, help="the probe example binary")
     ap.add_argument("--model-path", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--samples", type=int, default=0, help="instead of the greedy reply, N sampled replies per problem (seeds 1..N)")
+    ap.add_argument("--temperature", type=float, default=0.7, help="the temperature of --samples (the render samples at 0.7)")
     ap.add_argument("--print-prompt", action="store_true", help="print the first problem's prompt and stop")
     args = ap.parse_args()
     problems = humaneval.select(humaneval.load_problems(), args.first, args.ids)
-    reqs = [(p, request(messages(p, args.templates))) for p in problems]
+    if args.samples:
+        reqs = [
+            ({**p, "probe_id": f"{p['task_id']}#{k}"}, request(messages(p, args.templates), args.temperature, k))
+            for p in problems
+            for k in range(1, args.samples + 1)
+        ]
+    else:
+        reqs = [({**p, "probe_id": p["task_id"]}, request(messages(p, args.templates))) for p in problems]
     if args.print_prompt:
         for m in reqs[0][1]["messages"]:
             print(f"== {m['role']}\n{m['content']}")
@@ -129,7 +141,7 @@ def main() -> None:
     replies_file = args.out.with_suffix(".replies.jsonl")
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for p, r in reqs:
-            f.write(json.dumps({"id": p["task_id"], "request": r}) + "\n")
+            f.write(json.dumps({"id": p["probe_id"], "request": r}) + "\n")
     t = time.time()
     subprocess.run(
         [str(args.probe), "--model", str(args.model_path), "--in", f.name, "--out", str(replies_file)],
@@ -141,7 +153,7 @@ def main() -> None:
         replies[v["id"]] = v
     rows = []
     for p, _ in reqs:
-        v = replies[p["task_id"]]
+        v = replies[p["probe_id"]]
         text = v["response"]["text"]
         with tempfile.TemporaryDirectory(prefix="rekindle-probe-") as d:
             b = blocks(text)
@@ -150,7 +162,7 @@ def main() -> None:
             verdict = humaneval.score(p, Path(d), 30, sys.executable)
         rows.append(
             {
-                "id": p["task_id"],
+                "id": p["probe_id"],
                 "passed": verdict["passed"],
                 "tokens_in": v["response"]["usage"]["input_tokens"],
                 "tokens_out": v["response"]["usage"]["output_tokens"],
@@ -158,7 +170,7 @@ def main() -> None:
                 "finish_reason": v["response"]["finish_reason"],
             }
         )
-        print(f"{p['task_id']}: {'pass' if verdict['passed'] else 'FAIL'}, {rows[-1]['tokens_out']} out, {rows[-1]['seconds']}s")
+        print(f"{p['probe_id']}: {'pass' if verdict['passed'] else 'FAIL'}, {rows[-1]['tokens_out']} out, {rows[-1]['seconds']}s")
     n = len(rows)
     summary = {
         "problems": n,

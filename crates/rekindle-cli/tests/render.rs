@@ -425,15 +425,23 @@ fn fixes_that_run_out_fail_clearly() {
     let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
     assert!(
         failed["reason"].as_str().unwrap().contains(
-            "functionality 2 of module app failed: its unit tests still fail after 1 fix "
+            "functionality 2 of module app failed: its unit tests still fail (exit 1)"
         ),
         "{failed}"
     );
-    // 2 (implement + tests for 1) + 2 attempts of (implement + 1 fix) for 2.
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("(the last of 4 attempts)"),
+        "{failed}"
+    );
+    // 2 (implement + tests for 1) + for 2: two attempts of implement and 1 fix, then two
+    // sampled ones of implement only.
     let s = summary(&events);
     assert_eq!(
         s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
-        2 + 2 * 2,
+        2 + 2 * 2 + 2,
         "{s}"
     );
     // Functionality 1 stays committed; the build is clean.

@@ -111,7 +111,8 @@ pub struct Options {
     /// pass in 7 of 65 tries, a second or third in none of 74, while a fresh restart did in 5
     /// of 22.
     pub fix_attempts: u32,
-    /// Fresh restarts of a functionality after its fixes ran out.
+    /// Fresh restarts of a functionality after its fixes ran out. Three by default: the first
+    /// greedy, the later ones sampled (see `Renderer::functionality`).
     pub restarts: u32,
     pub sampling: Sampling,
     /// Bytes of current code shown in prompts.
@@ -165,7 +166,7 @@ impl Options {
             force: false,
             force_render: false,
             fix_attempts: 1,
-            restarts: 1,
+            restarts: 3,
             sampling: Sampling::default(),
             prompt_budget: 48 * 1024,
             output_budget: 6 * 1024,

@@ -347,7 +347,7 @@ impl Renderer<'_, '_> {
         files::snapshot(root, self.opts.prompt_budget)
     }
 
-    /// One functionality, with its fixes and one fresh restart.
+    /// One functionality, with its fixes and its fresh restarts (`Options::restarts`).
     pub(crate) async fn functionality(
         &mut self,
         module: &str,
@@ -368,7 +368,20 @@ impl Renderer<'_, '_> {
                 tests.reset_hard(None)?;
                 tries.restart();
             }
-            let earlier = last.as_ref().map(|(reason, _)| reason.clone());
+            // The first restart is asked greedily, told why the first attempt failed. A later one
+            // is sampled (seeded from its request) from the first prompt as it was: where greedy
+            // replies keep one wrong idea a sample may hold another (HumanEval/6 and /37 at
+            // ed8c3ad: 2 of 5 samples of the first prompt right), while a prompt quoting the
+            // failing line had the sample write that line again (HumanEval/37). A sampled
+            // attempt gets no fix call: it stands or falls as written (its fixes passed in none
+            // of 7 tries, HumanEval/6, /21, /26, /37 at 512f259), and the next sample is cheaper.
+            let sampled = restart >= 2;
+            tries.sample_next = sampled;
+            tries.fix_budget = if sampled { 0 } else { self.opts.fix_attempts };
+            let earlier = last
+                .as_ref()
+                .filter(|_| !sampled)
+                .map(|(reason, _)| reason.clone());
             match self
                 .attempt(module, k, cx, d, restart, earlier.as_deref(), &mut tries)
                 .await?
@@ -378,6 +391,12 @@ impl Renderer<'_, '_> {
             }
         }
         let (reason, output) = last.unwrap_or_default();
+        let attempts = self.opts.restarts + 1;
+        let reason = if attempts > 1 {
+            format!("{reason} (the last of {attempts} attempts)")
+        } else {
+            reason
+        };
         Err(RenderError::Failed {
             module: module.to_string(),
             id: k,
@@ -680,7 +699,7 @@ impl Renderer<'_, '_> {
                         continue;
                     }
                 }
-                if attempt >= self.opts.fix_attempts {
+                if attempt >= tries.fix_budget {
                     let what = if regression {
                         format!("the conformance tests of functionality {j} fail after it")
                     } else {
@@ -933,7 +952,7 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
-            if attempt >= self.opts.fix_attempts {
+            if attempt >= tries.fix_budget {
                 let check = if invented_values(&output, &files, &spec).is_none() {
                     first_failure(&output, &files)
                 } else {
@@ -1011,10 +1030,14 @@ impl Renderer<'_, '_> {
 /// restart's implementation prompt says it: told only "the tests still fail", the 1.5B wrote
 /// the same mistake again.
 fn given_up(what: &str, fixes: u32, exit_code: i32, check: Option<String>) -> String {
-    let fixes = format!("{fixes} fix{}", if fixes == 1 { "" } else { "es" });
+    let after = match fixes {
+        0 => String::new(),
+        1 => " after 1 fix".to_string(),
+        n => format!(" after {n} fixes"),
+    };
     match check {
-        Some(check) => format!("{what} after {fixes} (exit {exit_code}): {check}"),
-        None => format!("{what} after {fixes} (exit {exit_code})"),
+        Some(check) => format!("{what}{after} (exit {exit_code}): {check}"),
+        None => format!("{what}{after} (exit {exit_code})"),
     }
 }
 
@@ -1523,13 +1546,16 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Inven
 
 /// Whether every failing check ([`failing_checks`]) compares with values the specification
 /// gives, and with none it does not: an example of the spec, so the test is right and the code
-/// is not.
+/// is not. A check must hold two such values at least (what goes in and what should come out):
+/// one that holds only the expected value leaves its inputs to lines before it, which may not
+/// be the spec's (shopping-cart at ed8c3ad: `total()` against the spec's 150 after adding 3 of
+/// an item where the spec adds 1, kept as an example, and the right code was "fixed").
 fn spec_valued(output: &str, files: &[FileText], spec: &str) -> bool {
     failing_checks(output, files, spec).is_some_and(|checks| {
         !checks.is_empty()
             && checks
                 .iter()
-                .all(|c| c.made_up.is_empty() && !c.given.is_empty())
+                .all(|c| c.made_up.is_empty() && c.given.len() >= 2)
     })
 }
 
@@ -1790,6 +1816,8 @@ struct Tries {
     last_fix_changed_nothing: bool,
     /// Sample the next request (seeded) even if it was never sent.
     sample_next: bool,
+    /// Fix calls this attempt may make after a failed run, per phase.
+    fix_budget: u32,
     fixes: u32,
     /// Test files rewritten on the model's own verdict that the code is right.
     rewrites: u32,
@@ -2193,6 +2221,18 @@ mod tests {
         };
         assert!(!spec_valued(&bare_failing(4), &bare, spec));
         assert!(!spec_valued(&bare_failing(5), &bare, spec));
+        // One given value alone (the expected one) is no example either: the inputs stand on
+        // other lines, and they may not be the spec's.
+        let cart_spec = "After `add(\"apple\", 50)` and `add(\"apple\", 60, 2)`, `total()` returns 150.";
+        let cart = vec![FileText {
+            path: "test_cart.py".into(),
+            content: "import unittest\nclass T(unittest.TestCase):\n    def test_add(self):\n        cart.add(\"apple\", 50, 3)\n        cart.add(\"apple\", 60, 2)\n        self.assertEqual(cart.total(), 150)\n        self.assertEqual(cart.total(\"apple\"), 150)\n".into(),
+        }];
+        let cart_failing = |line: usize| {
+            format!("FAIL: test_add (test_cart.T.test_add)\nTraceback (most recent call last):\n  File \"test_cart.py\", line {line}, in test_add\n    ...\nAssertionError: 250 != 150\n")
+        };
+        assert!(!spec_valued(&cart_failing(6), &cart, cart_spec));
+        assert!(spec_valued(&cart_failing(7), &cart, cart_spec));
         assert_eq!(invented_values(&bare_failing(4), &bare, spec), None);
         // So does an error raised in the code, and any error that is no failed assertion.
         let through_code = format!(

@@ -170,6 +170,8 @@ impl Fixture {
         // Room for the fix loop's later steps (rewrite the test, then remove it; the sampled
         // repeat), which the default of one fix per phase seldom reaches.
         o.fix_attempts = 3;
+        // One restart: the later, sampled ones are tested on their own.
+        o.restarts = 1;
         o
     }
 
@@ -374,13 +376,15 @@ fn a_fix_that_changes_nothing_is_not_asked_again() {
 
 /// With the library's default options, a failing functionality costs one fix per attempt: a
 /// second or third fix made the tests pass in none of 74 tries on the quality benchmark, a fresh
-/// restart in 5 of 22. So: implement, fix, restart, fix, and the render fails saying so.
+/// restart in 5 of 22. So: implement, fix; a greedy restart told why, fix; then two sampled
+/// restarts from the first prompt as it was, each with a seed of its own and no fix; and the
+/// render fails saying so.
 #[test]
-fn by_default_one_fix_then_a_fresh_restart() {
+fn by_default_one_fix_then_a_greedy_restart_then_sampled_ones() {
     let f = Fixture::new(&["broken1"]);
     f.server.set_responder(unchanging_fixes);
     let defaults = Options::new(PathBuf::from("build"));
-    assert_eq!((defaults.fix_attempts, defaults.restarts), (1, 1));
+    assert_eq!((defaults.fix_attempts, defaults.restarts), (1, 3));
     let opts = Options {
         fix_attempts: defaults.fix_attempts,
         restarts: defaults.restarts,
@@ -391,28 +395,38 @@ fn by_default_one_fix_then_a_fresh_restart() {
         Err(RenderError::Failed { id, reason, .. }) => {
             assert_eq!(*id, 1);
             assert!(
-                reason.contains("unit tests still fail after 1 fix "),
+                reason.contains("its unit tests still fail (exit 1)"),
                 "{reason}"
             );
+            assert!(reason.ends_with("(the last of 4 attempts)"), "{reason}");
         }
         other => panic!("expected the functionality to fail, got {other:?}"),
     }
     let seen = f.server.seen();
-    assert_eq!(seen.len(), 4);
-    let restart = seen[2].last_user();
+    // implement, fix; implement, fix; implement; implement.
+    assert_eq!(seen.len(), 6);
+    let implements = [&seen[0], &seen[2], &seen[4], &seen[5]];
+    let told = "abandoned because its unit tests still fail after 1 fix (exit";
+    assert!(!implements[0].last_user().contains(told));
     assert!(
-        restart.contains("abandoned because its unit tests still fail after 1 fix (exit"),
-        "{restart}"
+        implements[1].last_user().contains(told),
+        "{}",
+        implements[1].last_user()
     );
-    let fixes = phases(&events, 1)
-        .iter()
-        .filter(|p| **p == Phase::FixUnitTests)
-        .count();
-    let implements = phases(&events, 1)
-        .iter()
-        .filter(|p| **p == Phase::Implement)
-        .count();
-    assert_eq!((implements, fixes), (2, 2));
+    for later in &implements[2..] {
+        assert_eq!(later.last_user(), implements[0].last_user());
+    }
+    let temperature = |s: &Seen| s.json()["temperature"].as_f64().unwrap_or(0.0);
+    let seed = |s: &Seen| s.json()["seed"].as_u64();
+    assert_eq!(temperature(implements[0]), 0.0);
+    assert_eq!(temperature(implements[1]), 0.0);
+    for later in &implements[2..] {
+        assert!(temperature(later) > 0.0, "{}", later.body);
+        assert!(seed(later).is_some(), "{}", later.body);
+    }
+    assert_ne!(seed(implements[2]), seed(implements[3]));
+    let count = |phase: Phase| phases(&events, 1).iter().filter(|p| **p == phase).count();
+    assert_eq!((count(Phase::Implement), count(Phase::FixUnitTests)), (4, 2));
 }
 
 /// A model that answers the second functionality's implementation call with the program as it
@@ -974,25 +988,31 @@ fn a_failed_assertion_in_a_new_unit_test_removes_it_without_a_call() {
     assert_eq!(phases(&events, 2), expected);
 }
 
-/// A new unit test that fails on the spec's own example ("hello", which the spec says to
-/// print) is right, and the code is not: the test stays, and the one fix asks for the code to
-/// change, saying so.
+/// A new unit test that fails on the spec's own example (the output "hello" and the exit status
+/// 3, both of which the spec gives) is right, and the code is not: the test stays, and the one
+/// fix asks for the code to change, saying so.
 #[test]
 fn a_unit_test_failing_on_the_specs_own_example_is_kept_and_the_code_fixed() {
-    let f = Fixture::new(&["hello"]);
+    let f = Fixture::new(&["hello, then exit with status 3"]);
     std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
     f.server.set_responder(|s: &Seen| {
         let prompt = s.last_user();
         if prompt.contains("# Unit test failure") {
-            return openai_reply(&block("main.sh", "#!/usr/bin/env bash\necho hello\n"));
+            return openai_reply(&block(
+                "main.sh",
+                "#!/usr/bin/env bash\necho hello\nexit 3\n",
+            ));
         }
         if prompt.contains("Write conformance tests") {
             return openai_reply(&block("check.sh", "bash main.sh | grep -qx hello\n"));
         }
         openai_reply(&format!(
             "{}{}",
-            block("main.sh", "#!/usr/bin/env bash\necho helo\n"),
-            block("test_hello.sh", "[ \"$(bash main.sh)\" = \"hello\" ]\n")
+            block("main.sh", "#!/usr/bin/env bash\necho helo\nexit 3\n"),
+            block(
+                "test_hello.sh",
+                "bash main.sh > out.txt; [ $? = 3 ] && [ \"$(cat out.txt)\" = \"hello\" ]\n"
+            )
         ))
     });
     let (r, events) = f.render(&f.options());
@@ -1007,6 +1027,41 @@ fn a_unit_test_failing_on_the_specs_own_example_is_kept_and_the_code_fixed() {
     let code = f.code();
     assert!(code.join("test_hello.sh").exists());
     assert_eq!(run_main(&code), "hello\n");
+}
+
+/// A new unit test whose failing line holds only the expected value, one the spec gives
+/// ("hello"), is no example of the spec: what it ran stands elsewhere. It goes the way of any
+/// other failing unit test the code is no part of (removed), and the code stays as it was.
+#[test]
+fn a_unit_test_holding_only_the_specs_expected_value_is_no_example() {
+    let f = Fixture::new(&["hello"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_WITH_LINES).unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block("check.sh", "bash main.sh | grep -qx hello\n"));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", "#!/usr/bin/env bash\necho hello\n"),
+            block(
+                "test_hello.sh",
+                "[ \"$(bash main.sh | tr a-z A-Z)\" = \"hello\" ]\n"
+            )
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    let seen = f.server.seen();
+    assert!(
+        seen.iter().all(|s| !s
+            .last_user()
+            .contains("the test is right and the code is wrong")),
+        "a fix was told the code is wrong"
+    );
+    assert!(warned(&events, "test_hello.sh was removed"), "{events:?}");
+    assert_eq!(s.model_calls, 2);
+    assert_eq!(run_main(&f.code()), "hello\n");
 }
 
 /// A failing conformance check that compares with a value the spec never gives (42, worked out
