@@ -424,9 +424,10 @@ fn fixes_that_run_out_fail_clearly() {
     assert_eq!(code, 1, "{err}");
     let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
     assert!(
-        failed["reason"].as_str().unwrap().contains(
-            "functionality 2 of module app failed: its unit tests still fail (exit 1)"
-        ),
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("functionality 2 of module app failed: its unit tests still fail (exit 1)"),
         "{failed}"
     );
     assert!(

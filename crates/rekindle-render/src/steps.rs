@@ -2223,7 +2223,8 @@ mod tests {
         assert!(!spec_valued(&bare_failing(5), &bare, spec));
         // One given value alone (the expected one) is no example either: the inputs stand on
         // other lines, and they may not be the spec's.
-        let cart_spec = "After `add(\"apple\", 50)` and `add(\"apple\", 60, 2)`, `total()` returns 150.";
+        let cart_spec =
+            "After `add(\"apple\", 50)` and `add(\"apple\", 60, 2)`, `total()` returns 150.";
         let cart = vec![FileText {
             path: "test_cart.py".into(),
             content: "import unittest\nclass T(unittest.TestCase):\n    def test_add(self):\n        cart.add(\"apple\", 50, 3)\n        cart.add(\"apple\", 60, 2)\n        self.assertEqual(cart.total(), 150)\n        self.assertEqual(cart.total(\"apple\"), 150)\n".into(),

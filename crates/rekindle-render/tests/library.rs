@@ -426,7 +426,10 @@ fn by_default_one_fix_then_a_greedy_restart_then_sampled_ones() {
     }
     assert_ne!(seed(implements[2]), seed(implements[3]));
     let count = |phase: Phase| phases(&events, 1).iter().filter(|p| **p == phase).count();
-    assert_eq!((count(Phase::Implement), count(Phase::FixUnitTests)), (4, 2));
+    assert_eq!(
+        (count(Phase::Implement), count(Phase::FixUnitTests)),
+        (4, 2)
+    );
 }
 
 /// A model that answers the second functionality's implementation call with the program as it
