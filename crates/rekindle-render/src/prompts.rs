@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
     ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
+    ("copied.j2", include_str!("../prompts/copied.j2")),
     ("unchecked.j2", include_str!("../prompts/unchecked.j2")),
     (
         "acceptance_test.j2",
@@ -197,6 +198,16 @@ pub fn unchanged(cx: &Context, program: &[String]) -> String {
     )
     .trim_end()
     .to_string()
+}
+
+/// The follow-up to an implementation whose program files (`program`) only repeat code the
+/// specification shows. Short, and naming the files: with the functionality told again, the
+/// 0.5B wrote a unit test instead (0 of 20 bodies written); asked for the files, 6 of 20 of its
+/// answers passed HumanEval's tests and 10 still had no body.
+pub fn copied(program: &[String]) -> String {
+    render("copied.j2", minijinja::context! { program => v(program) })
+        .trim_end()
+        .to_string()
 }
 
 /// The follow-up to conformance tests that leave out acceptance tests (`unchecked`).
@@ -437,6 +448,34 @@ mod tests {
         assert!(u.ends_with("the whole new content of app.py."), "{u}");
         assert!(!u.contains("Try harder."));
         assert_eq!(template_version().len(), 16);
+    }
+
+    /// The reply format is told in words, with the markers quoted: a reply built from the
+    /// quoted markers parses, and no line of the system prompt is a bare `<placeholder>` (the
+    /// 0.5B copied `<the whole file>` as the content of every block in 19 of HumanEval's first
+    /// 40 first replies).
+    #[test]
+    fn the_system_prompt_states_the_format_the_parser_reads_without_a_placeholder_line() {
+        let system = &with_system(String::new())[0].content;
+        let quoted: Vec<&str> = system.split('"').skip(1).step_by(2).collect();
+        let open = quoted.iter().find(|q| q.contains("FILE")).unwrap();
+        let close = quoted.iter().find(|q| q.contains("END")).unwrap();
+        let reply = format!("{open}app.py\nprint(1)\n{close}\n");
+        let blocks = rekindle_llm::file_blocks::parse(&reply).unwrap();
+        assert_eq!(
+            blocks,
+            vec![rekindle_llm::file_blocks::FileBlock::Write {
+                path: "app.py".into(),
+                content: "print(1)\n".into(),
+            }]
+        );
+        for line in system.lines() {
+            let t = line.trim();
+            assert!(
+                !(t.starts_with('<') && t.ends_with('>')),
+                "a placeholder line: {t}"
+            );
+        }
     }
 
     #[test]

@@ -579,6 +579,23 @@ impl Renderer<'_, '_> {
             if let Some(again) = again.filter(|r| r.changes_program(&d.code)) {
                 reply = again;
             }
+        } else {
+            let copied = reply.copies_spec_code(&cx.text());
+            if !copied.is_empty() {
+                // The program only repeats code the specification shows (a signature and its
+                // docstring, no body): asked once more, told so. The answer is taken when it
+                // writes code of its own.
+                msgs.push(Message::assistant(reply.text.clone()));
+                msgs.push(Message::user(prompts::copied(&copied)));
+                let again = self
+                    .optional(module, k, Role::Code, msgs, scope, tries)
+                    .await?;
+                if let Some(again) = again.filter(|r| {
+                    r.changes_program(&d.code) && r.copies_spec_code(&cx.text()).is_empty()
+                }) {
+                    reply = again;
+                }
+            }
         }
         self.apply(module, k, &scope, &reply.changes)
     }
@@ -1224,6 +1241,35 @@ impl Reply {
             .code
             .iter()
             .any(|c| is_program_path(c.path()) && changes(code, c))
+    }
+
+    /// The program files the reply writes, when every one of them only repeats code the
+    /// specification (`spec`) shows: each of its lines, trimmed, is a line of the spec. A small
+    /// model copies a function's signature and docstring with no body (the 0.5B did in 20 of
+    /// HumanEval's first 40 first replies). Empty when the reply writes a line of its own, or
+    /// no program file.
+    fn copies_spec_code(&self, spec: &str) -> Vec<String> {
+        let given: HashSet<&str> = spec.lines().map(str::trim).collect();
+        let mut copied = Vec::new();
+        for c in &self.changes.code {
+            let Change::Write { path, content } = c else {
+                continue;
+            };
+            if !is_program_path(path) {
+                continue;
+            }
+            let mut lines = content.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut any = false;
+            if !lines.all(|l| {
+                any = true;
+                given.contains(l)
+            }) || !any
+            {
+                return Vec::new();
+            }
+            copied.push(path.clone());
+        }
+        copied
     }
 
     /// Keeps only the change of `path` (as prompts name it: `conformance_tests/…` for a test).

@@ -478,6 +478,47 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
     assert!(!seen[0].last_user().contains("leaves the program"));
 }
 
+/// A model that answers with the function the spec shows, signature and comment, and no body:
+/// the loop tells it so, once, in the same conversation, and renders with the second answer.
+#[test]
+fn an_implementation_that_only_repeats_the_specs_code_is_asked_again() {
+    let f = Fixture::new(&[]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
+    )
+    .unwrap();
+    let copy =
+        "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n}\n";
+    let body = "#!/usr/bin/env bash\ngreet() {\n  echo \"hello, $1\"\n}\ngreet world\n";
+    f.server.set_responder(move |s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "bash main.sh | grep -qx 'hello, world'\n",
+            ));
+        }
+        if prompt.contains("only repeats code the specification shows") {
+            return openai_reply(&block("main.sh", body));
+        }
+        openai_reply(&block("main.sh", copy))
+    });
+    let (r, _) = f.render(&f.options());
+    let s = r.unwrap();
+    assert_eq!((s.rendered, s.model_calls), (1, 3));
+    assert_eq!(run_main(&f.code()), "hello, world\n");
+    let seen = f.server.seen();
+    let again = &seen[1];
+    assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
+    let told = again.last_user();
+    assert_eq!(
+        told,
+        "Your main.sh only repeats code the specification shows: its functions have no body. Reply with main.sh complete, every function with its body written, in file blocks."
+    );
+    assert!(!seen[0].last_user().contains("only repeats"));
+}
+
 /// A model that writes a README with every implementation: unless the specification names a
 /// README, generation is asked to stop where one starts and the README is not written.
 #[test]
