@@ -119,6 +119,15 @@ fn unfence(content: &str) -> String {
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
+    // Blank lines before the opening fence (the 0.5B leaves one after the block's first line)
+    // go with it.
+    let blank = lines.iter().take_while(|l| l.trim().is_empty()).count();
+    if lines
+        .get(blank)
+        .is_some_and(|l| l.trim_start().starts_with("```"))
+    {
+        lines.drain(..blank);
+    }
     let is_fence = |l: &str| l.trim_start().starts_with("```");
     let Some(last) = lines.len().checked_sub(1) else {
         return content.to_string();
@@ -234,6 +243,24 @@ mod tests {
             }
         );
         assert!(matches!(&b[1], FileBlock::Write { content, .. } if content.contains("```sh")));
+        // With blank lines before the opening fence, as the 0.5B writes it.
+        let r = "--- FILE: a.py\n\n```python\nprint(1)\n```\n\n--- END FILE\n";
+        assert_eq!(
+            parse(r).unwrap()[0],
+            FileBlock::Write {
+                path: "a.py".into(),
+                content: "print(1)\n".into()
+            }
+        );
+        // Blank lines leading a file with no fence stay.
+        let r = "--- FILE: a.txt\n\nx\n--- END FILE\n";
+        assert_eq!(
+            parse(r).unwrap()[0],
+            FileBlock::Write {
+                path: "a.txt".into(),
+                content: "\nx\n".into()
+            }
+        );
     }
 
     #[test]
