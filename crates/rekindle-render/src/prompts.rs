@@ -450,32 +450,21 @@ mod tests {
         assert_eq!(template_version().len(), 16);
     }
 
-    /// The reply format is told in words, with the markers quoted: a reply built from the
-    /// quoted markers parses, and no line of the system prompt is a bare `<placeholder>` (the
-    /// 0.5B copied `<the whole file>` as the content of every block in 19 of HumanEval's first
-    /// 40 first replies).
+    /// The file block the system prompt shows is one the parser reads, path and content as
+    /// the placeholders say.
     #[test]
-    fn the_system_prompt_states_the_format_the_parser_reads_without_a_placeholder_line() {
+    fn the_system_prompt_shows_the_format_the_parser_reads() {
         let system = &with_system(String::new())[0].content;
-        let quoted: Vec<&str> = system.split('"').skip(1).step_by(2).collect();
-        let open = quoted.iter().find(|q| q.contains("FILE")).unwrap();
-        let close = quoted.iter().find(|q| q.contains("END")).unwrap();
-        let reply = format!("{open}app.py\nprint(1)\n{close}\n");
-        let blocks = rekindle_llm::file_blocks::parse(&reply).unwrap();
+        let start = system.find("--- FILE: ").unwrap();
+        let end = system.find("--- END FILE").unwrap() + "--- END FILE".len();
+        let blocks = rekindle_llm::file_blocks::parse(&system[start..end]).unwrap();
         assert_eq!(
             blocks,
             vec![rekindle_llm::file_blocks::FileBlock::Write {
-                path: "app.py".into(),
-                content: "print(1)\n".into(),
+                path: "<relative path>".into(),
+                content: "<the whole file>\n".into(),
             }]
         );
-        for line in system.lines() {
-            let t = line.trim();
-            assert!(
-                !(t.starts_with('<') && t.ends_with('>')),
-                "a placeholder line: {t}"
-            );
-        }
     }
 
     #[test]

@@ -1246,8 +1246,8 @@ impl Reply {
     /// The program files the reply writes, when every one of them only repeats code the
     /// specification (`spec`) shows: each of its lines, trimmed, is a line of the spec. A small
     /// model copies a function's signature and docstring with no body (the 0.5B did in 20 of
-    /// HumanEval's first 40 first replies). Empty when the reply writes a line of its own, or
-    /// no program file.
+    /// HumanEval's first 40 first replies, with the reply format told in words rather than
+    /// shown). Empty when the reply writes a line of its own, or no program file.
     fn copies_spec_code(&self, spec: &str) -> Vec<String> {
         let given: HashSet<&str> = spec.lines().map(str::trim).collect();
         let mut copied = Vec::new();
