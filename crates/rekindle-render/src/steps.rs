@@ -1258,13 +1258,12 @@ impl Reply {
             if !is_program_path(path) {
                 continue;
             }
-            let mut lines = content.lines().map(str::trim).filter(|l| !l.is_empty());
-            let mut any = false;
-            if !lines.all(|l| {
-                any = true;
-                given.contains(l)
-            }) || !any
-            {
+            let lines: Vec<&str> = content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if lines.is_empty() || !lines.iter().all(|l| given.contains(l)) {
                 return Vec::new();
             }
             copied.push(path.clone());
@@ -2347,6 +2346,50 @@ mod tests {
         ] {
             assert!(!is_program_path(p), "{p}");
         }
+    }
+
+    #[test]
+    fn a_program_that_only_repeats_the_specs_lines_is_a_copy() {
+        let spec = "- :Solution: should define `f`.\n\n  ```python\n  def f(x):\n      \"\"\"Twice x.\"\"\"\n  ```\n";
+        let reply = |files: &[(&str, &str)]| Reply {
+            changes: Routed {
+                code: files
+                    .iter()
+                    .map(|(path, content)| Change::Write {
+                        path: path.to_string(),
+                        content: content.to_string(),
+                    })
+                    .collect(),
+                tests: vec![],
+            },
+            text: String::new(),
+            finish: FinishReason::Stop,
+        };
+        let copy = "def f(x):\n    \"\"\"Twice x.\"\"\"\n\n";
+        // Reindented and with blank lines, still a copy; a test file beside it does not count.
+        assert_eq!(
+            reply(&[
+                ("solution.py", copy),
+                ("test_solution.py", "import solution\n")
+            ])
+            .copies_spec_code(spec),
+            ["solution.py"]
+        );
+        // One line of its own, in any program file, and it is not.
+        let own = "def f(x):\n    \"\"\"Twice x.\"\"\"\n    return 2 * x\n";
+        assert!(reply(&[("solution.py", own)])
+            .copies_spec_code(spec)
+            .is_empty());
+        assert!(reply(&[("solution.py", copy), ("helper.py", "y = 1\n")])
+            .copies_spec_code(spec)
+            .is_empty());
+        // No program file, or an empty one: nothing copied.
+        assert!(reply(&[("test_solution.py", copy)])
+            .copies_spec_code(spec)
+            .is_empty());
+        assert!(reply(&[("solution.py", "\n")])
+            .copies_spec_code(spec)
+            .is_empty());
     }
 
     #[test]
