@@ -119,16 +119,13 @@ fn unfence(content: &str) -> String {
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
     }
+    let is_fence = |l: &str| l.trim_start().starts_with("```");
     // Blank lines before the opening fence (the 0.5B leaves one after the block's first line)
     // go with it.
     let blank = lines.iter().take_while(|l| l.trim().is_empty()).count();
-    if lines
-        .get(blank)
-        .is_some_and(|l| l.trim_start().starts_with("```"))
-    {
+    if lines.get(blank).is_some_and(|l| is_fence(l)) {
         lines.drain(..blank);
     }
-    let is_fence = |l: &str| l.trim_start().starts_with("```");
     let Some(last) = lines.len().checked_sub(1) else {
         return content.to_string();
     };

@@ -565,36 +565,28 @@ impl Renderer<'_, '_> {
         let mut reply = self
             .ask(module, k, Role::Code, 0, msgs.clone(), scope, tries)
             .await?;
-        if !files.is_empty() && !reply.changes_program(&d.code) {
-            // The reply gave the program back as it was (a small model copies the files it is
-            // shown): asked once more, told so. Tests and documentation it changed do not count.
+        // One follow-up at most, in the same conversation, told what is missing:
+        // - the reply gave the program back as it was (a small model copies the files it is
+        //   shown; tests and documentation it changed do not count);
+        // - its program only repeats code the specification shows (a signature and its
+        //   docstring, no body), when the answer is also taken only if it writes code of its own.
+        let spec = cx.text();
+        let (told, after_copy) = if !files.is_empty() && !reply.changes_program(&d.code) {
+            (Some(prompts::unchanged(cx, &program_paths(&files))), false)
+        } else {
+            let copied = reply.copies_spec_code(&spec);
+            ((!copied.is_empty()).then(|| prompts::copied(&copied)), true)
+        };
+        if let Some(told) = told {
             msgs.push(Message::assistant(reply.text.clone()));
-            msgs.push(Message::user(prompts::unchanged(
-                cx,
-                &program_paths(&files),
-            )));
+            msgs.push(Message::user(told));
             let again = self
                 .optional(module, k, Role::Code, msgs, scope, tries)
                 .await?;
-            if let Some(again) = again.filter(|r| r.changes_program(&d.code)) {
+            if let Some(again) = again.filter(|r| {
+                r.changes_program(&d.code) && (!after_copy || r.copies_spec_code(&spec).is_empty())
+            }) {
                 reply = again;
-            }
-        } else {
-            let copied = reply.copies_spec_code(&cx.text());
-            if !copied.is_empty() {
-                // The program only repeats code the specification shows (a signature and its
-                // docstring, no body): asked once more, told so. The answer is taken when it
-                // writes code of its own.
-                msgs.push(Message::assistant(reply.text.clone()));
-                msgs.push(Message::user(prompts::copied(&copied)));
-                let again = self
-                    .optional(module, k, Role::Code, msgs, scope, tries)
-                    .await?;
-                if let Some(again) = again.filter(|r| {
-                    r.changes_program(&d.code) && r.copies_spec_code(&cx.text()).is_empty()
-                }) {
-                    reply = again;
-                }
             }
         }
         self.apply(module, k, &scope, &reply.changes)
