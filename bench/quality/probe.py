@@ -91,11 +91,13 @@ def messages(problem: dict, templates: Path) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def request(msgs: list[dict], temperature: float = 0.0, seed: int | None = None) -> dict:
+def request(msgs: list[dict], temperature: float = 0.0, seed: int | None = None, top_p: float | None = None) -> dict:
     stop = ["--- FILE: conformance_tests/"] + [f"--- FILE: {n}" for n in ("README", "readme", "Readme")]
     sampling = {"temperature": temperature, "max_tokens": 2048, "stop": stop}
     if seed is not None:
         sampling["seed"] = seed
+    if top_p is not None:
+        sampling["top_p"] = top_p
     return {
         "model": "local",
         "messages": msgs,
@@ -123,12 +125,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--samples", type=int, default=0, help="instead of the greedy reply, N sampled replies per problem (seeds 1..N)")
     ap.add_argument("--temperature", type=float, default=0.7, help="the temperature of --samples (the render samples at 0.7)")
+    ap.add_argument("--top-p", type=float, help="the top-p of --samples (the render's samples use 0.95; unset, none)")
     ap.add_argument("--print-prompt", action="store_true", help="print the first problem's prompt and stop")
     args = ap.parse_args()
     problems = humaneval.select(humaneval.load_problems(), args.first, args.ids)
     if args.samples:
         reqs = [
-            ({**p, "probe_id": f"{p['task_id']}#{k}"}, request(messages(p, args.templates), args.temperature, k))
+            ({**p, "probe_id": f"{p['task_id']}#{k}"}, request(messages(p, args.templates), args.temperature, k, args.top_p))
             for p in problems
             for k in range(1, args.samples + 1)
         ]
@@ -181,7 +184,14 @@ def main() -> None:
     }
     args.out.write_text(
         json.dumps(
-            {"kind": "prompt-probe", "templates": str(args.templates), "model": str(args.model_path), "summary": summary, "problems": rows},
+            {
+                "kind": "prompt-probe",
+                "templates": str(args.templates),
+                "model": str(args.model_path),
+                "sampling": {"samples": args.samples, "temperature": args.temperature, "top_p": args.top_p} if args.samples else "greedy",
+                "summary": summary,
+                "problems": rows,
+            },
             indent=2,
         )
         + "\n"

@@ -57,16 +57,17 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
             if line.starts_with(OPEN) && line.len() > OPEN.len() {
                 blocks.push(FileBlock::Write {
                     path: std::mem::take(path),
-                    content: unfence(&std::mem::take(content)),
+                    content: unfence(path, &std::mem::take(content)),
                 });
                 open = None;
             }
         }
         if let Some((_, path, content)) = &mut open {
             if line.trim_end() == CLOSE {
+                let content = unfence(path, &std::mem::take(content));
                 blocks.push(FileBlock::Write {
                     path: std::mem::take(path),
-                    content: unfence(&std::mem::take(content)),
+                    content,
                 });
                 open = None;
             } else {
@@ -114,7 +115,7 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
 /// not part of the file. A reply cut short (by the token cap or the runaway guard) can leave the
 /// opening fence without its close, and a model can close a fence it never opened: when no
 /// other line of the block is a fence, that line goes too.
-fn unfence(content: &str) -> String {
+fn unfence(path: &str, content: &str) -> String {
     let mut lines: Vec<&str> = content.lines().collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
         lines.pop();
@@ -125,6 +126,29 @@ fn unfence(content: &str) -> String {
     let blank = lines.iter().take_while(|l| l.trim().is_empty()).count();
     if lines.get(blank).is_some_and(|l| is_fence(l)) {
         lines.drain(..blank);
+    }
+    // Comment lines, then a fence that opens the code (`# Makes the tests a package.`, then
+    // ```` ```python ````, then the code, closed or not): the 1.5B writes conformance
+    // `__init__.py` files so (HumanEval/0, /2, /5, /8, /9, /14, /16 at 87d69cb), a syntax error
+    // to whatever imports them. The comments stay; the fence goes. Not in documentation, where
+    // a heading before a fence is the text itself.
+    let comments = lines
+        .iter()
+        .take_while(|l| {
+            let t = l.trim_start();
+            t.is_empty() || t.starts_with('#') || t.starts_with("//")
+        })
+        .count();
+    if comments > 0 && !is_documentation(path) && lines.get(comments).is_some_and(|l| is_fence(l)) {
+        let mut code: Vec<&str> = lines[comments + 1..].to_vec();
+        if code.last().is_some_and(|l| l.trim() == "```") {
+            code.pop();
+        }
+        if !code.iter().any(|l| is_fence(l)) {
+            let mut out: Vec<&str> = lines[..comments].to_vec();
+            out.extend(code);
+            return out.join("\n") + "\n";
+        }
     }
     let Some(last) = lines.len().checked_sub(1) else {
         return content.to_string();
@@ -147,6 +171,16 @@ fn unfence(content: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Whether `path` names a documentation file (Markdown, reStructuredText, AsciiDoc, text),
+/// whose fences are its own.
+fn is_documentation(path: &str) -> bool {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    matches!(
+        ext.as_deref(),
+        Some("md" | "markdown" | "rst" | "adoc" | "txt")
+    )
 }
 
 /// Writes blocks in the format: the inverse of [`parse`], which the tests check. (Prompts show
@@ -271,6 +305,30 @@ mod tests {
                 path: "test_a.py".into(),
                 content: "import unittest\nx = 1\n".into()
             }
+        );
+        // Comment lines, then a fence around the code, closed or not: the fence goes, the
+        // comments stay (an `__init__.py` so written is a syntax error to what imports it).
+        for close in ["", "```\n"] {
+            let r = format!("--- FILE: conformance_tests/__init__.py\n# Makes the tests a package.\n```python\nfrom .test_a import *\n{close}--- END FILE\n");
+            assert_eq!(
+                parse(&r).unwrap()[0],
+                FileBlock::Write {
+                    path: "conformance_tests/__init__.py".into(),
+                    content: "# Makes the tests a package.\nfrom .test_a import *\n".into()
+                }
+            );
+        }
+        // In documentation a heading before a fence is the text; and with another fence
+        // further on, the fences are the file's own.
+        let doc = "# Usage\n```sh\nrun\n```\n";
+        let r = format!("--- FILE: README.md\n{doc}--- END FILE\n");
+        assert!(
+            matches!(&parse(&r).unwrap()[0], FileBlock::Write { content, .. } if content == doc)
+        );
+        let two = "# a\n```python\nx = 1\n```\n```python\ny = 2\n";
+        let r = format!("--- FILE: a.py\n{two}--- END FILE\n");
+        assert!(
+            matches!(&parse(&r).unwrap()[0], FileBlock::Write { content, .. } if content == two)
         );
         // A closing fence never opened goes as well (a test file ended so failed to import).
         let r = "--- FILE: test_a.py\nimport unittest\nx = 1\n```\n\n--- END FILE\n";

@@ -12,6 +12,12 @@
 //! XLII"`): a test that never names it does not run the program as the acceptance test says
 //! (a small model imports it and calls `main("XLII")`), so it leaves that test out whatever
 //! else it names.
+//!
+//! One judgement is strict: what an acceptance test says a call returns (`` `total()` returns
+//! 202 ``) must be checked on a line that names the call, or a variable a line before gave its
+//! result to. Naming every value is not enough: the 1.5B checked
+//! `apply_discount(10) == 202` for that test (shopping-cart at b394d0b and 87d69cb), so the
+//! tests passed on a `total()` that never learnt the discount.
 
 use crate::prompts::Context;
 use serde::Serialize;
@@ -23,6 +29,9 @@ pub(crate) struct Unchecked {
     pub test: String,
     /// Its quoted values (as quoted there) that appear in no written file.
     pub missing: Vec<String>,
+    /// What it says calls return that no line of the written files checks, as it says it
+    /// (`` `total()` returns 202 ``).
+    pub results: Vec<String>,
 }
 
 /// The acceptance tests in `tests` that the `written` files leave out: more than half of their
@@ -49,12 +58,142 @@ pub(crate) fn unchecked(tests: &[String], setup: &str, written: &[&str]) -> Vec<
             let proper = values.iter().filter(|w| !program(w)).count();
             let proper_missing = missing.iter().filter(|w| !program(w)).count();
             let program_left_out = missing.iter().any(program);
-            (proper_missing * 2 > proper || program_left_out).then(|| Unchecked {
-                test: test.clone(),
-                missing,
+            let results: Vec<String> = results(test)
+                .into_iter()
+                .filter(|r| !written.iter().any(|f| checks(f, r)))
+                .map(|r| r.said)
+                .collect();
+            (proper_missing * 2 > proper || program_left_out || !results.is_empty()).then(|| {
+                Unchecked {
+                    test: test.clone(),
+                    missing,
+                    results,
+                }
             })
         })
         .collect()
+}
+
+/// What an acceptance test says one call returns.
+#[derive(Debug, PartialEq, Eq)]
+struct Returned {
+    /// The function or method called (`total` of `` `cart.total()` ``).
+    name: String,
+    /// The value, as a test would write it (`202`, `apple`).
+    value: String,
+    /// As the acceptance test says it.
+    said: String,
+}
+
+/// The calls `test` says return a value: a call in backquotes (`` `total()` ``,
+/// `` `cart.count()` ``), then "returns", then a number, `True`, `False`, `None`, or a quoted
+/// value. Anything else after "returns" ("the number of items") is no value to check.
+fn results(test: &str) -> Vec<Returned> {
+    let mut out = Vec::new();
+    let mut rest = test;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else { break };
+        let code = after[..close].trim();
+        rest = &after[close + 1..];
+        let Some(name) = called(code) else { continue };
+        let Some(tail) = rest.trim_start().strip_prefix("returns ") else {
+            continue;
+        };
+        let tail = tail.trim_start();
+        let quoted = ['`', '"', '“']
+            .into_iter()
+            .find(|q| tail.starts_with(*q))
+            .and_then(|q| {
+                let close = if q == '“' { '”' } else { q };
+                let inner = &tail[q.len_utf8()..];
+                inner.find(close).map(|end| {
+                    let whole = &tail[..q.len_utf8() + end + close.len_utf8()];
+                    (inner[..end].to_string(), whole)
+                })
+            });
+        let (value, said_value) = match quoted {
+            Some((value, whole)) => (value, whole.to_string()),
+            None => {
+                let word: String = tail
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != ',' && *c != ';')
+                    .collect();
+                let word = word.trim_end_matches('.').to_string();
+                let number = word.trim_start_matches('-');
+                let is_number = !number.is_empty()
+                    && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+                    && number.chars().next().is_some_and(|c| c.is_ascii_digit());
+                if !(is_number || matches!(word.as_str(), "True" | "False" | "None")) {
+                    continue;
+                }
+                (word.clone(), word)
+            }
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        out.push(Returned {
+            said: format!("`{code}` returns {said_value}"),
+            name,
+            value,
+        });
+    }
+    out
+}
+
+/// The name a backquoted call calls: `total` of `total()` and of `cart.total()`; `None` for
+/// code that is no call.
+fn called(code: &str) -> Option<String> {
+    let (head, _) = code.split_once('(')?;
+    if !code.ends_with(')') {
+        return None;
+    }
+    let name = head.rsplit('.').next()?;
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    (ident(name) && head.split('.').all(ident)).then(|| name.to_string())
+}
+
+/// Whether `file` checks `r`: a line names its value and its call, or its value and a variable
+/// an earlier line of the file gave a result of that call to (`t = cart.total()`).
+fn checks(file: &str, r: &Returned) -> bool {
+    let lines: Vec<&str> = file.lines().collect();
+    lines.iter().enumerate().any(|(i, line)| {
+        if !names(line, &r.value) {
+            return false;
+        }
+        if has_word(line, &r.name) {
+            return true;
+        }
+        let call = format!("{}(", r.name);
+        lines[..i].iter().any(|earlier| {
+            let Some((left, right)) = earlier.split_once('=') else {
+                return false;
+            };
+            let var = left.trim();
+            !right.starts_with('=')
+                && right.contains(&call)
+                && !var.is_empty()
+                && var
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && has_word(line, var)
+        })
+    })
+}
+
+/// Whether `word` stands in `line` as a whole word (not within a longer name).
+fn has_word(line: &str, word: &str) -> bool {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices(word).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + word.len()..].chars().next();
+        !before.is_some_and(is_name) && !after.is_some_and(is_name)
+    })
 }
 
 /// Whether a value word is a file name (`roman.py`, `wc_lite.py`): a dot between a name and an
@@ -190,10 +329,12 @@ mod tests {
                 Unchecked {
                     test: tests[0].clone(),
                     missing: vec!["XLII".into(), "42".into()],
+                    results: vec![],
                 },
                 Unchecked {
                     test: tests[1].clone(),
                     missing: vec!["3".into(), "IX".into(), "III".into()],
+                    results: vec![],
                 },
             ]
         );
@@ -235,6 +376,7 @@ mod tests {
             vec![Unchecked {
                 test: tests[1].clone(),
                 missing: vec!["hello".into(), "world".into()],
+                results: vec![],
             }]
         );
         assert_eq!(unchecked(&tests, "", &["'hello, world\\n'"]), vec![]);
@@ -298,6 +440,7 @@ mod tests {
             vec![Unchecked {
                 test: tests[0].clone(),
                 missing: vec!["roman.py".into()],
+                results: vec![],
             }]
         );
         // A program file the setup does not give is a value like any other; numbers with a
@@ -309,5 +452,72 @@ mod tests {
             unchecked(&plain, "", &["run('tool.py', '1.5') == '3.0'"]),
             vec![]
         );
+    }
+
+    fn discount() -> Vec<String> {
+        vec![
+            "After `add(\"apple\", 50, 3)`, `add(\"pear\", 75)` and `apply_discount(10)`, `total()` returns 202."
+                .to_string(),
+        ]
+    }
+
+    #[test]
+    fn what_a_call_returns_is_checked_on_a_line_of_that_call() {
+        let tests = discount();
+        let setup = "cart.add('apple', 50, 3)\ncart.add('pear', 75)\n";
+        // As the 1.5B wrote it: every value named, the discount's own result checked.
+        let wrong = format!("{setup}self.assertEqual(cart.apply_discount(10), 202)\n");
+        assert_eq!(
+            unchecked(&tests, "", &[&wrong]),
+            vec![Unchecked {
+                test: tests[0].clone(),
+                // One value of ten is no reason on its own; the result is.
+                missing: vec!["total".into()],
+                results: vec!["`total()` returns 202".into()],
+            }]
+        );
+        let right =
+            format!("{setup}cart.apply_discount(10)\nself.assertEqual(cart.total(), 202)\n");
+        assert_eq!(unchecked(&tests, "", &[&right]), vec![]);
+        // Through a variable the call's result went to, in the same file.
+        let through = format!(
+            "{setup}cart.apply_discount(10)\nresult = cart.total()\nself.assertEqual(result, 202)\n"
+        );
+        assert_eq!(unchecked(&tests, "", &[&through]), vec![]);
+        // Not through a variable of another call, nor a name the call's is part of.
+        let other = format!(
+            "{setup}result = cart.apply_discount(10)\nself.assertEqual(result, 202)\nself.assertEqual(cart.total_before(), 225)\n"
+        );
+        assert_eq!(unchecked(&tests, "", &[&other])[0].results.len(), 1);
+        let elsewhere = format!("{setup}cart.apply_discount(10)\nx = cart.total()\n");
+        assert_eq!(
+            unchecked(&tests, "", &[&elsewhere, "self.assertEqual(x, 202)"])[0].results,
+            ["`total()` returns 202"]
+        );
+    }
+
+    #[test]
+    fn only_a_call_followed_by_returns_and_a_value_says_a_result() {
+        let got = |t: &str| -> Vec<(String, String)> {
+            results(t).into_iter().map(|r| (r.name, r.value)).collect()
+        };
+        assert_eq!(
+            got("After `remove(\"apple\")`, `total()` returns 75 and `cart.count()` returns 1."),
+            [("total".into(), "75".into()), ("count".into(), "1".into())]
+        );
+        assert_eq!(
+            got("`name()` returns \"Ada\", `ok()` returns True, `neg()` returns -2.5;"),
+            [
+                ("name".into(), "Ada".into()),
+                ("ok".into(), "True".into()),
+                ("neg".into(), "-2.5".into())
+            ]
+        );
+        // A description, a call not followed by "returns", code that is no call, no value.
+        assert!(got("`total()` returns the sum of the prices.").is_empty());
+        assert!(got("`total()` of a new cart returns 0.").is_empty());
+        assert!(got("`x + 1` returns 2, `1()` returns 3, `f(` returns 4").is_empty());
+        assert!(got("`total()` returns").is_empty());
+        assert!(got("`total()` returns \"\"").is_empty());
     }
 }

@@ -453,6 +453,36 @@ mod tests {
     /// The file block the system prompt shows is one the parser reads, path and content as
     /// the placeholders say.
     #[test]
+    fn the_unchecked_follow_up_says_which_values_and_which_results_are_left_out() {
+        let u = |test: &str, missing: &[&str], results: &[&str]| crate::checked::Unchecked {
+            test: test.into(),
+            missing: missing.iter().map(|s| s.to_string()).collect(),
+            results: results.iter().map(|s| s.to_string()).collect(),
+        };
+        let text = unchecked(&[
+            u("Running \"x 1\" prints \"2\".", &["1", "2"], &[]),
+            u(
+                "After `apply_discount(10)`, `total()` returns 202.",
+                &[],
+                &["`total()` returns 202"],
+            ),
+        ]);
+        assert!(
+            text.starts_with("Your tests leave out what these acceptance tests check.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Running \"x 1\" prints \"2\".\n  (not in your tests: \"1\", \"2\")\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- After `apply_discount(10)`, `total()` returns 202.\n  (no line of your tests checks that `total()` returns 202: check the value that call returns)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("not in your tests: )"), "{text}");
+    }
+
+    #[test]
     fn the_system_prompt_shows_the_format_the_parser_reads() {
         let system = &with_system(String::new())[0].content;
         let start = system.find("--- FILE: ").unwrap();

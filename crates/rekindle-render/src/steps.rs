@@ -633,13 +633,14 @@ impl Renderer<'_, '_> {
             let which: Vec<String> = left_out
                 .iter()
                 .map(|u| {
-                    let missing: Vec<String> =
-                        u.missing.iter().map(|m| format!("\"{m}\"")).collect();
-                    format!(
-                        "\"{}\" (no test names {})",
-                        u.test.trim(),
-                        missing.join(", ")
-                    )
+                    let mut why: Vec<String> = Vec::new();
+                    if !u.missing.is_empty() {
+                        let missing: Vec<String> =
+                            u.missing.iter().map(|m| format!("\"{m}\"")).collect();
+                        why.push(format!("no test names {}", missing.join(", ")));
+                    }
+                    why.extend(u.results.iter().map(|r| format!("no line checks that {r}")));
+                    format!("\"{}\" ({})", u.test.trim(), why.join("; "))
                 })
                 .collect();
             let reason = format!(
