@@ -13,6 +13,12 @@ render's first request: with the repository's own templates its replies are thos
 (HumanEval/20's and /0's were checked, byte for byte, against a kept run's response cache).
 
 It measures one call, not the loop: a variant that wins here still has to win on `run.py`.
+
+With `--completion` it measures instead what the issue calls "one greedy shot of the same model":
+no spec and no file blocks, the problem's prompt as code to complete ("Complete the following
+Python function…", a plain assistant system prompt, no grammar, 1,024 tokens), the first
+```python block of the reply taken as solution.py (after the prompt's own code when the reply
+leaves the function's definition out, after the prompt's import lines when it leaves those out).
 """
 
 from __future__ import annotations
@@ -107,6 +113,37 @@ def request(msgs: list[dict], temperature: float = 0.0, seed: int | None = None,
     }
 
 
+COMPLETION_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+
+def completion_request(problem: dict) -> dict:
+    """The plain completion request of `--completion`: the problem's prompt as code to complete."""
+    user = (
+        "Complete the following Python function. Reply with the whole function in one ```python block.\n\n"
+        f"```python\n{problem['prompt']}```"
+    )
+    return {
+        "model": "local",
+        "messages": [{"role": "system", "content": COMPLETION_SYSTEM}, {"role": "user", "content": user}],
+        "sampling": {"temperature": 0.0, "max_tokens": 1024},
+        "constraint": None,
+        "template_version": "",
+    }
+
+
+def completed_module(problem: dict, text: str) -> str:
+    """solution.py from a `--completion` reply: its first ```python block (the whole reply when it
+    has none), after the prompt's code when it leaves the function's definition out, after the
+    prompt's import lines when it leaves those out."""
+    found = re.findall(r"```(?:python)?\n(.*?)```", text, re.S)
+    code = found[0] if found else text
+    if f"def {problem['entry_point']}" not in code:
+        return problem["prompt"] + code
+    imports = [l for l in problem["prompt"].splitlines() if l.startswith(("import ", "from "))]
+    missing = [l for l in imports if l not in code]
+    return "\n".join(missing + [code])
+
+
 def blocks(text: str) -> dict[str, str]:
     out = {}
     for m in re.finditer(r"--- FILE: (\S+)\n(.*?)(?=--- END FILE|--- FILE: |\Z)", text, re.S):
@@ -126,8 +163,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=0, help="instead of the greedy reply, N sampled replies per problem (seeds 1..N)")
     ap.add_argument("--temperature", type=float, default=0.7, help="the temperature of --samples (the render samples at 0.7)")
     ap.add_argument("--top-p", type=float, help="the top-p of --samples (the render's samples use 0.95; unset, none)")
+    ap.add_argument("--completion", action="store_true", help="one greedy shot without the spec or file blocks (see above)")
     ap.add_argument("--print-prompt", action="store_true", help="print the first problem's prompt and stop")
     args = ap.parse_args()
+    if args.completion and args.samples:
+        ap.error("--completion is one greedy shot: it takes no --samples")
     problems = humaneval.select(humaneval.load_problems(), args.first, args.ids)
     if args.samples:
         reqs = [
@@ -135,6 +175,8 @@ def main() -> None:
             for p in problems
             for k in range(1, args.samples + 1)
         ]
+    elif args.completion:
+        reqs = [({**p, "probe_id": p["task_id"]}, completion_request(p)) for p in problems]
     else:
         reqs = [({**p, "probe_id": p["task_id"]}, request(messages(p, args.templates))) for p in problems]
     if args.print_prompt:
@@ -159,9 +201,12 @@ def main() -> None:
         v = replies[p["probe_id"]]
         text = v["response"]["text"]
         with tempfile.TemporaryDirectory(prefix="rekindle-probe-") as d:
-            b = blocks(text)
-            if humaneval.MODULE_FILE in b:
-                Path(d, humaneval.MODULE_FILE).write_text(b[humaneval.MODULE_FILE])
+            if args.completion:
+                Path(d, humaneval.MODULE_FILE).write_text(completed_module(p, text))
+            else:
+                b = blocks(text)
+                if humaneval.MODULE_FILE in b:
+                    Path(d, humaneval.MODULE_FILE).write_text(b[humaneval.MODULE_FILE])
             verdict = humaneval.score(p, Path(d), 30, sys.executable)
         rows.append(
             {
@@ -189,6 +234,7 @@ def main() -> None:
                 "templates": str(args.templates),
                 "model": str(args.model_path),
                 "sampling": {"samples": args.samples, "temperature": args.temperature, "top_p": args.top_p} if args.samples else "greedy",
+                "prompt": "completion" if args.completion else "implement",
                 "summary": summary,
                 "problems": rows,
             },

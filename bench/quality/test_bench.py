@@ -203,6 +203,32 @@ class Harness(unittest.TestCase):
         self.assertEqual(cls, "error")
 
 
+class Completion(unittest.TestCase):
+    """probe.py --completion: what the plain completion reply becomes as solution.py."""
+
+    def setUp(self):
+        import probe
+
+        self.probe = probe
+        self.problem = {**PROBLEM, "prompt": "from typing import List\n" + PROBLEM["prompt"]}
+
+    def test_the_first_python_block_is_the_module_with_the_imports_it_left_out(self):
+        reply = "Here:\n```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```\n```python\nprint(1)\n```"
+        module = self.probe.completed_module(self.problem, reply)
+        self.assertEqual(module, "from typing import List\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n")
+
+    def test_a_body_alone_goes_after_the_prompt(self):
+        module = self.probe.completed_module(self.problem, "```python\n    return number % 1.0\n```")
+        self.assertTrue(module.startswith(self.problem["prompt"]), module)
+        self.assertTrue(module.endswith("    return number % 1.0\n"), module)
+
+    def test_the_request_has_no_grammar_and_shows_the_prompt_as_code(self):
+        r = self.probe.completion_request(self.problem)
+        self.assertIsNone(r["constraint"])
+        self.assertEqual(r["sampling"]["temperature"], 0.0)
+        self.assertIn("```python\n" + self.problem["prompt"] + "```", r["messages"][1]["content"])
+
+
 class Spec(unittest.TestCase):
     def test_prompt_goes_in_verbatim_in_a_fence(self):
         text = humaneval.spec_text(PROBLEM)

@@ -162,8 +162,18 @@ fn called(code: &str) -> Option<String> {
 /// an earlier line of the file gave a result of that call to (`t = cart.total()`).
 fn checks(file: &str, r: &Returned) -> bool {
     let lines: Vec<&str> = file.lines().collect();
+    // A value of one word (`202`, `-2.5`, `True`) is matched whole: 2025 is no check of 202.
+    let one_word = r
+        .value
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'));
     lines.iter().enumerate().any(|(i, line)| {
-        if !names(line, &r.value) {
+        let value = if one_word {
+            has_word(line, &r.value)
+        } else {
+            names(line, &r.value)
+        };
+        if !value {
             return false;
         }
         if has_word(line, &r.name) {
@@ -484,6 +494,10 @@ mod tests {
             "{setup}cart.apply_discount(10)\nresult = cart.total()\nself.assertEqual(result, 202)\n"
         );
         assert_eq!(unchecked(&tests, "", &[&through]), vec![]);
+        // Nor with a number the value is part of.
+        let longer =
+            format!("{setup}cart.apply_discount(10)\nself.assertEqual(cart.total(), 2025)\n");
+        assert_eq!(unchecked(&tests, "", &[&longer])[0].results.len(), 1);
         // Not through a variable of another call, nor a name the call's is part of.
         let other = format!(
             "{setup}result = cart.apply_discount(10)\nself.assertEqual(result, 202)\nself.assertEqual(cart.total_before(), 225)\n"
