@@ -129,7 +129,7 @@ fn unfence(path: &str, content: &str) -> String {
     }
     // Comment lines, then a fence that opens the code (`# Makes the tests a package.`, then
     // ```` ```python ````, then the code, closed or not): the 1.5B writes conformance
-    // `__init__.py` files so (HumanEval/0, /2, /5, /8, /9, /14, /16 at 87d69cb), a syntax error
+    // `__init__.py` files so (10 of HumanEval's first 40 at 87d69cb), a syntax error
     // to whatever imports them. The comments stay; the fence goes. Not in documentation, where
     // a heading before a fence is the text itself.
     let comments = lines
