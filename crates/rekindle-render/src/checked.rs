@@ -92,28 +92,18 @@ fn results(test: &str) -> Vec<Returned> {
     let mut out = Vec::new();
     let mut rest = test;
     while let Some(open) = rest.find('`') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('`') else { break };
-        let code = after[..close].trim();
-        rest = &after[close + 1..];
+        let Some((code, len)) = quoted(&rest[open..]) else {
+            break;
+        };
+        let code = code.trim();
+        rest = &rest[open + len..];
         let Some(name) = called(code) else { continue };
         let Some(tail) = rest.trim_start().strip_prefix("returns ") else {
             continue;
         };
         let tail = tail.trim_start();
-        let quoted = ['`', '"', '“']
-            .into_iter()
-            .find(|q| tail.starts_with(*q))
-            .and_then(|q| {
-                let close = if q == '“' { '”' } else { q };
-                let inner = &tail[q.len_utf8()..];
-                inner.find(close).map(|end| {
-                    let whole = &tail[..q.len_utf8() + end + close.len_utf8()];
-                    (inner[..end].to_string(), whole)
-                })
-            });
-        let (value, said_value) = match quoted {
-            Some((value, whole)) => (value, whole.to_string()),
+        let (value, said_value) = match quoted(tail) {
+            Some((value, len)) => (value.to_string(), tail[..len].to_string()),
             None => {
                 let word: String = tail
                     .chars()
@@ -249,21 +239,31 @@ pub(crate) fn setup(cx: &Context) -> String {
 fn values(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut rest = text;
-    while let Some((i, open)) = rest
-        .char_indices()
-        .find(|(_, c)| matches!(c, '"' | '“' | '`'))
-    {
-        let close = if open == '“' { '”' } else { open };
-        let after = &rest[i + open.len_utf8()..];
-        let Some(end) = after.find(close) else { break };
-        for w in words(&without_concepts(&after[..end])) {
+    while let Some(i) = rest.find(QUOTES) {
+        let Some((inside, len)) = quoted(&rest[i..]) else {
+            break;
+        };
+        for w in words(&without_concepts(inside)) {
             if !out.contains(&w) {
                 out.push(w);
             }
         }
-        rest = &after[end + close.len_utf8()..];
+        rest = &rest[i + len..];
     }
     out
+}
+
+/// The quotes a value is written in: "…", “…” or `…`.
+const QUOTES: [char; 3] = ['"', '“', '`'];
+
+/// The quoted span `text` starts with: what is inside it, and the length of the whole span.
+/// `None` when `text` starts with no quote, or its quote is never closed.
+fn quoted(text: &str) -> Option<(&str, usize)> {
+    let open = text.chars().next().filter(|c| QUOTES.contains(c))?;
+    let close = if open == '“' { '”' } else { open };
+    let inside = &text[open.len_utf8()..];
+    let end = inside.find(close)?;
+    Some((&inside[..end], open.len_utf8() + end + close.len_utf8()))
 }
 
 /// `text` without its concepts (`:Name:`).

@@ -450,8 +450,6 @@ mod tests {
         assert_eq!(template_version().len(), 16);
     }
 
-    /// The file block the system prompt shows is one the parser reads, path and content as
-    /// the placeholders say.
     #[test]
     fn the_unchecked_follow_up_says_which_values_and_which_results_are_left_out() {
         let u = |test: &str, missing: &[&str], results: &[&str]| crate::checked::Unchecked {
@@ -482,6 +480,8 @@ mod tests {
         assert!(!text.contains("not in your tests: )"), "{text}");
     }
 
+    /// The file block the system prompt shows is one the parser reads, path and content as
+    /// the placeholders say.
     #[test]
     fn the_system_prompt_shows_the_format_the_parser_reads() {
         let system = &with_system(String::new())[0].content;
