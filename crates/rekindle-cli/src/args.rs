@@ -382,6 +382,10 @@ pub struct RenderArgs {
     /// Most tokens a model may write per reply.
     #[arg(long, value_name = "N", default_value = "2048")]
     pub max_tokens: u32,
+    /// Most model calls one functionality may make, fixes and restarts included (cached replies
+    /// count too); then it fails with its last failure.
+    #[arg(long, value_name = "N", default_value = "7", value_parser = clap::value_parser!(u32).range(1..))]
+    pub call_budget: u32,
     #[command(flatten)]
     pub provider: ProviderArgs,
     #[command(flatten)]

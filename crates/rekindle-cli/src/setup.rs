@@ -186,6 +186,7 @@ pub fn options(
     opts.patches_dir = ProjectLayout::for_spec(file).patches();
     opts.project_dir = std::path::absolute(ProjectLayout::for_spec(file).dir).ok();
     opts.sampling.max_tokens = r.max_tokens;
+    opts.call_budget = r.call_budget;
     opts.spec_hash = spec_hash(project);
     opts.sandbox = settings.toml.sandbox.clone();
     if r.no_sandbox {

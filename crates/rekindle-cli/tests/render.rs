@@ -434,15 +434,15 @@ fn fixes_that_run_out_fail_clearly() {
         failed["reason"]
             .as_str()
             .unwrap()
-            .ends_with("(the last of 4 attempts)"),
+            .ends_with("(the last of 5 attempts; 6 of its 7 model calls made, too few left for another attempt)"),
         "{failed}"
     );
-    // 2 (implement + tests for 1) + for 2: two attempts of implement and 1 fix, then two
-    // sampled ones of implement only.
+    // 2 (implement + tests for 1) + for 2: implement and 1 fix, the told restart's implement,
+    // then three sampled ones of implement only: 6 of its 7 calls, one too few for another.
     let s = summary(&events);
     assert_eq!(
         s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
-        2 + 2 * 2 + 2,
+        2 + 2 + 1 + 3,
         "{s}"
     );
     // Functionality 1 stays committed; the build is clean.
@@ -456,6 +456,38 @@ fn fixes_that_run_out_fail_clearly() {
         "{err}"
     );
     assert!(err.contains("unit test unit_bad.sh failed"), "{err}");
+}
+
+/// `--call-budget` sets how many model calls a functionality may make: with 4, the failing one
+/// gets its first attempt (implement, fix) and the told restart, and no sample.
+#[test]
+fn the_call_budget_flag_ends_a_failing_functionality_sooner() {
+    let p = Project::new(
+        &["good", "bad"],
+        Behaviour {
+            unfixable: vec!["bad".into()],
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&["--call-budget", "4"]);
+    assert_eq!(code, 1, "{err}");
+    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("(the last of 2 attempts; 3 of its 4 model calls made, too few left for another attempt)"),
+        "{failed}"
+    );
+    let s = summary(&events);
+    assert_eq!(
+        s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
+        2 + 3,
+        "{s}"
+    );
+    let (code, _, err) = p.render(&["--call-budget", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--call-budget"), "{err}");
 }
 
 #[test]

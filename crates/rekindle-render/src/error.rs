@@ -15,6 +15,14 @@ pub enum RenderError {
         reason: String,
         output: String,
     },
+    /// A functionality made as many model calls as `Options::call_budget` allows and needed
+    /// another. The render turns it into [`RenderError::Failed`], with the last failure.
+    #[error("functionality {id} of module {module} spent its {calls} model calls")]
+    OutOfCalls {
+        module: String,
+        id: usize,
+        calls: u32,
+    },
     /// A test script exited 69: the environment cannot run tests.
     #[error("{script} exited 69 (the environment cannot run the tests) while rendering functionality {id} of module {module}")]
     Environment {
@@ -57,6 +65,7 @@ impl RenderError {
     pub fn functionality(&self) -> Option<(&str, usize)> {
         match self {
             RenderError::Failed { module, id, .. }
+            | RenderError::OutOfCalls { module, id, .. }
             | RenderError::Environment { module, id, .. }
             | RenderError::Reply { module, id, .. } => Some((module, *id)),
             _ => None,
@@ -68,6 +77,7 @@ impl RenderError {
         matches!(
             self,
             RenderError::Failed { .. }
+                | RenderError::OutOfCalls { .. }
                 | RenderError::Reply { .. }
                 | RenderError::HandEdits { .. }
                 | RenderError::Locked(_)
