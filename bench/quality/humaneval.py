@@ -4,6 +4,7 @@ rendered code in a separate process. The tests never enter the project folder.""
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import shutil
@@ -187,6 +188,40 @@ def run(args, rekindle: str, models: common.ModelArgs) -> int:
     common.write_json(out, data)
     print_table(data)
     print(f"\nresults: {out}")
+    return 0
+
+
+def rescore(args) -> int:
+    """Scores the code a kept run left on disk again (after a fix to the scorer), and writes the
+    results with `passed`, `failure_class`, `code_on_disk_passes` and `hidden_detail` redone; the
+    render's own outcome and figures stay as recorded. The metadata says when and what changed."""
+    data = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    scratch = Path(args.scratch).resolve()
+    problems = load_problems()
+    python = shutil.which("python3") or sys.executable
+    changed = []
+    for row in data["problems"]:
+        code_dir = scratch / row["id"].replace("/", "_") / "plain_modules" / SPEC_NAME[:-6] / "code"
+        if not code_dir.parent.is_dir():
+            sys.exit(f"{code_dir.parent} is missing: rescore needs the projects of a run made with --keep")
+        hidden = score(problems[row["id"]], code_dir, args.score_timeout, python)
+        on_disk = bool(hidden.get("passed"))
+        passed = row["rendered"] and on_disk
+        cls = row["failure_class"]
+        if row["rendered"]:
+            cls = None if on_disk else "wrong"
+        if (passed, cls, on_disk) != (row["passed"], row["failure_class"], row["code_on_disk_passes"]):
+            changed.append(f"{row['id']}: passed {row['passed']} -> {passed}")
+        row.update(passed=passed, failure_class=cls, code_on_disk_passes=on_disk, hidden_detail=hidden.get("detail"))
+    meta = dict(data["meta"])
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    meta["rescored"] = {"date": now, "changed": changed}
+    out = Path(args.out).resolve() if args.out else Path(args.results).resolve()
+    data = result(meta, data["problems"], data["summary"]["planned"])
+    common.write_json(out, data)
+    print_table(data)
+    print("\nrescored: " + ("; ".join(changed) or "nothing changed"))
+    print(f"results: {out}")
     return 0
 
 

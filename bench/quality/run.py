@@ -80,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--timeout", type=float, metavar="S",
                    help="wall-clock limit of one render (default: 600 s per functionality)")
     common_options(m)
+
+    r = sub.add_parser("rescore-humaneval", help="score the code a kept HumanEval run left on disk again")
+    r.add_argument("results", metavar="RESULTS", help="the run's JSON results file")
+    r.add_argument("--scratch", required=True, metavar="DIR", help="the run's scratch folder (run with --keep)")
+    r.add_argument("--out", metavar="FILE", help="where to write the rescored results (default: RESULTS)")
+    r.add_argument("--score-timeout", type=float, default=60.0, metavar="S",
+                   help="limit of the hidden tests of one problem, seconds (default 60)")
     return p
 
 
@@ -89,6 +96,10 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     import common
 
+    if args.set == "rescore-humaneval":
+        import humaneval
+
+        return humaneval.rescore(args)
     rekindle = common.find_rekindle(args.rekindle)
     models = common.ModelArgs(
         provider=args.provider,

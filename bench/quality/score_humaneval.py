@@ -5,7 +5,8 @@
 Prints one line `NONCE {"passed": bool, "detail": str|null}` (the nonce, so that nothing the
 rendered code prints can pass for the verdict). The problem's prompt is executed in a
 namespace of its own so that check() finds the helpers the problem gives (poly, encode_cyclic, …);
-the candidate is the function the rendered module defines, with the rendered module as its globals.
+the candidate is the function the rendered module defines, with the rendered module as its globals,
+and the entry point's name in that namespace is the candidate too (as in the official harness).
 """
 
 import json
@@ -42,6 +43,10 @@ def main() -> None:
     reference: dict = {"__name__": "__hidden_tests__"}
     try:
         exec(problem["prompt"], reference)
+        # The official harness runs prompt + completion + test as one program, so a test that
+        # names the entry point itself (HumanEval/33 compares `candidate(x)` with
+        # `sort_third(x)`) calls the candidate, not the prompt's stub that returns None.
+        reference[problem["entry_point"]] = candidate
         exec(problem["test"], reference)
         reference["check"](candidate)
     except AssertionError:

@@ -146,6 +146,27 @@ class Harness(unittest.TestCase):
         self.assertEqual(r.totals()["model_calls"], 1)
         self.assertEqual(r.journal_calls, 1)
 
+    def test_a_check_that_names_the_entry_point_calls_the_candidate(self):
+        # HumanEval/33's check compares candidate(x) with sort_third(x): the official harness
+        # runs prompt, completion and test as one program, so both are the candidate.
+        problem = {
+            "task_id": "HumanEval/33",
+            "prompt": "\n\ndef sort_third(l: list):\n    \"\"\"Sorts every third.\"\"\"\n",
+            "entry_point": "sort_third",
+            "test": "\n\ndef check(candidate):\n    assert tuple(candidate([3, 2, 1, 0])) == tuple(sort_third([3, 2, 1, 0]))\n"
+            "    assert tuple(candidate([5, 6, 3, 4, 8, 9, 2])) == tuple([2, 6, 3, 4, 8, 9, 5])\n",
+        }
+        code_dir = self.tmp / "code33"
+        code_dir.mkdir()
+        (code_dir / "solution.py").write_text(
+            "def sort_third(l: list):\n    l = list(l)\n    l[::3] = sorted(l[::3])\n    return l\n"
+        )
+        self.assertEqual(humaneval.score(problem, code_dir, 20, sys.executable), {"passed": True, "detail": None})
+        (code_dir / "solution.py").write_text("def sort_third(l: list):\n    return list(l)\n")
+        verdict = humaneval.score(problem, code_dir, 20, sys.executable)
+        self.assertFalse(verdict["passed"])
+        self.assertIn("a hidden test failed", verdict["detail"])
+
     def test_wrong(self):
         r, passed, cls = self.render("ok", BAD)
         self.assertFalse(passed)
