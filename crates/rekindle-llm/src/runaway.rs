@@ -342,10 +342,44 @@ pub fn apply(text: &str, cut: &Cut) -> String {
         if !kept.is_empty() && !kept.ends_with('\n') {
             kept.push('\n');
         }
+        drop_open_headers(&mut kept);
         kept.push_str(CLOSE);
         kept.push('\n');
     }
     kept
+}
+
+/// `kept`, a reply cut inside a file block, without the lines at its end that open a Python
+/// block they never get to write (`def test_x(self):`, `class T:`, a decorator), when the
+/// block is a Python file: a file that ends on one does not parse, and its tests would fail on
+/// that alone (HumanEval/6 at c0c3423: its conformance tests ran away, were cut after a `def`
+/// line, and failed with an IndentationError, which ended the attempt).
+fn drop_open_headers(kept: &mut String) {
+    let Some(open) = kept.rfind(OPEN) else {
+        return;
+    };
+    let path = kept[open + OPEN.len()..]
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim();
+    if !path.ends_with(".py") {
+        return;
+    }
+    let body = kept[open..].find('\n').map_or(kept.len(), |i| open + i + 1);
+    loop {
+        let end = kept.trim_end().len();
+        if end <= body {
+            return;
+        }
+        let start = kept[..end].rfind('\n').map_or(0, |i| i + 1).max(body);
+        let line = kept[start..end].trim();
+        let header = !line.starts_with('#') && (line.ends_with(':') || line.starts_with('@'));
+        if !header {
+            return;
+        }
+        kept.truncate(start);
+    }
 }
 
 /// A reply the token cap cut inside a file block, with that block closed at its last complete
@@ -369,6 +403,7 @@ pub fn close_cut_block(text: &str) -> String {
     }
     let whole = text.rfind('\n').map_or(0, |i| i + 1);
     let mut kept = text[..whole].to_string();
+    drop_open_headers(&mut kept);
     kept.push_str(CLOSE);
     kept.push('\n');
     kept
@@ -546,6 +581,62 @@ mod tests {
         // Two or three blank lines, as code has them, are not a run.
         let ok = "--- FILE: a.py\nx = 1\n\n\n\ny = 2\n--- END FILE\n\n\n";
         assert_eq!(feed(ok), None);
+    }
+
+    /// HumanEval/6 at c0c3423: conformance tests whose methods grow by one group each; the
+    /// guard cut at the `def` line of the next one, which left a method with no body.
+    #[test]
+    fn a_python_block_cut_after_a_header_keeps_no_header_without_its_body() {
+        let mut r = "--- FILE: conformance_tests/test_solution.py\nimport unittest\nfrom solution import f\n\nclass T(unittest.TestCase):\n".to_string();
+        let mut name = "test_paren".to_string();
+        let mut arg = "()".to_string();
+        let mut want = "1".to_string();
+        for _ in 0..30 {
+            r.push_str(&format!(
+                "    def {name}(self):\n        self.assertEqual(f('{arg}'), [{want}])\n\n"
+            ));
+            name.push_str("_and_paren");
+            arg.push_str(" ()");
+            want.push_str(", 1");
+        }
+        let cut = feed(&r).expect("cut");
+        assert!(cut.in_block);
+        assert!(
+            r[..cut.at].trim_end().ends_with("(self):"),
+            "the guard cuts at a header here: {}",
+            &r[..cut.at]
+        );
+        let kept = apply(&r, &cut);
+        let blocks = file_blocks::parse(&kept).unwrap();
+        let file_blocks::FileBlock::Write { content: body, .. } = &blocks[0] else {
+            panic!("{blocks:?}")
+        };
+        let last = body.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+        assert!(last.trim_start().starts_with("self.assertEqual("), "{body}");
+        let defs = body
+            .lines()
+            .filter(|l| l.trim_start().starts_with("def "))
+            .count();
+        let asserts = body.lines().filter(|l| l.contains("assertEqual")).count();
+        assert_eq!(defs, asserts, "{body}");
+        // Cut by the token cap the same way: the class and method headers with nothing under
+        // them go, the imports stay.
+        let capped = "--- FILE: test_a.py\nimport unittest\n\n@decorated\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.asse";
+        assert_eq!(
+            close_cut_block(capped),
+            "--- FILE: test_a.py\nimport unittest\n\n--- END FILE\n"
+        );
+        // Not in other files, nor for a comment that ends with a colon.
+        let yaml = "--- FILE: config.yaml\nbuild:\n  steps:\n    - ru";
+        assert_eq!(
+            close_cut_block(yaml),
+            "--- FILE: config.yaml\nbuild:\n  steps:\n--- END FILE\n"
+        );
+        let commented = "--- FILE: a.py\nx = 1\n# then:\ny = ";
+        assert_eq!(
+            close_cut_block(commented),
+            "--- FILE: a.py\nx = 1\n# then:\n--- END FILE\n"
+        );
     }
 
     #[test]

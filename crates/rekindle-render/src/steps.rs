@@ -1582,7 +1582,7 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
         Literal::Text(t) => {
             if t.trim().is_empty() || t.contains(['{', '$']) {
                 None
-            } else if spec.contains(t.as_str()) {
+            } else if holds_whole(spec, t) {
                 (t.chars().count() >= 3).then_some(true)
             } else {
                 Some(false)
@@ -1616,6 +1616,19 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
         });
     }
     Some(checks)
+}
+
+/// Whether `text` holds `part` as a whole: somewhere with nothing of a word or a bracket
+/// around it (white space, a quote or a mark of punctuation, or the text's start or end). A
+/// string of a test that is only a piece of a value the spec gives is the test's own:
+/// HumanEval/6's `parse_nested_parens('()()') == [2]` (wrong: the depth is 1) took its `'()()'`
+/// from the spec's `'(()()) ((())) () ((())()())'`; counted as the spec's, it made the check
+/// an example of the spec, kept the test, and failed a sample whose code was right (c0c3423).
+fn holds_whole(text: &str, part: &str) -> bool {
+    let edge = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || "'\"`,.;:!?".contains(c));
+    text.match_indices(part).any(|(i, _)| {
+        edge(text[..i].chars().next_back()) && edge(text[i + part.len()..].chars().next())
+    })
 }
 
 /// The test file to write anew, and the values it made up, when every failing check
@@ -2338,6 +2351,21 @@ mod tests {
         };
         assert!(!spec_valued(&cart_failing(6), &cart, cart_spec));
         assert!(spec_valued(&cart_failing(7), &cart, cart_spec));
+        // A string that is only a piece of one the spec gives is the test's own.
+        let parens_spec = ">>> parse_nested_parens('(()()) ((())) () ((())()())')\n[2, 3, 1, 3]\n";
+        let parens = vec![FileText {
+            path: "test_solution.py".into(),
+            content: "import unittest\nclass T(unittest.TestCase):\n    def test_p(self):\n        self.assertEqual(parse_nested_parens('(()()) ((())) () ((())()())'), [2, 3, 1, 3])\n        self.assertEqual(parse_nested_parens('()()'), [2])\n".into(),
+        }];
+        let parens_failing = |line: usize| {
+            format!("FAIL: test_p (test_solution.T.test_p)\nTraceback (most recent call last):\n  File \"test_solution.py\", line {line}, in test_p\n    ...\nAssertionError: Lists differ: [1] != [2]\n")
+        };
+        assert!(!spec_valued(&parens_failing(5), &parens, parens_spec));
+        assert_eq!(
+            invented_values(&parens_failing(5), &parens, parens_spec).map(|i| i.values),
+            Some(vec!["\"()()\"".to_string()])
+        );
+        assert!(spec_valued(&parens_failing(4), &parens, parens_spec));
         assert_eq!(invented_values(&bare_failing(4), &bare, spec), None);
         // So does an error raised in the code, and any error that is no failed assertion.
         let through_code = format!(
