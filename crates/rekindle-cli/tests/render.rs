@@ -411,40 +411,49 @@ fn a_unit_test_fix_that_succeeds() {
     assert_eq!(summary(&events)["model_calls"], 3);
 }
 
-#[test]
-fn fixes_that_run_out_fail_clearly() {
-    let p = Project::new(
+/// Two functionalities, the second of which no fix or restart makes pass.
+fn second_unfixable() -> Project {
+    Project::new(
         &["good", "bad"],
         Behaviour {
             unfixable: vec!["bad".into()],
             ..Behaviour::default()
         },
-    );
+    )
+}
+
+/// The reason of the render's `failed` event.
+fn failed_reason(events: &[Value]) -> &str {
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "failed")
+        .expect("a failed event");
+    failed["reason"].as_str().expect("a reason")
+}
+
+/// The model calls the summary counts, cache hits included.
+fn calls_asked(events: &[Value]) -> u64 {
+    let s = summary(events);
+    s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap()
+}
+
+#[test]
+fn fixes_that_run_out_fail_clearly() {
+    let p = second_unfixable();
     let (code, events, err) = p.render(&[]);
     assert_eq!(code, 1, "{err}");
-    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    let reason = failed_reason(&events);
     assert!(
-        failed["reason"]
-            .as_str()
-            .unwrap()
-            .contains("functionality 2 of module app failed: its unit tests still fail (exit 1)"),
-        "{failed}"
+        reason.contains("functionality 2 of module app failed: its unit tests still fail (exit 1)"),
+        "{reason}"
     );
     assert!(
-        failed["reason"]
-            .as_str()
-            .unwrap()
-            .ends_with("(the last of 5 attempts; 6 of its 7 model calls made, too few left for another attempt)"),
-        "{failed}"
+        reason.ends_with("(the last of 5 attempts; 6 of its 7 model calls made, too few left for another attempt)"),
+        "{reason}"
     );
     // 2 (implement + tests for 1) + for 2: implement and 1 fix, the told restart's implement,
     // then three sampled ones of implement only: 6 of its 7 calls, one too few for another.
-    let s = summary(&events);
-    assert_eq!(
-        s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
-        2 + 2 + 1 + 3,
-        "{s}"
-    );
+    assert_eq!(calls_asked(&events), 2 + 2 + 1 + 3);
     // Functionality 1 stays committed; the build is clean.
     assert_eq!(output_of(&p.code()), "good\n");
     assert_eq!(git(&p.code(), &["status", "--porcelain"]), "");
@@ -462,29 +471,15 @@ fn fixes_that_run_out_fail_clearly() {
 /// gets its first attempt (implement, fix) and the told restart, and no sample.
 #[test]
 fn the_call_budget_flag_ends_a_failing_functionality_sooner() {
-    let p = Project::new(
-        &["good", "bad"],
-        Behaviour {
-            unfixable: vec!["bad".into()],
-            ..Behaviour::default()
-        },
-    );
+    let p = second_unfixable();
     let (code, events, err) = p.render(&["--call-budget", "4"]);
     assert_eq!(code, 1, "{err}");
-    let failed = events.iter().find(|e| e["event"] == "failed").unwrap();
+    let reason = failed_reason(&events);
     assert!(
-        failed["reason"]
-            .as_str()
-            .unwrap()
-            .ends_with("(the last of 2 attempts; 3 of its 4 model calls made, too few left for another attempt)"),
-        "{failed}"
+        reason.ends_with("(the last of 2 attempts; 3 of its 4 model calls made, too few left for another attempt)"),
+        "{reason}"
     );
-    let s = summary(&events);
-    assert_eq!(
-        s["model_calls"].as_u64().unwrap() + s["cache_hits"].as_u64().unwrap(),
-        2 + 3,
-        "{s}"
-    );
+    assert_eq!(calls_asked(&events), 2 + 3);
     let (code, _, err) = p.render(&["--call-budget", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--call-budget"), "{err}");

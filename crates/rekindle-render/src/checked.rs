@@ -189,10 +189,14 @@ fn checks(file: &str, r: &Returned) -> bool {
 /// Whether `word` stands in `line` as a whole word (not within a longer name).
 fn has_word(line: &str, word: &str) -> bool {
     let is_name = |c: char| c.is_alphanumeric() || c == '_';
-    line.match_indices(word).any(|(i, _)| {
-        let before = line[..i].chars().next_back();
-        let after = line[i + word.len()..].chars().next();
-        !before.is_some_and(is_name) && !after.is_some_and(is_name)
+    occurs_between(line, word, |c| !c.is_some_and(is_name))
+}
+
+/// Whether `text` holds `part` somewhere that `edge` accepts the character before it and the
+/// one after it (`None` at the text's start or end).
+pub(crate) fn occurs_between(text: &str, part: &str, edge: impl Fn(Option<char>) -> bool) -> bool {
+    text.match_indices(part).any(|(i, _)| {
+        edge(text[..i].chars().next_back()) && edge(text[i + part.len()..].chars().next())
     })
 }
 

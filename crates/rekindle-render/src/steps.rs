@@ -763,7 +763,7 @@ impl Renderer<'_, '_> {
                         continue;
                     }
                 }
-                if attempt >= tries.fix_budget || tries.calls_left() == 0 {
+                if !tries.may_fix(attempt) {
                     let what = if regression {
                         format!("the conformance tests of functionality {j} fail after it")
                     } else {
@@ -1016,7 +1016,7 @@ impl Renderer<'_, '_> {
                 ));
                 continue;
             }
-            if attempt >= tries.fix_budget || tries.calls_left() == 0 {
+            if !tries.may_fix(attempt) {
                 let check = if invented_values(&output, &files, &spec).is_none() {
                     first_failure(&output, &files)
                 } else {
@@ -1625,9 +1625,8 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
 /// from the spec's `'(()()) ((())) () ((())()())'`; counted as the spec's, it made the check
 /// an example of the spec, kept the test, and failed a sample whose code was right (c0c3423).
 fn holds_whole(text: &str, part: &str) -> bool {
-    let edge = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || "'\"`,.;:!?".contains(c));
-    text.match_indices(part).any(|(i, _)| {
-        edge(text[..i].chars().next_back()) && edge(text[i + part.len()..].chars().next())
+    checked::occurs_between(text, part, |c| {
+        c.is_none_or(|c| c.is_whitespace() || "'\"`,.;:!?".contains(c))
     })
 }
 
@@ -1963,6 +1962,12 @@ impl Tries {
     /// Model calls this functionality may still make.
     fn calls_left(&self) -> u32 {
         self.call_budget.saturating_sub(self.calls)
+    }
+
+    /// Whether a phase that made `fixes` fix calls in this attempt may make another: its fix
+    /// budget allows it and a call is left.
+    fn may_fix(&self, fixes: u32) -> bool {
+        fixes < self.fix_budget && self.calls_left() > 0
     }
 
     /// Makes `req` one not sent before: an exact repeat is sampled instead, seeded from the
