@@ -459,43 +459,65 @@ impl Renderer<'_, '_> {
         })
     }
 
-    /// Drops the failing check `inv` of this functionality's conformance tests (in `folder`;
-    /// `shown` are the files as prompts name them), when the check is one line beside another
-    /// ([`without_line`]): the model worked the expected value out itself, and asked to write
-    /// the test anew it keeps the value (HumanEval/4 at 69f165b, three times). What the memory
-    /// says, when it drops one.
-    fn drop_made_up_check(
+    /// Drops the failing check `inv` from the test file it names, one of `shown` (the files as
+    /// prompts name them: a conformance test under [`TESTS`], of the folder `tests`, or a unit
+    /// test of the code folder), when the check is one line beside another ([`without_line`]): the model
+    /// worked the expected value out itself, and asked to write the test anew it keeps the
+    /// value (HumanEval/4 at 69f165b, three times); or it called the code on inputs the
+    /// specification never gives ([`unspecified_input`]). What the memory says, when it drops
+    /// one.
+    fn drop_check(
         &mut self,
         module: &str,
         k: usize,
         d: &ModuleLayout,
-        folder: &Path,
+        tests: Option<&Path>,
         shown: &[FileText],
         inv: &Invented,
     ) -> Result<Option<String>, RenderError> {
-        let Some(rest) = inv.path.strip_prefix(TESTS) else {
-            return Ok(None);
-        };
         let Some(file) = shown.iter().find(|f| f.path == inv.path) else {
             return Ok(None);
         };
         let Some(content) = without_line(&file.content, inv.line) else {
             return Ok(None);
         };
-        let line = file.content.lines().nth(inv.line - 1).unwrap_or("").trim();
-        let change = Routed {
-            code: vec![],
-            tests: vec![Change::Write {
-                path: rest.to_string(),
-                content,
-            }],
+        let (change, scope) = match (inv.path.strip_prefix(TESTS), tests) {
+            (Some(_), None) => return Ok(None),
+            (Some(rest), Some(tests)) => (
+                Routed {
+                    code: vec![],
+                    tests: vec![Change::Write {
+                        path: rest.to_string(),
+                        content,
+                    }],
+                },
+                Scope::tests(&d.code, tests),
+            ),
+            (None, _) => (
+                Routed {
+                    code: vec![Change::Write {
+                        path: inv.path.clone(),
+                        content,
+                    }],
+                    tests: vec![],
+                },
+                Scope::code(&d.code),
+            ),
         };
-        self.apply(module, k, &Scope::tests(&d.code, folder), &change)?;
+        let line = file.content.lines().nth(inv.line - 1).unwrap_or("").trim();
+        self.apply(module, k, &scope, &change)?;
+        let values = inv.values.join(", ");
+        let why = match &inv.raised {
+            None => format!(
+                "it compared with values the specification does not give ({values}), and the code disagreed"
+            ),
+            Some(error) => format!(
+                "it called the code with values the specification does not give ({values}), and the code raised {error}; what the code does there the specification leaves open"
+            ),
+        };
         Ok(Some(format!(
-            "The check `{line}` ({} line {}) was removed: it compared with values the specification does not give ({}), and the code disagreed.",
-            inv.path,
-            inv.line,
-            inv.values.join(", ")
+            "The check `{line}` ({} line {}) was removed: {why}.",
+            inv.path, inv.line
         )))
     }
 
@@ -745,18 +767,24 @@ impl Renderer<'_, '_> {
                 // A failing check that compares with values the specification never gives
                 // (the model worked out `mean_absolute_deviation([1.0, …, 5.0]) == 1.5` itself):
                 // the test is as suspect as the code.
+                // So is one that calls the code with inputs the specification never gives,
+                // where the code raised an error of the values.
                 let invented = if regression {
                     None
                 } else {
                     invented_values(&output, &shown, &cx.text())
                 };
+                let unspecified = if regression {
+                    None
+                } else {
+                    unspecified_input(&output, &shown, &cx.text())
+                };
                 if let Some(inv) = invented
                     .as_ref()
+                    .or(unspecified.as_ref())
                     .filter(|_| tries.dropped < MAX_DROPPED_CHECKS)
                 {
-                    if let Some(note) =
-                        self.drop_made_up_check(module, k, d, &folder, &shown, inv)?
-                    {
+                    if let Some(note) = self.drop_check(module, k, d, Some(&folder), &shown, inv)? {
                         // No call: the check goes, the same tests run again.
                         tries.dropped += 1;
                         self.remember(k, tries, note);
@@ -1001,6 +1029,21 @@ impl Renderer<'_, '_> {
                 self.remember(k, tries, note);
                 continue;
             }
+            // A check that calls the code with inputs the spec never gives, where the code
+            // raised an error of the values: the case is the model's own, and the spec leaves
+            // what the code does there open. The check goes without a call.
+            if let Some(inv) = unspecified_input(&output, &files, &spec)
+                .filter(|_| tries.dropped < MAX_DROPPED_CHECKS)
+            {
+                if self.written_here(&d.code, std::slice::from_ref(&inv.path))? {
+                    if let Some(note) = self.drop_check(module, k, d, None, &files, &inv)? {
+                        self.phase(module, k, Phase::FixUnitTests, attempt + 1);
+                        tries.dropped += 1;
+                        self.remember(k, tries, note);
+                        continue;
+                    }
+                }
+            }
             if let Some(path) = tries.unwritable_test() {
                 self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                 // The model judged the code right, then could not write this unit test so that
@@ -1137,8 +1180,8 @@ fn is_exception_line(line: &str) -> bool {
         && (line.len() == name.len() || line[name.len()..].starts_with(':'))
 }
 
-/// Made-up checks dropped from a functionality's conformance tests in one attempt, at most (a
-/// test run each, no call; the 1.5B wrote ten for HumanEval/4, one a line, each failing).
+/// Made-up checks dropped from a functionality's tests in one attempt, at most (a test run
+/// each, no call; the 1.5B wrote ten for HumanEval/4, one a line, each failing).
 const MAX_DROPPED_CHECKS: u32 = 20;
 
 /// Replies to a conformance-tests call stay short: a runaway test file is the commonest way a
@@ -1569,26 +1612,7 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
         .iter()
         .filter_map(|n| n.parse().ok())
         .collect();
-    // Some(true): given; Some(false): made up; None: neither.
-    let given = |lit: &Literal| match lit {
-        Literal::Number(n) => {
-            let x = n.parse::<f64>().ok()?;
-            if x == 0.0 || x == 1.0 {
-                None
-            } else {
-                Some(numbers.iter().any(|y| (x - y).abs() < 1e-9))
-            }
-        }
-        Literal::Text(t) => {
-            if t.trim().is_empty() || t.contains(['{', '$']) {
-                None
-            } else if holds_whole(spec, t) {
-                (t.chars().count() >= 3).then_some(true)
-            } else {
-                Some(false)
-            }
-        }
-    };
+    let given = |lit: &Literal| spec_gives(spec, &numbers, lit);
     let mut checks = Vec::new();
     for at in all_pointed_at(output, files) {
         let Some((path, text)) = at.split_once(" line ") else {
@@ -1616,6 +1640,167 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
         });
     }
     Some(checks)
+}
+
+/// Whether the specification `spec` (whose numbers are `numbers`) gives `lit`: Some(true) when
+/// it does (a number, not 0 or 1, some number of it equals; a string of three or more
+/// characters it holds whole), Some(false) when it does not, None when the literal is neither
+/// (0 and 1, which exit codes and counts use; short or blank strings; strings interpolating
+/// other values, `f"{x}"`, `"$out"`).
+fn spec_gives(spec: &str, numbers: &[f64], lit: &Literal) -> Option<bool> {
+    match lit {
+        Literal::Number(n) => {
+            let x = n.parse::<f64>().ok()?;
+            if x == 0.0 || x == 1.0 {
+                None
+            } else {
+                Some(numbers.iter().any(|y| (x - y).abs() < 1e-9))
+            }
+        }
+        Literal::Text(t) => {
+            if t.trim().is_empty() || t.contains(['{', '$']) {
+                None
+            } else if holds_whole(spec, t) {
+                (t.chars().count() >= 3).then_some(true)
+            } else {
+                Some(false)
+            }
+        }
+    }
+}
+
+/// Errors a program raises because of the values it is given, not because it cannot run:
+/// what it does with those values is what the specification decides.
+const VALUE_ERRORS: [&str; 5] = [
+    "ZeroDivisionError",
+    "ValueError",
+    "IndexError",
+    "KeyError",
+    "OverflowError",
+];
+
+/// A failing check that calls the code with inputs the specification never gives, where the
+/// code raised an error of the values ([`VALUE_ERRORS`], or any it raises itself with `raise`):
+/// the model made up a case the specification leaves open and decided what the code should do
+/// there. HumanEval/21 (`rescale_to_unit`, "a list of at least two elements") lost every
+/// attempt at c0c3423 and e9ab361 to tests of `rescale_to_unit([1.0, 1.0])`, where its right
+/// code divides by zero (as the canonical solution does). Every traceback of `output` must be
+/// such a failure, with no failed assertion, and the test line must pass the called function
+/// at least one literal, none of them the spec's: a call with no values (`longest([])`) may be
+/// a case the spec words. The first one, with the call's literals as its values and the
+/// error as raised.
+fn unspecified_input(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
+    if failed_assertion(output) {
+        return None;
+    }
+    let numbers: Vec<f64> = number_tokens(spec)
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let mut first = None;
+    for tb in output.split("Traceback (most recent call last):").skip(1) {
+        let at = all_pointed_at(tb, files);
+        let (deepest, source) = at.last()?.split_once(": ")?;
+        let program = deepest.split(" line ").next()?;
+        if is_test_path(program) {
+            return None;
+        }
+        let error = tb.lines().map(str::trim).find(|l| is_exception_line(l))?;
+        let name = error.split(':').next().unwrap_or("");
+        let name = name.rsplit('.').next().unwrap_or(name);
+        if !VALUE_ERRORS.contains(&name) && !source.trim_start().starts_with("raise ") {
+            return None;
+        }
+        let test = at
+            .iter()
+            .rev()
+            .find(|a| a.split(" line ").next().is_some_and(is_test_path))?;
+        let (place, line) = test.split_once(": ")?;
+        let (path, n) = place.split_once(" line ")?;
+        let args = call_arguments(line, &called_function(tb, files)?)?;
+        let values = literals(&args);
+        if values.is_empty()
+            || values
+                .iter()
+                .any(|v| spec_gives(spec, &numbers, v) == Some(true))
+        {
+            return None;
+        }
+        if first.is_none() {
+            let mut shown: Vec<String> = Vec::new();
+            for v in values.iter().map(ToString::to_string) {
+                if !shown.contains(&v) {
+                    shown.push(v);
+                }
+            }
+            first = Some(Invented {
+                path: path.to_string(),
+                line: n.parse().ok()?,
+                values: shown,
+                raised: Some(error.to_string()),
+            });
+        }
+    }
+    first
+}
+
+/// The function of the program a Python traceback `tb` first enters from a test: the name after
+/// `in` of its first frame in a program file among `files`.
+fn called_function(tb: &str, files: &[FileText]) -> Option<String> {
+    let programs: Vec<&str> = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| !is_test_path(p))
+        .collect();
+    tb.lines().map(str::trim).find_map(|l| {
+        let rest = l.strip_prefix("File \"")?;
+        let (file, rest) = rest.split_once('"')?;
+        let ours = programs
+            .iter()
+            .any(|p| file == *p || file.ends_with(&format!("/{p}")));
+        let name = rest.rsplit_once(", in ")?.1.trim();
+        (ours && !name.starts_with('<')).then(|| name.to_string())
+    })
+}
+
+/// The text between the brackets of the first call to `name` in `line` (not the tail of a
+/// longer name), when they close on it; brackets in quoted strings do not count.
+fn call_arguments(line: &str, name: &str) -> Option<String> {
+    let call = format!("{name}(");
+    let (at, _) = line.match_indices(&call).find(|(i, _)| {
+        !line[..*i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })?;
+    let start = at + call.len();
+    let mut depth = 1;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line[start..].char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(line[start..start + i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Whether `text` holds `part` as a whole: somewhere with nothing of a word or a bracket
@@ -1648,6 +1833,7 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Inven
         path: checks[0].path.clone(),
         line: checks[0].line,
         values,
+        raised: None,
     })
 }
 
@@ -1675,6 +1861,9 @@ struct Invented {
     line: usize,
     /// Every made-up value of the failing checks.
     values: Vec<String>,
+    /// The error the code raised on them ([`unspecified_input`]); None when the check compared
+    /// the code's answer with a made-up one.
+    raised: Option<String>,
 }
 
 /// `content` without its line `n` (1-based), when that line is one whole statement (its
@@ -1936,7 +2125,7 @@ struct Tries {
     rewritten_alone: HashSet<String>,
     /// The specification names a documentation file: replies may write documentation.
     docs: bool,
-    /// Made-up conformance checks dropped in this attempt.
+    /// Made-up checks dropped in this attempt.
     dropped: u32,
     /// Model calls this functionality made, every attempt and cache hits included.
     calls: u32,
@@ -2298,7 +2487,8 @@ mod tests {
             Some(Invented {
                 path: "conformance_tests/test_solution.py".to_string(),
                 line: 4,
-                values: vec!["5.0".to_string(), "1.5".to_string()]
+                values: vec!["5.0".to_string(), "1.5".to_string()],
+                raised: None,
             })
         );
         // A string the spec does not hold is made up too; 0.5 is not, as a number, 0.50.
@@ -2311,7 +2501,8 @@ mod tests {
             Some(Invented {
                 path: "conformance_tests/test_solution.py".to_string(),
                 line: 6,
-                values: vec!["\"rounding\"".to_string()]
+                values: vec!["\"rounding\"".to_string()],
+                raised: None,
             })
         );
         // A failing check with the spec's own values puts the failure on the code.
@@ -2413,6 +2604,109 @@ mod tests {
                 Literal::Text("it's".into()),
                 Literal::Number("10".into()),
             ]
+        );
+    }
+
+    /// A Python unittest error report: the test file's line `n` (text `line`) calls into
+    /// `solution.py`, whose line 4 (`code`) raises `error`.
+    fn raised_through(n: usize, line: &str, code: &str, error: &str) -> String {
+        format!("E\n======================================================================\nERROR: test_r (test_solution.T.test_r)\n----------------------------------------------------------------------\nTraceback (most recent call last):\n  File \"/tmp/run-0.0317/code/test_solution.py\", line {n}, in test_r\n    {line}\n                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  File \"/tmp/run-0.0317/code/solution.py\", line 4, in rescale_to_unit\n    {code}\n           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  File \"/tmp/run-0.0317/code/solution.py\", line 4, in <listcomp>\n    {code}\n            ~~~~~~~~~^~~~~~~~~~~\n{error}\n\n----------------------------------------------------------------------\nRan 1 test in 0.001s\n\nFAILED (errors=1)\n")
+    }
+
+    #[test]
+    fn an_error_the_code_raises_on_inputs_the_spec_never_gives_blames_the_test() {
+        let spec = "Given list of numbers (of at least two elements), apply a linear transform to that list, such that the smallest number will become 0 and the largest will become 1\n>>> rescale_to_unit([1.0, 2.0, 3.0, 4.0, 5.0])\n[0.0, 0.25, 0.5, 0.75, 1.0]\n";
+        let lines = [
+            "self.assertEqual(rescale_to_unit([1.0, 2.0, 3.0, 4.0, 5.0]), [0.0, 0.25, 0.5, 0.75, 1.0])",
+            "self.assertEqual(rescale_to_unit([1.0, 1.0]), [0.5, 0.5])",
+            "self.assertEqual(rescale_to_unit([]), [])",
+            "self.assertEqual(rescale_to_unit([7.5, 7.5]), [0.0, 0.0])",
+        ];
+        let files = vec![
+            FileText {
+                path: "solution.py".into(),
+                content: "from typing import List\ndef rescale_to_unit(numbers):\n    lo, hi = min(numbers), max(numbers)\n    return [(n - lo) / (hi - lo) for n in numbers]\n".into(),
+            },
+            FileText {
+                path: "test_solution.py".into(),
+                content: format!("import unittest\nclass T(unittest.TestCase):\n    def test_r(self):\n        {}\n", lines.join("\n        ")),
+            },
+        ];
+        let divide = "return [(n - lo) / (hi - lo) for n in numbers]";
+        let zero = "ZeroDivisionError: float division by zero";
+        // Equal values, which the spec never gives (0 and 1 are no one's values): the case and
+        // what the code should do there are the test's own.
+        assert_eq!(
+            unspecified_input(&raised_through(5, lines[1], divide, zero), &files, spec),
+            Some(Invented {
+                path: "test_solution.py".to_string(),
+                line: 5,
+                values: vec!["1.0".to_string()],
+                raised: Some(zero.to_string()),
+            })
+        );
+        // The expected values do not count, only what the code was called with: 0.5 is the
+        // spec's, 7.5 is not.
+        assert_eq!(
+            unspecified_input(&raised_through(7, lines[3], divide, zero), &files, spec)
+                .map(|i| i.values),
+            Some(vec!["7.5".to_string()])
+        );
+        // The spec's own example raising is the code's fault.
+        assert_eq!(
+            unspecified_input(&raised_through(4, lines[0], divide, zero), &files, spec),
+            None
+        );
+        // A call with no values may be a case the spec words ("None for an empty list").
+        let empty = "ValueError: min() arg is an empty sequence";
+        assert_eq!(
+            unspecified_input(&raised_through(6, lines[2], divide, empty), &files, spec),
+            None
+        );
+        // An error that is no error of the values is the code's, whatever it was called with;
+        // any error the code raises itself is a decision about the values.
+        let name = "NameError: name 'lo' is not defined";
+        assert_eq!(
+            unspecified_input(&raised_through(5, lines[1], divide, name), &files, spec),
+            None
+        );
+        let refuse = "raise TypeError(\"the numbers must differ\")";
+        let mut refusing = files.clone();
+        refusing[0].content = refusing[0].content.replace(divide, refuse);
+        assert_eq!(
+            unspecified_input(
+                &raised_through(5, lines[1], refuse, "TypeError: the numbers must differ"),
+                &refusing,
+                spec
+            )
+            .map(|i| i.raised),
+            Some(Some("TypeError: the numbers must differ".to_string()))
+        );
+        // Every failure must be such a case: one more that is the code's keeps the blame there.
+        let both = format!(
+            "{}{}",
+            raised_through(5, lines[1], divide, zero),
+            raised_through(4, lines[0], divide, zero)
+        );
+        assert_eq!(unspecified_input(&both, &files, spec), None);
+        // A failed assertion, or an error raised in the test itself, is judged otherwise.
+        let failed = format!(
+            "{}AssertionError: 1 != 2\n",
+            raised_through(5, lines[1], divide, zero)
+        );
+        assert_eq!(unspecified_input(&failed, &files, spec), None);
+        let in_test = "Traceback (most recent call last):\n  File \"test_solution.py\", line 5, in test_r\n    self.assertEqual(rescale_to_unit([1.0, 1.0]), [0.5, 0.5])\nZeroDivisionError: division by zero\n";
+        assert_eq!(unspecified_input(in_test, &files, spec), None);
+        // The arguments are those of the call into the code, brackets in strings and all.
+        assert_eq!(
+            call_arguments("self.assertEqual(f(g('(x')), [1]); f(2)", "f").as_deref(),
+            Some("g('(x')")
+        );
+        assert_eq!(call_arguments("self.assertEqual(pf(2), 3)", "f"), None);
+        assert_eq!(call_arguments("f(2", "f"), None);
+        assert_eq!(
+            called_function(&raised_through(5, lines[1], divide, zero), &files).as_deref(),
+            Some("rescale_to_unit")
         );
     }
 

@@ -1183,6 +1183,71 @@ fn a_made_up_conformance_check_is_dropped_without_a_call() {
     );
 }
 
+/// A unit test and a conformance test, real Python, each with a check that calls the code on
+/// equal values, which the spec never gives, where the right code divides by zero (HumanEval/21's
+/// tests): each such line goes without a call and with a note, the spec's own example stays,
+/// and the functionality renders in its two calls.
+#[test]
+fn a_check_calling_the_code_on_inputs_the_spec_never_gives_is_dropped_when_the_code_raises() {
+    let f = Fixture::new(&[]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Scale: is the function `scale` of the Python module solution.py.\n\n***implementation reqs***\n\n- :Scale: is written in Python.\n\n***functional specs***\n\n- :Scale: maps a list of numbers, of which at least two differ, linearly so that the smallest becomes 0 and the largest 1: `scale([2, 4, 6])` returns `[0.0, 0.5, 1.0]`.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.dir.path().join("unit.sh"),
+        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -p 'test_*.py' 2>&1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.dir.path().join("conformance.sh"),
+        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nPYTHONPATH=\"$1\" python3 -m unittest discover -s \"$2\" -t \"$2\" -p 'test_*.py' 2>&1\n",
+    )
+    .unwrap();
+    let test = |name: &str, odd: &str| {
+        format!("import unittest\nfrom solution import scale\n\n\nclass T(unittest.TestCase):\n    def test_{name}(self):\n        self.assertEqual(scale([2, 4, 6]), [0.0, 0.5, 1.0])\n        self.assertEqual(scale([{odd}, {odd}]), [0.0, 0.0])\n\n\nif __name__ == '__main__':\n    unittest.main()\n")
+    };
+    let (unit, conformance) = (test("unit", "5"), test("conformance", "7"));
+    f.server.set_responder(move |s: &Seen| {
+        if s.last_user().contains("Write conformance tests") {
+            return openai_reply(&block("test_scale.py", &conformance));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block(
+                "solution.py",
+                "def scale(numbers):\n    lo, hi = min(numbers), max(numbers)\n    return [(n - lo) / (hi - lo) for n in numbers]\n"
+            ),
+            block("test_solution.py", &unit)
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.model_calls, 2, "{events:?}");
+    let kept = |path: PathBuf| {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("scale([2, 4, 6])"), "{text}");
+        text
+    };
+    let unit = kept(f.code().join("test_solution.py"));
+    assert!(!unit.contains("scale([5, 5])"), "{unit}");
+    let conformance = kept(f.conformance_tests(1).join("test_scale.py"));
+    assert!(!conformance.contains("scale([7, 7])"), "{conformance}");
+    for (file, value) in [
+        ("(test_solution.py line 8)", "(5)"),
+        ("(conformance_tests/test_scale.py line 8)", "(7)"),
+    ] {
+        assert!(
+            warned(
+                &events,
+                &format!("{file} was removed: it called the code with values the specification does not give {value}, and the code raised ZeroDivisionError")
+            ),
+            "{events:?}"
+        );
+    }
+}
+
 /// Runs the functionality's conformance tests; a failure names the test file and line, and
 /// what the test printed (its error).
 const CONFORMANCE_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do out=$(bash \"$t\") || { echo \"$t:1: $out (after 0.0$RANDOM s)\"; exit 1; }; done\n";
