@@ -1147,21 +1147,45 @@ fn a_unit_test_holding_only_the_specs_expected_value_is_no_example() {
     assert_eq!(run_main(&f.code()), "hello\n");
 }
 
+/// [`programmer`], but its conformance test also checks that main.sh prints 42 bytes, a value
+/// no spec gives, on a line of its own.
+fn checks_a_made_up_size(s: &Seen) -> Reply {
+    if s.last_user().contains("Write conformance tests") {
+        return openai_reply(&block(
+            "check.sh",
+            "bash main.sh | grep -qx w1 || { echo \"$0:1: AssertionError: no w1\"; exit 1; }\n[ \"$(bash main.sh | wc -c)\" = 42 ] || { echo \"$0:2: AssertionError: size != 42 after 0.0$RANDOM s\"; exit 1; }\n",
+        ));
+    }
+    programmer(s)
+}
+
+/// The same made-up check, for a functionality that gives no value of its own ("Print w1."):
+/// every value of its tests is the model's, and dropping the failing ones would pass any code.
+/// The check stays, and the failure goes to a fix.
+#[test]
+fn a_made_up_check_stays_when_the_functionality_gives_no_example() {
+    let f = Fixture::new(&["w1"]);
+    f.server.set_responder(checks_a_made_up_size);
+    let (_, events) = f.render(&f.options());
+    assert!(!warned(&events, "was removed"), "{events:?}");
+    // The fix is shown the check, still in the test.
+    assert!(
+        f.server.seen().iter().any(|s| {
+            let prompt = s.last_user();
+            prompt.contains("# Conformance test failure") && prompt.contains("= 42 ]")
+        }),
+        "no fix was asked with the check in the test"
+    );
+}
+
 /// A failing conformance check that compares with a value the spec never gives (42, worked out
 /// by the model), one line beside another check: the line goes without a call, the tests run
 /// again, and the check with the spec's value stays.
 #[test]
 fn a_made_up_conformance_check_is_dropped_without_a_call() {
-    let f = Fixture::new(&["w1"]);
-    f.server.set_responder(|s: &Seen| {
-        if s.last_user().contains("Write conformance tests") {
-            return openai_reply(&block(
-                "check.sh",
-                "bash main.sh | grep -qx w1 || { echo \"$0:1: AssertionError: no w1\"; exit 1; }\n[ \"$(bash main.sh | wc -c)\" = 42 ] || { echo \"$0:2: AssertionError: size != 42 after 0.0$RANDOM s\"; exit 1; }\n",
-            ));
-        }
-        programmer(s)
-    });
+    // The functionality gives a value of its own (20): the tests that stay check its examples.
+    let f = Fixture::new(&["w1 in at most 20 characters"]);
+    f.server.set_responder(checks_a_made_up_size);
     let (r, events) = f.render(&f.options());
     let s = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.model_calls, 2);
@@ -1264,7 +1288,7 @@ fn a_conformance_test_failing_on_its_own_error_is_rewritten() {
         ("AssertionError: 'w-1' != 'w1'", true),
         ("AssertionError: w1 != w-1", false),
     ] {
-        let f = Fixture::new(&["w1"]);
+        let f = Fixture::new(&["w1 in at most 20 characters"]);
         std::fs::write(f.dir.path().join("conformance.sh"), CONFORMANCE_WITH_LINES).unwrap();
         let check = format!("echo {error}; exit 1\n");
         f.server.set_responder(move |s: &Seen| {
