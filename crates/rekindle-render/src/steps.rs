@@ -206,15 +206,12 @@ impl Renderer<'_, '_> {
         scope: Scope<'_>,
         tries: &mut Tries,
     ) -> Result<(Routed, Vec<checked::Unchecked>), RenderError> {
-        // The program's files only: shown its own unit tests, the 1.5B wrote them again as
-        // conformance tests, an earlier functionality's examples among them (roman-numerals f2
-        // at e9ab361: `roman.py 1994`, twice, for "roman.py XLII prints 42").
+        // Every file of the code folder, its unit tests too: shown the program alone (tried at
+        // c64290b), the 1.5B named shopping-cart's test `conformance_tests/cart.py`, which
+        // shadowed the program, where shown `test_cart.py` it wrote `test_cart.py`.
         let (files, _) = self.snapshot(&d.code);
-        let program: Vec<FileText> = named(CODE, &files)
-            .into_iter()
-            .filter(|f| is_program_path(&f.path))
-            .collect();
-        let mut msgs = prompts::conformance(cx, &program);
+        let files = named(CODE, &files);
+        let mut msgs = prompts::conformance(cx, &files);
         let reply = self
             .ask(module, k, Role::Tests, 0, msgs.clone(), scope, tries)
             .await?;
@@ -234,6 +231,10 @@ impl Renderer<'_, '_> {
             Some(again) if left_out(&again.changes.tests).len() < first.len() => again.changes,
             _ => reply.changes,
         };
+        let program: Vec<FileText> = files
+            .into_iter()
+            .filter(|f| is_program_path(&f.path))
+            .collect();
         let alone = Scope {
             one_file: true,
             ..scope
@@ -523,12 +524,16 @@ impl Renderer<'_, '_> {
     }
 
     /// Says `note`, something the render did to a functionality's files without a call, as a
-    /// warning, and keeps it in the functionality's memory for the prompts after it.
+    /// warning, and keeps it in the functionality's memory for the prompts after it. The failure
+    /// it answers no longer asks for a sampled fix: the next call, whatever it is, is asked as
+    /// usual (word-count at c64290b: a unit test removed after a fix that changed nothing left
+    /// the flag set, and the conformance tests were sampled).
     fn remember(&mut self, k: usize, tries: &mut Tries, note: String) {
         self.obs.event(&Event::Warning {
             message: format!("functionality {k}: {note}"),
         });
         tries.memory.tried.push(note);
+        tries.sample_next = false;
     }
 
     /// Whether every one of `paths` (of the code folder) is new since the last commit: written
@@ -1059,7 +1064,7 @@ impl Renderer<'_, '_> {
                     tests: vec![],
                 };
                 self.apply(module, k, &Scope::code(&d.code), &gone)?;
-                tries.memory.tried.push(format!(
+                self.remember(k, tries, format!(
                     "The unit test file {path} was removed: the code was judged right and the test could not be written to pass."
                 ));
                 continue;

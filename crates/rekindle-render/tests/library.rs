@@ -923,6 +923,41 @@ const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t 
 /// assertion.
 const UNIT_ERROR_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: NameError: name 'run' is not defined (0.0$RANDOM s in $PWD)\"; exit 1; }; done\n";
 
+/// A unit test written anew exactly as it was (a fix that changes nothing) and still failing is
+/// removed without a call; the call after that, the conformance tests, is asked greedily: the
+/// sampling that a fix changing nothing asks for is for the next fix, not for whatever call
+/// comes next.
+#[test]
+fn a_removal_after_a_fix_that_changed_nothing_leaves_the_next_call_greedy() {
+    let f = Fixture::new(&["broken1"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_ERROR_WITH_LINES).unwrap();
+    f.server.set_responder(|s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write test_broken1.sh anew") {
+            return openai_reply(&block("test_broken1.sh", "exit 1\n"));
+        }
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block("check.sh", "bash main.sh | grep -qx broken1\n"));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("main.sh", "echo broken1\n"),
+            block("test_broken1.sh", "exit 1\n")
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.model_calls, 3);
+    assert!(
+        warned(&events, "The unit test file test_broken1.sh was removed"),
+        "{events:?}"
+    );
+    let seen = f.server.seen();
+    assert!(seen[2].last_user().contains("Write conformance tests"));
+    let temperature = |s: &Seen| s.json()["temperature"].as_f64().unwrap_or(0.0);
+    assert_eq!(temperature(&seen[2]), 0.0, "{}", seen[2].body);
+}
+
 /// A model whose unit test (`test_WORD.sh`) fails on an error of its own: the failure is raised
 /// in the test file, not the code. The test is written anew first (the code is kept); a test
 /// that still fails after that is removed, and the conformance tests decide.
