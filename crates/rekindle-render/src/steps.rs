@@ -466,12 +466,15 @@ impl Renderer<'_, '_> {
     /// test of the code folder), when the check is one line beside another ([`without_line`]): the model
     /// worked the expected value out itself, and asked to write the test anew it keeps the
     /// value (HumanEval/4 at 69f165b, three times); or it called the code on inputs the
-    /// specification never gives ([`unspecified_input`]). What the memory says, when it drops
-    /// one.
+    /// specification never gives ([`unspecified_input`]). A conformance check stays when the
+    /// tests would no longer name a value an acceptance test gives ([`keep_checks`]). What the
+    /// memory says, when it drops one.
+    #[allow(clippy::too_many_arguments)]
     fn drop_check(
         &mut self,
         module: &str,
         k: usize,
+        cx: &Context,
         d: &ModuleLayout,
         tests: Option<&Path>,
         shown: &[FileText],
@@ -485,16 +488,24 @@ impl Renderer<'_, '_> {
         };
         let (change, scope) = match (inv.path.strip_prefix(TESTS), tests) {
             (Some(_), None) => return Ok(None),
-            (Some(rest), Some(tests)) => (
-                Routed {
-                    code: vec![],
-                    tests: vec![Change::Write {
-                        path: rest.to_string(),
-                        content,
-                    }],
-                },
-                Scope::tests(&d.code, tests),
-            ),
+            (Some(rest), Some(tests)) => {
+                let mut changes = vec![Change::Write {
+                    path: rest.to_string(),
+                    content,
+                }];
+                // Not when the line is the tests' only check of a value an acceptance test
+                // gives: no functionality passes on tests that no longer check it.
+                if keep_checks(cx, tests, &mut changes).is_some() {
+                    return Ok(None);
+                }
+                (
+                    Routed {
+                        code: vec![],
+                        tests: changes,
+                    },
+                    Scope::tests(&d.code, tests),
+                )
+            }
             (None, _) => (
                 Routed {
                     code: vec![Change::Write {
@@ -794,7 +805,9 @@ impl Renderer<'_, '_> {
                     .or(unspecified.as_ref())
                     .filter(|_| tries.dropped < MAX_DROPPED_CHECKS)
                 {
-                    if let Some(note) = self.drop_check(module, k, d, Some(&folder), &shown, inv)? {
+                    if let Some(note) =
+                        self.drop_check(module, k, cx, d, Some(&folder), &shown, inv)?
+                    {
                         // No call: the check goes, the same tests run again.
                         tries.dropped += 1;
                         self.remember(k, tries, note);
@@ -1046,7 +1059,7 @@ impl Renderer<'_, '_> {
                 .filter(|_| tries.dropped < MAX_DROPPED_CHECKS && gives_examples(cx))
             {
                 if self.written_here(&d.code, std::slice::from_ref(&inv.path))? {
-                    if let Some(note) = self.drop_check(module, k, d, None, &files, &inv)? {
+                    if let Some(note) = self.drop_check(module, k, cx, d, None, &files, &inv)? {
                         self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                         tries.dropped += 1;
                         self.remember(k, tries, note);

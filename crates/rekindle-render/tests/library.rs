@@ -9,7 +9,7 @@ use rekindle_llm::session::{Mode, Session};
 use rekindle_llm::{Provider, ProviderKind};
 use rekindle_plan::stale::State;
 use rekindle_render::events::{FunctionalityStatus, Phase};
-use rekindle_render::{Event, ModelSet, Observer, Options, RenderError, RoleModel, Summary};
+use rekindle_render::{Event, ModelSet, Observer, Options, RenderError, Role, RoleModel, Summary};
 use rekindle_testkit::{openai_reply, Reply, Seen, Server};
 use rekindle_workspace::git::Repo;
 use rekindle_workspace::layout::BuildLayout;
@@ -1210,6 +1210,47 @@ fn a_made_up_check_stays_when_the_functionality_gives_no_example() {
             prompt.contains("# Conformance test failure") && prompt.contains("= 42 ]")
         }),
         "no fix was asked with the check in the test"
+    );
+}
+
+/// A made-up check that is the tests' only check of an acceptance test's value (`w1`) stays:
+/// dropped, it would leave the acceptance test unchecked. The failure goes to a fix instead.
+#[test]
+fn a_made_up_check_that_alone_names_an_acceptance_value_stays() {
+    let f = Fixture::new(&[]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- Print w1 in at most 20 characters.\n\n  ***acceptance tests***\n\n  - main.sh prints \"w1\".\n",
+    )
+    .unwrap();
+    f.server.set_responder(|s: &Seen| {
+        if s.last_user().contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "true\n[ \"$(bash main.sh)\" = \"w1 42\" ] || { echo \"$0:2: AssertionError: $(bash main.sh) != w1 42\"; exit 1; }\n",
+            ));
+        }
+        programmer(s)
+    });
+    let (_, events) = f.render(&f.options());
+    assert!(!warned(&events, "was removed"), "{events:?}");
+    // A fix is asked instead, for the failure of that check.
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ModelCall {
+                role: Role::Fix,
+                ..
+            }
+        )),
+        "no fix was asked: {events:?}"
+    );
+    assert!(
+        f.server
+            .seen()
+            .iter()
+            .any(|s| s.last_user().contains("AssertionError: w1 != w1 42")),
+        "no prompt showed the failure"
     );
 }
 
