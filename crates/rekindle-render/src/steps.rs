@@ -463,12 +463,12 @@ impl Renderer<'_, '_> {
 
     /// Drops the failing check `inv` from the test file it names, one of `shown` (the files as
     /// prompts name them: a conformance test under [`TESTS`], of the folder `tests`, or a unit
-    /// test of the code folder), when the check is one line beside another ([`without_line`]): the model
-    /// worked the expected value out itself, and asked to write the test anew it keeps the
-    /// value (HumanEval/4 at 69f165b, three times); or it called the code on inputs the
-    /// specification never gives ([`unspecified_input`]). A conformance check stays when the
-    /// tests would no longer name a value an acceptance test gives ([`keep_checks`]). What the
-    /// memory says, when it drops one.
+    /// test of the code folder), when the check is one line beside another ([`without_line`]):
+    /// the model worked the expected value out itself, and asked to write the test anew it
+    /// keeps the value (HumanEval/4 at 69f165b, three times); or it called the code on inputs
+    /// the specification never gives ([`unspecified_input`]). A conformance check stays when
+    /// the tests would no longer name a value an acceptance test gives ([`keep_checks`]). What
+    /// the memory says, when it drops one.
     #[allow(clippy::too_many_arguments)]
     fn drop_check(
         &mut self,
