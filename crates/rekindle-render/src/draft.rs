@@ -220,7 +220,7 @@ fn find_call(line: &str, open: &str) -> Option<usize> {
 }
 
 /// The length of the bracketed group `s` starts with (`(`), through its closing bracket.
-fn balanced_end(s: &str) -> Option<usize> {
+pub(crate) fn balanced_end(s: &str) -> Option<usize> {
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
     let mut escaped = false;

@@ -4,6 +4,7 @@
 //! before anything is written.
 
 use crate::checked;
+use crate::draft;
 use crate::error::{io, RenderError};
 use crate::events::{Event, Phase, ScriptKind};
 use crate::options::Role;
@@ -790,13 +791,14 @@ impl Renderer<'_, '_> {
                 // stay check: with none (word-count f2, "read standard input"), every value is
                 // the model's, and dropping what fails passed code that printed `1 0 0`.
                 let judged = !regression && gives_examples(cx);
+                let spec = cx.text();
                 let invented = if judged {
-                    invented_values(&output, &shown, &cx.text())
+                    invented_values(&output, &shown, &spec)
                 } else {
                     None
                 };
-                let unspecified = if judged {
-                    unspecified_input(&output, &shown, &cx.text())
+                let unspecified = if judged && invented.is_none() {
+                    unspecified_input(&output, &shown, &spec)
                 } else {
                     None
                 };
@@ -1667,10 +1669,7 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
     if !failed_assertion(output) {
         return None;
     }
-    let numbers: Vec<f64> = number_tokens(spec)
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let numbers = numbers_in(spec);
     let given = |lit: &Literal| spec_gives(spec, &numbers, lit);
     let mut checks = Vec::new();
     for at in all_pointed_at(output, files) {
@@ -1729,6 +1728,17 @@ fn spec_gives(spec: &str, numbers: &[f64], lit: &Literal) -> Option<bool> {
     }
 }
 
+/// `values` in their order, each once.
+fn distinct(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// Whether the functionality to implement now gives values of its own, in its text or its
 /// acceptance tests: a number other than 0 and 1, or a quoted string of three characters or
 /// more ([`spec_gives`] of the text itself). Checks whose values the spec does not give are
@@ -1737,10 +1747,7 @@ fn gives_examples(cx: &Context) -> bool {
     std::iter::once(&cx.current)
         .chain(&cx.acceptance_tests)
         .any(|t| {
-            let numbers: Vec<f64> = number_tokens(t)
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect();
+            let numbers = numbers_in(t);
             literals(t)
                 .iter()
                 .any(|l| spec_gives(t, &numbers, l) == Some(true))
@@ -1790,10 +1797,7 @@ fn unspecified_input(output: &str, files: &[FileText], spec: &str) -> Option<Inv
     if failed_assertion(output) {
         return None;
     }
-    let numbers: Vec<f64> = number_tokens(spec)
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let numbers = numbers_in(spec);
     let mut first = None;
     for tb in output.split("Traceback (most recent call last):").skip(1) {
         let at = all_pointed_at(tb, files);
@@ -1824,16 +1828,10 @@ fn unspecified_input(output: &str, files: &[FileText], spec: &str) -> Option<Inv
             return None;
         }
         if first.is_none() {
-            let mut shown: Vec<String> = Vec::new();
-            for v in values.iter().map(ToString::to_string) {
-                if !shown.contains(&v) {
-                    shown.push(v);
-                }
-            }
             first = Some(Invented {
                 path: path.to_string(),
                 line: n.parse().ok()?,
-                values: shown,
+                values: distinct(values.iter().map(ToString::to_string)),
                 raised: Some(error.to_string()),
             });
         }
@@ -1861,7 +1859,8 @@ fn called_function(tb: &str, files: &[FileText]) -> Option<String> {
 }
 
 /// The text between the brackets of the first call to `name` in `line` (not the tail of a
-/// longer name), when they close on it; brackets in quoted strings do not count.
+/// longer name; a method call counts), when they close on it; brackets in quoted strings do
+/// not count ([`draft::balanced_end`]).
 fn call_arguments(line: &str, name: &str) -> Option<String> {
     let call = format!("{name}(");
     let (at, _) = line.match_indices(&call).find(|(i, _)| {
@@ -1870,34 +1869,9 @@ fn call_arguments(line: &str, name: &str) -> Option<String> {
             .next_back()
             .is_some_and(|c| c.is_alphanumeric() || c == '_')
     })?;
-    let start = at + call.len();
-    let mut depth = 1;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in line[start..].char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(line[start..start + i].to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    let open = at + name.len();
+    let end = draft::balanced_end(&line[open..])?;
+    Some(line[open + 1..open + end - 1].to_string())
 }
 
 /// Whether `text` holds `part` as a whole: somewhere with nothing of a word or a bracket
@@ -1920,16 +1894,10 @@ fn invented_values(output: &str, files: &[FileText], spec: &str) -> Option<Inven
     if checks.is_empty() || checks.iter().any(|c| c.made_up.is_empty()) {
         return None;
     }
-    let mut values: Vec<String> = Vec::new();
-    for v in checks.iter().flat_map(|c| &c.made_up) {
-        if !values.contains(v) {
-            values.push(v.clone());
-        }
-    }
     Some(Invented {
         path: checks[0].path.clone(),
         line: checks[0].line,
-        values,
+        values: distinct(checks.iter().flat_map(|c| c.made_up.iter().cloned())),
         raised: None,
     })
 }
@@ -2043,11 +2011,11 @@ fn literals(line: &str) -> Vec<Literal> {
 
 /// Every number written in `text` (digits with an optional decimal part, not part of a name),
 /// wherever it stands: in prose, in quotes, in code.
-fn number_tokens(text: &str) -> Vec<String> {
+fn numbers_in(text: &str) -> Vec<f64> {
     scan(text, false)
         .into_iter()
         .filter_map(|l| match l {
-            Literal::Number(n) => Some(n),
+            Literal::Number(n) => n.parse().ok(),
             Literal::Text(_) => None,
         })
         .collect()

@@ -923,18 +923,16 @@ const UNIT_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t 
 /// assertion.
 const UNIT_ERROR_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in test_*.sh; do [ -e \"$t\" ] || continue; out=$(bash \"$t\") || { echo \"Traceback: ${out:-$t}:1: NameError: name 'run' is not defined (0.0$RANDOM s in $PWD)\"; exit 1; }; done\n";
 
-/// A unit test written anew exactly as it was (a fix that changes nothing) and still failing is
-/// removed without a call; the call after that, the conformance tests, is asked greedily: the
-/// sampling that a fix changing nothing asks for is for the next fix, not for whatever call
-/// comes next.
-#[test]
-fn a_removal_after_a_fix_that_changed_nothing_leaves_the_next_call_greedy() {
-    let f = Fixture::new(&["broken1"]);
-    std::fs::write(f.dir.path().join("unit.sh"), UNIT_ERROR_WITH_LINES).unwrap();
-    f.server.set_responder(|s: &Seen| {
+/// A model for "Print broken1." whose unit test (`test_broken1.sh`, `exit 1`) fails on its own:
+/// asked to write the test anew it answers `rewritten`; a fix of the code changes main.sh.
+fn failing_own_unit_test(rewritten: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync {
+    move |s: &Seen| {
         let prompt = s.last_user();
         if prompt.contains("Write test_broken1.sh anew") {
-            return openai_reply(&block("test_broken1.sh", "exit 1\n"));
+            return openai_reply(&block("test_broken1.sh", rewritten));
+        }
+        if prompt.contains("# Unit test failure") {
+            return openai_reply(&block("main.sh", "echo changed by a fix\n"));
         }
         if prompt.contains("Write conformance tests") {
             return openai_reply(&block("check.sh", "bash main.sh | grep -qx broken1\n"));
@@ -944,7 +942,18 @@ fn a_removal_after_a_fix_that_changed_nothing_leaves_the_next_call_greedy() {
             block("main.sh", "echo broken1\n"),
             block("test_broken1.sh", "exit 1\n")
         ))
-    });
+    }
+}
+
+/// A unit test written anew exactly as it was (a fix that changes nothing) and still failing is
+/// removed without a call; the call after that, the conformance tests, is asked greedily: the
+/// sampling that a fix changing nothing asks for is for the next fix, not for whatever call
+/// comes next.
+#[test]
+fn a_removal_after_a_fix_that_changed_nothing_leaves_the_next_call_greedy() {
+    let f = Fixture::new(&["broken1"]);
+    std::fs::write(f.dir.path().join("unit.sh"), UNIT_ERROR_WITH_LINES).unwrap();
+    f.server.set_responder(failing_own_unit_test("exit 1\n"));
     let (r, events) = f.render(&f.options());
     let s = r.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.model_calls, 3);
@@ -966,28 +975,12 @@ fn a_unit_test_failing_on_its_own_error_is_rewritten_then_removed() {
     for rewrite_passes in [true, false] {
         let f = Fixture::new(&["broken1"]);
         std::fs::write(f.dir.path().join("unit.sh"), UNIT_ERROR_WITH_LINES).unwrap();
-        f.server.set_responder(move |s: &Seen| {
-            let prompt = s.last_user();
-            if prompt.contains("Write test_broken1.sh anew") {
-                let body = if rewrite_passes {
-                    "exit 0\n"
-                } else {
-                    "exit 1\n# still wrong\n"
-                };
-                return openai_reply(&block("test_broken1.sh", body));
-            }
-            if prompt.contains("# Unit test failure") {
-                return openai_reply(&block("main.sh", "echo changed by a fix\n"));
-            }
-            if prompt.contains("Write conformance tests") {
-                return openai_reply(&block("check.sh", "bash main.sh | grep -qx broken1\n"));
-            }
-            openai_reply(&format!(
-                "{}{}",
-                block("main.sh", "echo broken1\n"),
-                block("test_broken1.sh", "exit 1\n")
-            ))
-        });
+        f.server
+            .set_responder(failing_own_unit_test(if rewrite_passes {
+                "exit 0\n"
+            } else {
+                "exit 1\n# still wrong\n"
+            }));
         let (r, events) = f.render(&f.options());
         let s = r.unwrap_or_else(|e| panic!("{e}"));
         // Implement, the rewrite, the conformance tests: no fix of the code was asked.
