@@ -17,11 +17,6 @@
 //! (`if n >= 1000: … if n >= 900: …`, thirteen times for Roman numerals) is repetitive by nature,
 //! but its numbers differ, where a loop's numbers grow by repeating a digit or count on, and a
 //! count goes on (`print(f(1001))`, `print(f(1002))`, …) well past any table.
-//!
-//! Those limits hold within a stretch of lines with no blank line between them; a whole file
-//! may hold [`FILE_FACTOR`] times as many. A loop writes its lines back to back, while a test
-//! file repeats its set-up line (`cart = Cart()`) once in each of its test methods, which blank
-//! lines keep apart.
 
 use crate::file_blocks::{CLOSE, OPEN};
 use std::collections::HashMap;
@@ -34,9 +29,6 @@ pub const MAX_SAME_LONG_LINE: u32 = 5;
 pub const LONG_SHAPE: usize = 40;
 /// How many times more lines of one stem than lines alike a block may hold.
 pub const SHAPE_FACTOR: u32 = 2;
-/// How many times more lines alike (or of one stem) a whole block may hold than a stretch of
-/// lines with no blank line between them.
-pub const FILE_FACTOR: u32 = 2;
 
 /// How many lines alike `line` a block may hold.
 pub fn max_same(line: &str) -> u32 {
@@ -88,12 +80,9 @@ pub struct Guard {
     paths: HashMap<String, u32>,
     exact_paths: std::collections::HashSet<String>,
     in_block: bool,
-    /// The open block's counted lines, by [`alike`] and by [`stem`]: in the whole block, and
-    /// since its last blank line.
+    /// The open block's counted lines, by [`alike`] and by [`stem`].
     alike: HashMap<String, u32>,
     stems: HashMap<String, u32>,
-    stretch_alike: HashMap<String, u32>,
-    stretch_stems: HashMap<String, u32>,
     /// Where the open block starts, and the shapes of its counted lines in order.
     block_start: usize,
     block: Vec<String>,
@@ -212,8 +201,6 @@ impl Guard {
             let line = &text[start..start + nl];
             self.scanned = start + nl + 1;
             if line.trim().is_empty() {
-                self.stretch_alike.clear();
-                self.stretch_stems.clear();
                 if self.blank_run == 0 {
                     self.blank_start = start;
                 }
@@ -261,8 +248,6 @@ impl Guard {
                 self.in_block = true;
                 self.alike.clear();
                 self.stems.clear();
-                self.stretch_alike.clear();
-                self.stretch_stems.clear();
                 self.block.clear();
                 self.block_start = start;
                 continue;
@@ -290,25 +275,22 @@ impl Guard {
             }
             let shape = shape(line);
             self.block.push(shape.clone());
-            let (like, stem) = (alike(line), stem(line));
-            let (max, max_stem) = (max_same(line), max_same_stem(line));
-            let (wide, wide_stem) = (max * FILE_FACTOR, max_stem * FILE_FACTOR);
-            let line = brief(line);
-            let why = if over(&mut self.stretch_alike, like.clone(), max) {
-                format!("a line like `{line}` more than {max} times with no blank line between")
-            } else if over(&mut self.stretch_stems, stem.clone(), max_stem) {
-                format!(
-                    "a line shaped like `{line}` more than {max_stem} times with no blank line \
-                     between"
-                )
-            } else if over(&mut self.alike, like, wide) {
-                format!("a line like `{line}` more than {wide} times in one file")
-            } else if over(&mut self.stems, stem, wide_stem) {
-                format!("a line shaped like `{line}` more than {wide_stem} times in one file")
-            } else {
-                continue;
-            };
-            return Some(self.cut(start, why));
+            let max = max_same(line);
+            if over(&mut self.alike, alike(line), max) {
+                let why = format!(
+                    "a line like `{}` more than {max} times in one file",
+                    brief(line)
+                );
+                return Some(self.cut(start, why));
+            }
+            let max = max_same_stem(line);
+            if over(&mut self.stems, stem(line), max) {
+                let why = format!(
+                    "a line shaped like `{}` more than {max} times in one file",
+                    brief(line)
+                );
+                return Some(self.cut(start, why));
+            }
         }
         None
     }
@@ -564,49 +546,6 @@ mod tests {
         let kept = apply(&r, &cut);
         assert_eq!(kept.matches("print(").count(), 16, "{kept}");
         assert!(cut.why.contains("print(to_roman(1017))"), "{}", cut.why);
-    }
-
-    #[test]
-    fn a_set_up_line_in_every_test_method_is_counted_per_stretch_of_lines() {
-        // Seen with the real model: shopping-cart's conformance tests, one method for each
-        // functionality's example, each starting with `cart = Cart()`, cut at the ninth.
-        let method = |i: u32| {
-            format!(
-                "    def test_case_{i}(self):\n        cart = Cart()\n        cart.add(\"item\", {i})\n        self.assertEqual(cart.total(), {i})\n"
-            )
-        };
-        let head = "--- FILE: conformance_tests/test_cart.py\nimport unittest\nfrom cart import Cart\n\nclass TestCart(unittest.TestCase):\n";
-        let methods = |n: u32, between: &str| {
-            let mut r = head.to_string();
-            for i in 1..=n {
-                r.push_str(&method(i));
-                r.push_str(between);
-            }
-            r.push_str("--- END FILE\n");
-            r
-        };
-        let limit = MAX_SAME_LINE * FILE_FACTOR;
-        assert_eq!(feed(&methods(limit, "\n")), None);
-        // Past the file's limit the set-up line is cut all the same, at the first too many.
-        let r = methods(limit + 4, "\n");
-        let cut = feed(&r).expect("cut");
-        assert!(
-            cut.why.contains("cart = Cart()") && cut.why.contains("in one file"),
-            "{}",
-            cut.why
-        );
-        assert_eq!(
-            apply(&r, &cut).matches("cart = Cart()").count(),
-            limit as usize
-        );
-        // With no blank line between the methods, the stretch's limit holds, as before.
-        let r = methods(limit, "");
-        let cut = feed(&r).expect("cut");
-        assert!(cut.why.contains("no blank line"), "{}", cut.why);
-        assert_eq!(
-            apply(&r, &cut).matches("cart = Cart()").count(),
-            MAX_SAME_LINE as usize
-        );
     }
 
     #[test]
