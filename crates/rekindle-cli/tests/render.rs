@@ -558,6 +558,8 @@ fn malformed_replies_get_one_corrective_retry() {
         "{}",
         retry.last_user()
     );
+    // Unusable again after the retry: the attempt ends and the next one starts afresh, told
+    // why.
     let p = Project::new(
         &["fine"],
         Behaviour {
@@ -565,12 +567,39 @@ fn malformed_replies_get_one_corrective_retry() {
             ..Behaviour::default()
         },
     );
-    let (code, _, err) = p.render(&["--format", "text"]);
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["model_calls"], 4);
+    let restart = &p.server.seen()[2];
+    assert_eq!(
+        restart.json()["messages"].as_array().map(Vec::len),
+        Some(2),
+        "a new conversation: the system prompt and the implementation prompt"
+    );
+    assert!(
+        restart.last_user().contains(
+            "abandoned because its reply could not be used: the reply holds no file block"
+        ),
+        "{}",
+        restart.last_user()
+    );
+    // Never usable: the attempts end when too few calls are left for another, and the render
+    // fails saying why.
+    let p = Project::new(
+        &["fine"],
+        Behaviour {
+            garbage: usize::MAX,
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&["--format", "text"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("could not be used: the reply holds no file block"),
         "{err}"
     );
+    assert!(err.contains("the last of 3 attempts"), "{err}");
+    assert_eq!(p.server.seen().len(), 6, "{events:?}");
 }
 
 #[test]
@@ -578,7 +607,7 @@ fn replies_cannot_write_outside_the_build_folder() {
     let p = Project::new(
         &["safe"],
         Behaviour {
-            escapes: 2,
+            escapes: usize::MAX,
             ..Behaviour::default()
         },
     );

@@ -421,6 +421,17 @@ impl Renderer<'_, '_> {
             {
                 Ok(None) => return Ok(()),
                 Ok(Some(failure)) => last = Some(failure),
+                // A reply still unusable after its reformat request ends the attempt, not the
+                // functionality: the next attempt is told why, or sampled. Asked again in the
+                // same conversation, the 0.5B copies the format's placeholder (`<the whole
+                // file>`) again (28 of HumanEval's first 40 at e9ab361 ended there, after 2
+                // calls).
+                Err(RenderError::Reply { detail, .. }) => {
+                    last = Some((
+                        format!("its reply could not be used: {detail}"),
+                        String::new(),
+                    ))
+                }
                 Err(RenderError::OutOfCalls { .. }) => {
                     cut = true;
                     break;
