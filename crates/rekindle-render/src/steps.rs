@@ -380,6 +380,8 @@ impl Renderer<'_, '_> {
             ..Tries::default()
         };
         let mut made = 0;
+        // Whether the last attempt ended on a reply that could not be used.
+        let mut unusable = false;
         // Whether the call budget ended the attempts, and whether it cut the last one short.
         let (mut spent, mut cut) = (false, false);
         for restart in 0..=self.opts.restarts {
@@ -403,7 +405,10 @@ impl Renderer<'_, '_> {
             // in none of 7 tries (HumanEval/6, /21, /26, /37 at 512f259); of the 17 told
             // restarts that passed in the benchmark runs kept from earlier sessions, 12 did so
             // with no fix; and the call saved pays for another sample.
-            let sampled = restart >= 2;
+            // After a reply that could not be used, the next attempt is sampled at once: told
+            // why, greedily, the 0.5B wrote the same placeholder again (HumanEval/0, /2 and /3
+            // at cb21203).
+            let sampled = restart >= 2 || unusable;
             tries.sample_next = sampled;
             tries.fix_budget = if restart == 0 {
                 self.opts.fix_attempts
@@ -420,13 +425,17 @@ impl Renderer<'_, '_> {
                 .await
             {
                 Ok(None) => return Ok(()),
-                Ok(Some(failure)) => last = Some(failure),
+                Ok(Some(failure)) => {
+                    unusable = false;
+                    last = Some(failure)
+                }
                 // A reply still unusable after its reformat request ends the attempt, not the
                 // functionality: the next attempt is told why, or sampled. Asked again in the
                 // same conversation, the 0.5B copies the format's placeholder (`<the whole
                 // file>`) again (28 of HumanEval's first 40 at e9ab361 ended there, after 2
                 // calls).
                 Err(RenderError::Reply { detail, .. }) => {
+                    unusable = true;
                     last = Some((
                         format!("its reply could not be used: {detail}"),
                         String::new(),
