@@ -430,10 +430,9 @@ impl Renderer<'_, '_> {
                     last = Some(failure)
                 }
                 // A reply still unusable after its reformat request ends the attempt, not the
-                // functionality: the next attempt is told why, or sampled. Asked again in the
-                // same conversation, the 0.5B copies the format's placeholder (`<the whole
-                // file>`) again (28 of HumanEval's first 40 at e9ab361 ended there, after 2
-                // calls).
+                // functionality, and the next attempt is sampled. Asked again in the same
+                // conversation, the 0.5B copies the format's placeholder (`<the whole file>`)
+                // again (28 of HumanEval's first 40 at e9ab361 ended there, after 2 calls).
                 Err(RenderError::Reply { detail, .. }) => {
                     unusable = true;
                     last = Some((
