@@ -245,7 +245,7 @@ impl LocalProvider {
                 path: path.to_path_buf(),
                 file_name,
                 threads: default_threads(),
-                lookup: true,
+                lookup: false,
             }),
         })
     }
@@ -258,7 +258,9 @@ impl LocalProvider {
         })
     }
 
-    /// Turns prompt lookup decoding on or off (default on); for benchmarks comparing the two.
+    /// Turns prompt lookup decoding on or off (default off: on 2 cores a batch that confirms a
+    /// draft costs about as much per token as decoding token by token, so refuted drafts made
+    /// generation slower; see [`Lookup`]).
     pub fn with_lookup(self, on: bool) -> LocalProvider {
         self.configured("with_lookup", |inner| Inner {
             lookup: on,
@@ -736,6 +738,11 @@ const DRAFT_MAX: usize = 16;
 /// token by token (up to llama.cpp's batch arithmetic), and costs one batch per accepted run.
 /// Draft length adapts: it doubles after a draft fully accepted and falls back to what was
 /// accepted (plus one) after one refuted, so text the model writes anew costs little.
+///
+/// Off by default ([`LocalProvider::with_lookup`], `REKINDLE_LOCAL_LOOKUP=1`): on this project's
+/// 2-core machines a batch of a few tokens costs about 85% of a single token's step per token,
+/// so a draft pays only when nearly all of it is confirmed; measured on six real requests of the
+/// multi-functionality set with the 1.5B, generation took 51.1 s with lookup and 45.0 s without.
 struct Lookup {
     next_len: usize,
     drafted: usize,
@@ -796,6 +803,8 @@ fn lookup(history: &[LlamaToken], max: usize) -> Vec<LlamaToken> {
 
 /// Picks tokens: greedy or temperature/top-p with a seed, optionally under a grammar.
 struct Sampler {
+    /// Greedy: the token of the highest logit, read straight from the logits (see `sample`).
+    greedy: bool,
     chain: LlamaSampler,
     grammar: Option<LlamaSampler>,
 }
@@ -803,7 +812,8 @@ struct Sampler {
 impl Sampler {
     fn new(model: &LlamaModel, req: &Request) -> Result<Sampler, LlmError> {
         let s = &req.sampling;
-        let chain = if s.temperature <= 0.0 {
+        let greedy = s.temperature <= 0.0;
+        let chain = if greedy {
             LlamaSampler::greedy()
         } else {
             let seed = match s.seed {
@@ -825,27 +835,44 @@ impl Sampler {
             ),
             Some(Constraint::Text) | None => None,
         };
-        Ok(Sampler { chain, grammar })
+        Ok(Sampler {
+            greedy,
+            chain,
+            grammar,
+        })
     }
 
     fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken, LlmError> {
+        // Greedy picks the highest logit, the first of equal ones, as llama.cpp's greedy
+        // sampler does; read from the logits, without the copy of the whole vocabulary (152k
+        // entries) that a token data array is, which cost about 3% of a render's generation.
+        let (first, logit) = if self.greedy {
+            let (i, logit) = argmax(ctx.get_logits_ith(idx));
+            (LlamaToken::new(i as i32), logit)
+        } else {
+            if self.grammar.is_none() {
+                // `sample` also accepts the token into the chain.
+                return Ok(self.chain.sample(ctx, idx));
+            }
+            let mut all = ctx.token_data_array_ith(idx);
+            all.apply_sampler(&mut self.chain);
+            let first = all
+                .selected_token()
+                .ok_or_else(|| local("the sampler chose no token"))?;
+            let logit = all
+                .data
+                .iter()
+                .find(|d| d.id() == first)
+                .map_or(0.0, |d| d.logit());
+            (first, logit)
+        };
         let Some(grammar) = &mut self.grammar else {
-            // `sample` also accepts the token into the chain.
-            return Ok(self.chain.sample(ctx, idx));
+            // Greedy has no state to accept the token into.
+            return Ok(first);
         };
         // As llama.cpp's own sampler does: pick without the grammar, and only when the grammar
         // refuses that token, apply it to the whole vocabulary and pick again. Most tokens pass,
         // and the grammar over the whole vocabulary is the slow part.
-        let mut all = ctx.token_data_array_ith(idx);
-        all.apply_sampler(&mut self.chain);
-        let first = all
-            .selected_token()
-            .ok_or_else(|| local("the sampler chose no token"))?;
-        let logit = all
-            .data
-            .iter()
-            .find(|d| d.id() == first)
-            .map_or(0.0, |d| d.logit());
         let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, logit, 1.0)], false);
         one.apply_sampler(grammar);
         let token = if one.data[0].logit().is_finite() {
@@ -861,6 +888,17 @@ impl Sampler {
         self.chain.accept(token);
         Ok(token)
     }
+}
+
+/// The index and value of the highest logit, the first of equal ones (llama.cpp's greedy rule).
+fn argmax(logits: &[f32]) -> (usize, f32) {
+    let mut best = (0, logits.first().copied().unwrap_or(f32::NEG_INFINITY));
+    for (i, &l) in logits.iter().enumerate().skip(1) {
+        if l > best.1 {
+            best = (i, l);
+        }
+    }
+    best
 }
 
 /// Generated bytes to text: whole UTF-8 characters only, stop strings cut off, and text held
@@ -955,6 +993,41 @@ fn floor_char(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The greedy pick read from the logits is llama.cpp's greedy sampler's, ties included.
+    #[test]
+    fn argmax_picks_what_llama_cpp_greedy_picks() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let cases: Vec<Vec<f32>> = vec![
+            vec![0.5],
+            vec![1.0, 3.0, 3.0, 2.0],
+            vec![-2.0, -1.0, -1.0],
+            vec![f32::NEG_INFINITY, -5.0, f32::NEG_INFINITY],
+            // Logits in coarse steps, so that the maximum is often shared.
+            (0..50_000).map(|_| rng.i32(-40..40) as f32 / 4.0).collect(),
+            (0..151_936).map(|_| rng.f32() * 30.0 - 15.0).collect(),
+        ];
+        for logits in cases {
+            let data = logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| LlamaTokenData::new(LlamaToken::new(i as i32), l, 0.0))
+                .collect();
+            let mut array = LlamaTokenDataArray::new(data, false);
+            array.apply_sampler(&mut LlamaSampler::greedy());
+            let theirs = array.selected_token().unwrap();
+            let (ours, logit) = argmax(&logits);
+            assert_eq!(
+                LlamaToken::new(ours as i32),
+                theirs,
+                "{:?}",
+                &logits[..logits.len().min(4)]
+            );
+            assert_eq!(logit, logits[ours]);
+        }
+    }
+
     #[test]
     fn lookup_proposes_what_followed_the_last_occurrence_of_the_tail() {
         let t = |v: &[i32]| v.iter().map(|&i| LlamaToken::new(i)).collect::<Vec<_>>();
@@ -987,8 +1060,6 @@ mod tests {
         assert_eq!(l.next_len, 1);
         assert_eq!(l.accepted, 4 + 8 + 16 + 2);
     }
-
-    use super::*;
 
     fn run(stops: &[&str], pieces: &[&[u8]]) -> (String, String, bool) {
         let mut out = TextOut::new(stops.to_vec());

@@ -120,9 +120,10 @@ fn local(spec: &ProviderSpec) -> Result<Box<dyn Provider>, LlmError> {
             crate::models::path_of(m, &crate::models::default_dir())
         }
     };
-    // `REKINDLE_LOCAL_LOOKUP=0` turns prompt lookup decoding off: for benchmarks that compare
-    // the engine with and without it (the reply is the same up to llama.cpp's arithmetic).
-    let lookup = std::env::var("REKINDLE_LOCAL_LOOKUP").map_or(true, |v| v != "0");
+    // `REKINDLE_LOCAL_LOOKUP=1` turns prompt lookup decoding on (it is off by default): for
+    // benchmarks that compare the engine with and without it, and machines where a batch is
+    // cheaper per token than a single token (the reply is the same up to llama.cpp's arithmetic).
+    let lookup = std::env::var("REKINDLE_LOCAL_LOOKUP").is_ok_and(|v| v == "1");
     Ok(Box::new(
         crate::local::LocalProvider::load(&path)?.with_lookup(lookup),
     ))

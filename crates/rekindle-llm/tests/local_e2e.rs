@@ -287,9 +287,9 @@ async fn stop_strings_end_the_reply() {
     assert!(r.text.starts_with("--- FILE: "), "{}", r.text);
 }
 
-/// Prompt lookup decoding: a reply that copies a file it was shown is drafted from the prompt,
-/// and most of its tokens are confirmed in batches instead of generated one by one; the reply
-/// is the one token-by-token decoding gives.
+/// Prompt lookup decoding, when turned on: a reply that copies a file it was shown is drafted
+/// from the prompt, and most of its tokens are confirmed in batches instead of generated one by
+/// one; the reply is the one token-by-token decoding gives. A provider drafts nothing by default.
 #[test]
 fn a_copied_file_is_drafted_from_the_prompt_and_the_reply_is_unchanged() {
     let Some(p) = provider() else { return };
@@ -308,8 +308,9 @@ fn a_copied_file_is_drafted_from_the_prompt_and_the_reply_is_unchanged() {
     // Fresh providers, so that neither reuses a cache another test left.
     let path = p.path().to_path_buf();
     let (with, without) = on_inference_thread(move || {
-        let drafting = LocalProvider::load(&path).unwrap();
-        let plain = LocalProvider::load(&path).unwrap().with_lookup(false);
+        let drafting = LocalProvider::load(&path).unwrap().with_lookup(true);
+        // Off by default: on 2 cores it cost more than it saved.
+        let plain = LocalProvider::load(&path).unwrap();
         let with = drafting.complete_blocking(&req, &mut |_| {}).unwrap();
         let without = plain.complete_blocking(&req, &mut |_| {}).unwrap();
         (with, without)
