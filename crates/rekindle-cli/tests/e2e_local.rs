@@ -2,8 +2,8 @@
 //! tests pass, the result runs, rendering again makes no model call, and `render --locked` in
 //! another folder without the model rebuilds the same trees; and `init --from-code` drafts,
 //! renders and scores a one-function program. Needs the `local`
-//! feature and a fetched model (`rekindle model fetch`); CI fetches it first. Without the model
-//! the test fails under CI and is skipped (with a message) elsewhere.
+//! feature and a fetched model (`rekindle model fetch`; the README's test command and CI fetch it
+//! first). Without the model the tests fail; they never skip.
 #![cfg(feature = "local")]
 
 use assert_cmd::Command;
@@ -22,17 +22,11 @@ fn model() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The model, or None (with a message) outside CI; under CI a missing model fails the test.
-fn model_or_skip() -> Option<PathBuf> {
-    let found = model();
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must fetch the model before the tests (rekindle model fetch)"
-        );
-        eprintln!("skipped: no embedded model; run `rekindle model fetch` to enable this test");
-    }
-    found
+/// The model; a missing one fails the test.
+fn the_model() -> PathBuf {
+    model().expect(
+        "no embedded model: run `rekindle model fetch` (or set REKINDLE_MODEL_PATH) before these tests",
+    )
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -102,9 +96,7 @@ fn conformance_passed(events: &[Value]) -> bool {
 
 #[test]
 fn embedded_model_renders_hello_world() {
-    let Some(model) = model_or_skip() else {
-        return;
-    };
+    let model = the_model();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(
@@ -210,9 +202,7 @@ fn embedded_model_renders_hello_world() {
 /// checks, renders, and the program's own tests are run against the result and counted.
 #[test]
 fn embedded_model_drafts_a_spec_from_a_small_program() {
-    let Some(model) = model_or_skip() else {
-        return;
-    };
+    let model = the_model();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();

@@ -1,8 +1,9 @@
 //! The embedded engine end to end, with a real embedded model.
 //!
-//! The model is `$REKINDLE_MODEL_PATH`, else the small model in `models::default_dir()`, else
-//! the default one. Without one these tests are skipped, except under CI (`$CI` set), where
-//! they fail: fetch it with `rekindle model fetch small`.
+//! The model is `$REKINDLE_MODEL_PATH`, else the default model in `models::default_dir()`, else
+//! the small one (two of the tests, the runaway guard's, assert what the default model writes
+//! and fail with the small one). Without a model these tests fail, never skip: fetch it with
+//! `rekindle model fetch` (the README's test command does).
 #![cfg(feature = "local")]
 
 use std::path::PathBuf;
@@ -19,31 +20,25 @@ fn model_path() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let dir = models::default_dir();
-    ["small", "default"]
+    ["default", "small"]
         .iter()
         .map(|n| models::path_of(models::spec(n).unwrap(), &dir))
         .find(|p| p.is_file())
 }
 
-/// The provider, loaded once for all tests; `None` means skip.
-fn provider() -> Option<&'static LocalProvider> {
-    static P: OnceLock<Option<LocalProvider>> = OnceLock::new();
+/// The provider, loaded once for all tests; a missing model fails the test that asks.
+fn provider() -> &'static LocalProvider {
+    static P: OnceLock<LocalProvider> = OnceLock::new();
     P.get_or_init(|| {
-        let Some(path) = model_path() else {
-            let msg = format!(
-                "no embedded model: set REKINDLE_MODEL_PATH or run `rekindle model fetch small` (looked in {})",
+        let path = model_path().unwrap_or_else(|| {
+            panic!(
+                "no embedded model: set REKINDLE_MODEL_PATH or run `rekindle model fetch` (looked in {})",
                 models::default_dir().display()
-            );
-            if std::env::var_os("CI").is_some() {
-                panic!("{msg}");
-            }
-            eprintln!("skipped: {msg}");
-            return None;
-        };
+            )
+        });
         eprintln!("model: {}", path.display());
-        Some(LocalProvider::load(&path).unwrap_or_else(|e| panic!("{e}")))
+        LocalProvider::load(&path).unwrap_or_else(|e| panic!("{e}"))
     })
-    .as_ref()
 }
 
 struct Collect(String);
@@ -71,7 +66,7 @@ fn add_request() -> Request {
 
 #[tokio::test]
 async fn writes_a_python_file_in_file_blocks() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let req = add_request();
     let mut sink = Collect(String::new());
     let t = std::time::Instant::now();
@@ -107,7 +102,7 @@ async fn writes_a_python_file_in_file_blocks() {
 /// depend a little on how a prompt was batched, so the history of calls is part of "the same".)
 #[test]
 fn greedy_decoding_is_deterministic() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let mut req = Request::new(
         "local",
         vec![Message::user(
@@ -135,7 +130,7 @@ fn greedy_decoding_is_deterministic() {
 /// so that no other test's call comes between.
 #[test]
 fn a_shared_prompt_prefix_is_read_once() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let add = add_request();
     let mut sub = add_request();
     sub.messages[1].content =
@@ -172,7 +167,7 @@ fn a_shared_prompt_prefix_is_read_once() {
 /// repeating file up to the limit.
 #[tokio::test]
 async fn a_repeating_reply_is_cut_and_its_blocks_kept() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let mut req = Request::new(
         "local",
         vec![
@@ -219,7 +214,7 @@ async fn a_repeating_reply_is_cut_and_its_blocks_kept() {
 #[tokio::test]
 async fn code_that_spells_out_a_table_is_not_cut() {
     // The guard once cut this at the ninth `if`: its lines have one shape, numbers masked.
-    let Some(p) = provider() else { return };
+    let p = provider();
     let mut req = Request::new(
         "local",
         vec![
@@ -267,7 +262,7 @@ async fn code_that_spells_out_a_table_is_not_cut() {
 
 #[tokio::test]
 async fn max_tokens_cuts_the_reply() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let mut req = add_request();
     req.sampling.max_tokens = 5;
     let r = p.complete(&req, &mut NoSink).await.unwrap();
@@ -278,7 +273,7 @@ async fn max_tokens_cuts_the_reply() {
 
 #[tokio::test]
 async fn stop_strings_end_the_reply() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let mut req = add_request();
     req.sampling.stop = vec!["def".into()];
     let r = p.complete(&req, &mut NoSink).await.unwrap();
@@ -292,7 +287,7 @@ async fn stop_strings_end_the_reply() {
 /// one; the reply is the one token-by-token decoding gives. A provider drafts nothing by default.
 #[test]
 fn a_copied_file_is_drafted_from_the_prompt_and_the_reply_is_unchanged() {
-    let Some(p) = provider() else { return };
+    let p = provider();
     let file = "def mean(numbers):\n    \"\"\"The arithmetic mean of a non-empty list of numbers.\"\"\"\n    total = 0\n    for n in numbers:\n        total += n\n    return total / len(numbers)\n\n\ndef spread(numbers):\n    \"\"\"The largest minus the smallest number of a non-empty list.\"\"\"\n    return max(numbers) - min(numbers)\n";
     let mut req = Request::new(
         "local",
