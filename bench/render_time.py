@@ -13,11 +13,12 @@ model calls, and predicts the model time from the engine's own rates:
     sum over calls of (tokens_in - cached_tokens) / prompt_rate + tokens_out / gen_rate
 
 The rates come from the `local_rates` example (a plain llama.cpp loop, measured before the first
-and after the last run, medians of both). They are token-by-token rates: with prompt lookup
-decoding (the engine's default) a call that copies what it read generates faster than they
-predict. `--lookup both` (the default) renders with it on and off (`REKINDLE_LOCAL_LOOKUP=0`),
-alternating, so the two are compared side by side on the same machine state; the prediction
-measures the engine's overhead with lookup off, and the saving with it on. Prints a table and the medians; writes JSON (default
+and after the last run, medians of both). They are token-by-token rates, as the engine decodes
+by default; with prompt lookup decoding (`REKINDLE_LOCAL_LOOKUP=1`, off by default) a call that
+copies what it read could generate faster than they predict where a batch is cheap. `--lookup
+both` (the default) renders with it on and off (`REKINDLE_LOCAL_LOOKUP=1` / `0`), alternating,
+so the two are compared side by side on the same machine state; the prediction measures the
+engine's overhead with lookup off, and what lookup saves or costs with it on. Prints a table and the medians; writes JSON (default
 `bench/results/render_time-PROJECT-DATE.json`). Needs a release build with `--features local`
 and its `local_rates` example:
 
