@@ -847,14 +847,14 @@ impl Sampler {
         // sampler does; read from the logits, without the copy of the whole vocabulary (152k
         // entries) that a token data array is: sampling so took 1-3% of a render's generation
         // time (0.17 s of 5.97 s in hello-world's first call).
+        if !self.greedy && self.grammar.is_none() {
+            // `sample` also accepts the token into the chain.
+            return Ok(self.chain.sample(ctx, idx));
+        }
         let (first, logit) = if self.greedy {
             let (i, logit) = argmax(ctx.get_logits_ith(idx));
             (LlamaToken::new(i as i32), logit)
         } else {
-            if self.grammar.is_none() {
-                // `sample` also accepts the token into the chain.
-                return Ok(self.chain.sample(ctx, idx));
-            }
             let mut all = ctx.token_data_array_ith(idx);
             all.apply_sampler(&mut self.chain);
             let first = all
