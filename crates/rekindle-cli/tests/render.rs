@@ -40,6 +40,8 @@ struct Behaviour {
     garbage: usize,
     /// Replies that write outside the build folder before the real one.
     escapes: usize,
+    /// Replies whose blocks hold only the format's placeholder before the real one.
+    placeholders: usize,
     /// Map a word to the word actually printed (for early cutoff: two spellings, one output).
     alias: Vec<(String, String)>,
 }
@@ -77,7 +79,9 @@ fn blocks(files: &[(&str, String)]) -> String {
 
 fn respond(b: &Arc<Mutex<Behaviour>>, s: &Seen) -> Reply {
     // A follow-up asking for the right format carries its context in the first message.
-    let prompt = if s.last_user().contains("Your reply could not be used") {
+    let prompt = if s.last_user().contains("Your reply could not be used")
+        || s.last_user().starts_with("That reply holds no code")
+    {
         s.first_user()
     } else {
         s.last_user()
@@ -86,6 +90,12 @@ fn respond(b: &Arc<Mutex<Behaviour>>, s: &Seen) -> Reply {
     if b.garbage > 0 {
         b.garbage -= 1;
         return openai_reply("Sure! I would write main.sh like this: echo hi");
+    }
+    if b.placeholders > 0 {
+        b.placeholders -= 1;
+        return openai_reply(
+            "--- FILE: main.sh\n<the whole file>\n--- END FILE\n--- FILE: test_main.sh\n<the whole file>\n--- END FILE\n",
+        );
     }
     if b.escapes > 0 {
         b.escapes -= 1;
@@ -597,6 +607,41 @@ fn malformed_replies_get_one_corrective_retry() {
     );
     assert!(err.contains("the last of 3 attempts"), "{err}");
     assert_eq!(p.server.seen().len(), 6, "{events:?}");
+}
+
+/// A reply that gives the format's placeholder for its files is asked, in the same
+/// conversation, for the code of its program files, without the format (and its placeholder)
+/// shown again.
+#[test]
+fn a_reply_of_placeholders_is_asked_for_the_code() {
+    let p = Project::new(
+        &["fine"],
+        Behaviour {
+            placeholders: 1,
+            ..Behaviour::default()
+        },
+    );
+    let (code, events, err) = p.render(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary(&events)["model_calls"], 3);
+    let seen = p.server.seen();
+    let ask = seen[1].last_user();
+    assert!(ask.starts_with("That reply holds no code"), "{ask}");
+    assert!(ask.contains("complete code of main.sh,"), "{ask}");
+    assert!(!ask.contains("test_main.sh"), "{ask}");
+    assert!(!ask.contains("<the whole file>"), "{ask}");
+    let (first, again) = (seen[0].json(), seen[1].json());
+    let n = first["messages"].as_array().unwrap().len();
+    assert_eq!(
+        again["messages"].as_array().unwrap()[..n],
+        first["messages"].as_array().unwrap()[..],
+        "the same conversation"
+    );
+    assert_eq!(again["temperature"].as_f64(), Some(0.0));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("plain_modules/app/code/main.sh")).unwrap(),
+        "#!/usr/bin/env bash\necho fine\n"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../prompts/fix_conformance.j2"),
     ),
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
+    ("placeholder.j2", include_str!("../prompts/placeholder.j2")),
     ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
     ("copied.j2", include_str!("../prompts/copied.j2")),
     ("unchecked.j2", include_str!("../prompts/unchecked.j2")),
@@ -364,6 +365,16 @@ pub fn rewrite_code(
 /// The follow-up that asks a model to repeat its answer in the right format.
 pub fn reformat(problem: &str) -> String {
     render("reformat.j2", minijinja::context! { problem => problem })
+        .trim_end()
+        .to_string()
+}
+
+/// The follow-up to a reply whose blocks for `files` hold only a placeholder (the 0.5B copies
+/// the format's `<the whole file>`). It does not show the format again: asked with
+/// `reformat.j2`, which does, the 0.5B wrote the placeholder again in 22 of 22 first replies
+/// of HumanEval's first 40; asked with this, in none, and 9 of the 22 passed HumanEval's tests.
+pub fn placeholder(files: &[String]) -> String {
+    render("placeholder.j2", minijinja::context! { files => v(files) })
         .trim_end()
         .to_string()
 }

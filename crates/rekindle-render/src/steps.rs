@@ -69,8 +69,9 @@ impl Renderer<'_, '_> {
     }
 
     /// Asks `role`'s model and reads its reply into changes of the folders `scope` allows.
-    /// A reply that is not file blocks, names a path outside its folders or writes what its
-    /// step may not is asked for once more, with the reason. A request this functionality's
+    /// A reply that is not file blocks, names a path outside its folders, writes what its
+    /// step may not or gives a placeholder for a file is asked for once more, with the reason
+    /// ([`Refusal::follow_up`]). A request this functionality's
     /// attempt already sent is not sent again as it is: it is sampled instead, with a seed
     /// derived from it (recorded in the request, so the cache and the journal keep it).
     #[allow(clippy::too_many_arguments)]
@@ -179,18 +180,17 @@ impl Renderer<'_, '_> {
                     }
                     Err(p) => p,
                 },
-                Err(e) => e.to_string(),
+                Err(e) => Refusal::Other(e.to_string()),
             };
             if attempt == 1 {
                 return Err(RenderError::Reply {
                     module: module.to_string(),
                     id,
-                    detail: problem,
+                    detail: problem.to_string(),
                 });
             }
             req.messages.push(Message::assistant(text));
-            req.messages
-                .push(Message::user(prompts::reformat(&problem)));
+            req.messages.push(Message::user(problem.follow_up()));
         }
         unreachable!("the loop returns on its second pass")
     }
@@ -1428,7 +1428,60 @@ impl Reply {
     }
 }
 
-/// Sorts a reply's blocks into the folders of `scope`; the reason when the reply may not be
+/// Why a reply's blocks may not be applied.
+#[derive(Debug)]
+enum Refusal {
+    /// The blocks (paths as the reply wrote them) whose content is only a placeholder, such as
+    /// the format's `<the whole file>`.
+    Placeholders(Vec<String>),
+    Other(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Other(reason)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Placeholders(paths) if paths.len() == 1 => write!(
+                f,
+                "the block for {} holds a placeholder, not the file's content",
+                paths[0]
+            ),
+            Refusal::Placeholders(paths) => write!(
+                f,
+                "the blocks for {} hold placeholders, not the files' content",
+                paths.join(", ")
+            ),
+            Refusal::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl Refusal {
+    /// The follow-up that asks for the reply again. A reply of placeholders is not shown the
+    /// format again (it has the format; the format's placeholder is what it copied) but asked
+    /// for the code of its program files among them (its tests come with them, when they were
+    /// asked for), or of all of them when none is a program file.
+    fn follow_up(&self) -> String {
+        match self {
+            Refusal::Placeholders(paths) => {
+                let program: Vec<String> = paths
+                    .iter()
+                    .filter(|p| is_program_path(p))
+                    .cloned()
+                    .collect();
+                prompts::placeholder(if program.is_empty() { paths } else { &program })
+            }
+            Refusal::Other(_) => prompts::reformat(&self.to_string()),
+        }
+    }
+}
+
+/// Sorts a reply's blocks into the folders of `scope`; why, when the reply may not be
 /// applied. A block that repeats a file it may not change, unchanged, is dropped, and so is
 /// documentation (a README, a Markdown file) unless `docs` says the specification names some.
 fn route(
@@ -1437,7 +1490,7 @@ fn route(
     scope: &Scope<'_>,
     scripts: &[String],
     docs: bool,
-) -> Result<Routed, String> {
+) -> Result<Routed, Refusal> {
     let verdict_tests = text
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -1448,6 +1501,8 @@ fn route(
         });
     let mut out = Routed::default();
     let mut dropped = 0;
+    // Every block that holds only a placeholder, so that the follow-up names them all.
+    let mut placeholders = Vec::new();
     for b in blocks {
         let raw = b.path();
         let (tests, rel) = if let Some(r) = raw.strip_prefix(TESTS) {
@@ -1472,7 +1527,8 @@ fn route(
         if scripts.iter().any(|s| s == name) {
             return Err(format!(
                 "{raw} is one of the project's test scripts, which rekindle runs and no reply may write"
-            ));
+            )
+            .into());
         }
         let root = match (tests, scope.tests) {
             (true, Some(t)) => t,
@@ -1484,9 +1540,8 @@ fn route(
         let change = match b {
             FileBlock::Write { content, .. } => {
                 if is_placeholder(content) {
-                    return Err(format!(
-                        "the block for {raw} holds a placeholder, not the file's content"
-                    ));
+                    placeholders.push(raw.to_string());
+                    continue;
                 }
                 Change::Write {
                     path: rel.to_string(),
@@ -1511,7 +1566,8 @@ fn route(
                 format!("{raw} is a test of an earlier functionality, which is right as it is: change the code instead")
             } else {
                 format!("this step writes tests only, under `{TESTS}`: {raw} would change the code")
-            });
+            }
+            .into());
         }
         if tests {
             out.tests.push(change);
@@ -1519,11 +1575,14 @@ fn route(
             out.code.push(change);
         }
     }
+    if !placeholders.is_empty() {
+        return Err(Refusal::Placeholders(placeholders));
+    }
     if out.code.is_empty() && out.tests.is_empty() && dropped > 0 {
-        return Err(
+        return Err(Refusal::Other(
             "the reply only repeats files this step does not write, or writes documentation nobody asked for"
                 .into(),
-        );
+        ));
     }
     Ok(out)
 }
@@ -1920,6 +1979,48 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_of_placeholders_is_asked_for_its_code_not_shown_the_format_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        let scope = Scope::code(&code);
+        let scripts = vec!["run_tests.sh".to_string()];
+        // As the 0.5B writes them: every block the format's placeholder, a made-up test file
+        // among them, and one block of real content.
+        let blocks = [
+            write("solution.py", "<the whole file>\n"),
+            write("test_solution.py", "<the whole file>\n"),
+            write("__init__.py", "<the whole file>  \n"),
+            write("notes.txt", "a real line\n"),
+        ];
+        let e = route("", &blocks, &scope, &scripts, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the blocks for solution.py, test_solution.py, __init__.py hold placeholders, not the files' content"
+        );
+        let ask = e.follow_up();
+        assert_eq!(
+            ask,
+            "That reply holds no code: where the content of solution.py, __init__.py belongs, it \
+             only says what should be there. Reply again with the actual, complete code of \
+             solution.py, __init__.py, every function with its body written out, in file blocks."
+        );
+        assert!(!ask.contains('<'), "{ask}");
+        // Only tests given as placeholders: those are named.
+        let e = route("", &blocks[1..2], &scope, &scripts, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the block for test_solution.py holds a placeholder, not the file's content"
+        );
+        assert!(e.follow_up().contains("complete code of test_solution.py,"));
+        // Any other refusal is answered with the format, and the reason.
+        let e = route("", &[write("../x.py", "x\n")], &scope, &scripts, false).unwrap_err();
+        let ask = e.follow_up();
+        assert!(ask.starts_with("Your reply could not be used: "), "{ask}");
+        assert!(ask.contains("--- FILE: <relative path>"), "{ask}");
+    }
+
+    #[test]
     fn replies_are_routed_by_their_path_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let code = dir.path().join("code");
@@ -1997,7 +2098,7 @@ mod tests {
             &scripts,
             false,
         );
-        assert!(e.unwrap_err().contains("would change the code"));
+        assert!(e.unwrap_err().to_string().contains("would change the code"));
         let e = route(
             "",
             &[write("app.py", "print(1)\n")],
@@ -2005,7 +2106,7 @@ mod tests {
             &scripts,
             false,
         );
-        assert!(e.unwrap_err().contains("only repeats"));
+        assert!(e.unwrap_err().to_string().contains("only repeats"));
         // A regression fix may not change the earlier tests.
         let regression = Scope {
             may_tests: false,
@@ -2018,7 +2119,7 @@ mod tests {
             &scripts,
             false,
         );
-        assert!(e.unwrap_err().contains("earlier functionality"));
+        assert!(e.unwrap_err().to_string().contains("earlier functionality"));
         // Documentation is dropped unless the specification names some; a reply of nothing
         // else is not a reply.
         let blocks = [write("README.md", "# App\n"), write("app.py", "print(3)\n")];
@@ -2027,7 +2128,10 @@ mod tests {
         let r = route("", &blocks, &both, &scripts, true).unwrap();
         assert_eq!(r.code.len(), 2);
         let e = route("", &blocks[..1], &both, &scripts, false);
-        assert!(e.unwrap_err().contains("documentation nobody asked for"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("documentation nobody asked for"));
         // Test scripts, placeholders and escapes are refused.
         for (path, content, want) in [
             ("run_tests.sh", "exit 0\n", "test scripts"),
@@ -2035,7 +2139,9 @@ mod tests {
             ("app.py", "<the whole file>\n", "placeholder"),
             ("../../x", "x\n", "relative to the code folder"),
         ] {
-            let e = route("", &[write(path, content)], &both, &scripts, false).unwrap_err();
+            let e = route("", &[write(path, content)], &both, &scripts, false)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{path}: {e}");
         }
     }
