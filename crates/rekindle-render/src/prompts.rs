@@ -201,14 +201,53 @@ pub fn unchanged(cx: &Context, program: &[String]) -> String {
     .to_string()
 }
 
-/// The follow-up to an implementation whose program files (`program`) only repeat code the
-/// specification shows. Short, and naming the files: with the functionality told again, the
-/// 0.5B wrote a unit test instead (0 of 20 bodies written); asked for the files, 6 of 20 of its
-/// answers passed HumanEval's tests and 10 still had no body.
-pub fn copied(program: &[String]) -> String {
-    render("copied.j2", minijinja::context! { program => v(program) })
+/// The follow-up to an implementation whose program files (`copies`, as written) only repeat
+/// code the specification shows: the files shown back, to be completed. Probed on the 0.5B's
+/// 13 such replies to HumanEval's first 40 (its first replies, or its answers to
+/// `placeholder.j2`): told "Your solution.py only repeats code the specification shows … Reply
+/// with solution.py complete", 1 of 13 answers passed HumanEval's tests and 9 were copies
+/// again; asked to complete the file shown, 6 of 13 passed (and the functionality told again,
+/// in an earlier probe, 0 of 20).
+pub fn copied(copies: &[FileText]) -> String {
+    #[derive(Serialize)]
+    struct Shown<'a> {
+        path: &'a str,
+        content: &'a str,
+        lang: &'a str,
+    }
+    let files: Vec<Shown> = copies
+        .iter()
+        .map(|f| Shown {
+            path: &f.path,
+            content: &f.content,
+            lang: fence_language(&f.path),
+        })
+        .collect();
+    render("copied.j2", minijinja::context! { files => v(files) })
         .trim_end()
         .to_string()
+}
+
+/// The Markdown fence's language for a file, from its extension (the extension itself when it
+/// is not one of the usual ones; nothing without one).
+fn fence_language(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return "";
+    };
+    match ext {
+        "py" => "python",
+        "js" | "mjs" | "cjs" => "javascript",
+        "ts" => "typescript",
+        "rs" => "rust",
+        "sh" => "bash",
+        "rb" => "ruby",
+        "kt" => "kotlin",
+        "h" => "c",
+        "cc" | "hpp" | "cxx" => "cpp",
+        "cs" => "csharp",
+        other => other,
+    }
 }
 
 /// The follow-up to conformance tests that leave out acceptance tests (`unchecked`).
@@ -382,6 +421,34 @@ pub fn placeholder(files: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copied_files_are_shown_back_to_be_completed() {
+        let file = |path: &str, content: &str| FileText {
+            path: path.into(),
+            content: content.into(),
+        };
+        let one = copied(&[file(
+            "src/solution.py",
+            "def f(x):\n    \"\"\"Twice x.\"\"\"\n",
+        )]);
+        assert_eq!(
+            one,
+            "Complete the following code of src/solution.py: write the body of every function. \
+             Reply with the whole file in a file block.\n\n```python\ndef f(x):\n    \
+             \"\"\"Twice x.\"\"\"\n```"
+        );
+        let two = copied(&[
+            file("a.ts", "export function f() {}\n"),
+            file("Makefile", "all:\n"),
+        ]);
+        assert_eq!(
+            two,
+            "Complete the following code of a.ts, Makefile: write the body of every function. \
+             Reply with the whole files in file blocks.\n\na.ts:\n```typescript\nexport \
+             function f() {}\n```\nMakefile:\n```\nall:\n```"
+        );
+    }
 
     #[test]
     fn prompts_render_with_everything_in_them() {

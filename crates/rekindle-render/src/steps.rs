@@ -1390,7 +1390,7 @@ impl Reply {
     /// model copies a function's signature and docstring with no body (the 0.5B did in 20 of
     /// HumanEval's first 40 first replies, with the reply format told in words rather than
     /// shown). Empty when the reply writes a line of its own, or no program file.
-    fn copies_spec_code(&self, spec: &str) -> Vec<String> {
+    fn copies_spec_code(&self, spec: &str) -> Vec<FileText> {
         let given: HashSet<&str> = spec.lines().map(str::trim).collect();
         let mut copied = Vec::new();
         for c in &self.changes.code {
@@ -1408,7 +1408,10 @@ impl Reply {
             if lines.is_empty() || !lines.iter().all(|l| given.contains(l)) {
                 return Vec::new();
             }
-            copied.push(path.clone());
+            copied.push(FileText {
+                path: path.clone(),
+                content: content.clone(),
+            });
         }
         copied
     }
@@ -1958,8 +1961,11 @@ mod tests {
                 ("solution.py", copy),
                 ("test_solution.py", "import solution\n")
             ])
-            .copies_spec_code(spec),
-            ["solution.py"]
+            .copies_spec_code(spec)
+            .iter()
+            .map(|f| (f.path.as_str(), f.content.as_str()))
+            .collect::<Vec<_>>(),
+            [("solution.py", copy)]
         );
         // One line of its own, in any program file, and it is not.
         let own = "def f(x):\n    \"\"\"Twice x.\"\"\"\n    return 2 * x\n";

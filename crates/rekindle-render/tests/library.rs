@@ -538,7 +538,7 @@ fn an_implementation_that_only_repeats_the_specs_code_is_asked_again() {
                 "bash main.sh | grep -qx 'hello, world'\n",
             ));
         }
-        if prompt.contains("only repeats code the specification shows") {
+        if prompt.starts_with("Complete the following code of main.sh") {
             return openai_reply(&block("main.sh", body));
         }
         openai_reply(&block("main.sh", copy))
@@ -551,11 +551,12 @@ fn an_implementation_that_only_repeats_the_specs_code_is_asked_again() {
     let again = &seen[1];
     assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
     let told = again.last_user();
+    // The file as the model wrote it, to be completed.
     assert_eq!(
         told,
-        "Your main.sh only repeats code the specification shows: its functions have no body. Reply with main.sh complete, every function with its body written, in file blocks."
+        format!("Complete the following code of main.sh: write the body of every function. Reply with the whole file in a file block.\n\n```bash\n{copy}```")
     );
-    assert!(!seen[0].last_user().contains("only repeats"));
+    assert!(!seen[0].last_user().contains("Complete the following"));
 }
 
 /// A model that writes a README with every implementation: unless the specification names a
