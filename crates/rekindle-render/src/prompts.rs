@@ -408,12 +408,15 @@ pub fn reformat(problem: &str) -> String {
         .to_string()
 }
 
-/// The follow-up to a reply whose blocks for `files` hold only a placeholder (the 0.5B copies
-/// the format's `<the whole file>`). It does not show the format again: asked with
-/// `reformat.j2`, which does, the 0.5B wrote the placeholder again in 22 of 22 first replies
-/// of HumanEval's first 40; asked with this, in none, and 9 of the 22 passed HumanEval's tests.
-pub fn placeholder(files: &[String]) -> String {
-    render("placeholder.j2", minijinja::context! { files => v(files) })
+/// The follow-up to a reply whose block for `file` (and maybe others) holds only a placeholder
+/// (the 0.5B copies the format's `<the whole file>`). It does not show the format again: asked
+/// with `reformat.j2`, which does, the 0.5B wrote the placeholder again in all 22 of its
+/// placeholder first replies to HumanEval's first 40; asked with this, in none, and 9 of the
+/// 22 answers passed HumanEval's tests. It names one file: naming two (`solution.py,
+/// __init__.py`, every program file the reply left as a placeholder), 2 passed and 6 were
+/// placeholders again.
+pub fn placeholder(file: &str) -> String {
+    render("placeholder.j2", minijinja::context! { file => file })
         .trim_end()
         .to_string()
 }

@@ -1467,17 +1467,13 @@ impl std::fmt::Display for Refusal {
 impl Refusal {
     /// The follow-up that asks for the reply again. A reply of placeholders is not shown the
     /// format again (it has the format; the format's placeholder is what it copied) but asked
-    /// for the code of its program files among them (its tests come with them, when they were
-    /// asked for), or of all of them when none is a program file.
+    /// for the code of the first program file among them (the files that go with it, its
+    /// tests, come with it), or of the first of them when none is a program file.
     fn follow_up(&self) -> String {
         match self {
             Refusal::Placeholders(paths) => {
-                let program: Vec<String> = paths
-                    .iter()
-                    .filter(|p| is_program_path(p))
-                    .cloned()
-                    .collect();
-                prompts::placeholder(if program.is_empty() { paths } else { &program })
+                let first = paths.iter().find(|p| is_program_path(p)).or(paths.first());
+                prompts::placeholder(first.map_or("", String::as_str))
             }
             Refusal::Other(_) => prompts::reformat(&self.to_string()),
         }
@@ -2007,9 +2003,9 @@ mod tests {
         let ask = e.follow_up();
         assert_eq!(
             ask,
-            "That reply holds no code: where the content of solution.py, __init__.py belongs, it \
-             only says what should be there. Reply again with the actual, complete code of \
-             solution.py, __init__.py, every function with its body written out, in file blocks."
+            "That reply holds no code: where the file's content belongs it only says what \
+             should be there. Reply again with the actual, complete code of solution.py, every \
+             function with its body written out, in file blocks."
         );
         assert!(!ask.contains('<'), "{ask}");
         // Only tests given as placeholders: those are named.
