@@ -212,14 +212,19 @@ pub fn copied(copies: &[FileText]) -> String {
     #[derive(Serialize)]
     struct Shown<'a> {
         path: &'a str,
-        content: &'a str,
+        /// Ends with a newline, so the closing fence is a line of its own.
+        content: String,
         lang: &'a str,
     }
     let files: Vec<Shown> = copies
         .iter()
         .map(|f| Shown {
             path: &f.path,
-            content: &f.content,
+            content: if f.content.ends_with('\n') {
+                f.content.clone()
+            } else {
+                format!("{}\n", f.content)
+            },
             lang: fence_language(&f.path),
         })
         .collect();
@@ -443,7 +448,7 @@ mod tests {
         );
         let two = copied(&[
             file("a.ts", "export function f() {}\n"),
-            file("Makefile", "all:\n"),
+            file("Makefile", "all:"),
         ]);
         assert_eq!(
             two,

@@ -1500,7 +1500,8 @@ fn route(
         });
     let mut out = Routed::default();
     let mut dropped = 0;
-    // Every block that holds only a placeholder, so that the follow-up names them all.
+    // Every block that holds only a placeholder: the reason names them all, and the
+    // follow-up picks the program file among them.
     let mut placeholders = Vec::new();
     for b in blocks {
         let raw = b.path();
