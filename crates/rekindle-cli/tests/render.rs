@@ -610,8 +610,8 @@ fn malformed_replies_get_one_corrective_retry() {
 }
 
 /// A reply that gives the format's placeholder for its files is asked, in the same
-/// conversation, for the code of its program files, without the format (and its placeholder)
-/// shown again.
+/// conversation, for the code of its program file (not its test), without the format (and its
+/// placeholder) shown again.
 #[test]
 fn a_reply_of_placeholders_is_asked_for_the_code() {
     let p = Project::new(
