@@ -53,7 +53,7 @@ pub(crate) fn pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
 }
 
 /// Every line of `files` that `output` points at, as [`pointed_at`] names them.
-fn all_pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
+pub(crate) fn all_pointed_at(output: &str, files: &[FileText]) -> Vec<String> {
     let mut found: Vec<(usize, String)> = Vec::new();
     for f in files {
         let names = [f.path.clone(), format!("./{}", f.path)];

@@ -19,6 +19,7 @@ pub mod draft;
 pub mod error;
 pub mod events;
 mod history;
+mod imports;
 pub mod options;
 pub mod prompts;
 pub mod run;

@@ -11,6 +11,7 @@ use crate::blame::{
 use crate::checked;
 use crate::error::{io, RenderError};
 use crate::events::{Event, Phase, ScriptKind};
+use crate::imports::{missing_import, with_import};
 use crate::options::Role;
 use crate::prompts::{self, Context};
 use crate::run::Renderer;
@@ -558,6 +559,65 @@ impl Renderer<'_, '_> {
         )))
     }
 
+    /// Adds the import that `output` shows a file of `shown` lacks ([`missing_import`]: a name the
+    /// program defines, a standard module, a name of `typing`), without a call, once per file and
+    /// name in an attempt. `tests` is the conformance tests' folder, for their files. What the
+    /// memory says, when it adds one.
+    #[allow(clippy::too_many_arguments)]
+    fn add_import(
+        &mut self,
+        module: &str,
+        k: usize,
+        d: &ModuleLayout,
+        tests: Option<&Path>,
+        shown: &[FileText],
+        output: &str,
+        tries: &mut Tries,
+    ) -> Result<Option<String>, RenderError> {
+        let Some(m) = missing_import(output, shown) else {
+            return Ok(None);
+        };
+        let Some(file) = shown.iter().find(|f| f.path == m.path) else {
+            return Ok(None);
+        };
+        if !tries.imported.insert((m.path.clone(), m.name.clone())) {
+            return Ok(None);
+        }
+        let content = with_import(&file.content, &m.line);
+        let (change, scope) = match (m.path.strip_prefix(TESTS), tests) {
+            (Some(_), None) => return Ok(None),
+            (Some(rest), Some(tests)) => (
+                Routed {
+                    code: vec![],
+                    tests: vec![Change::Write {
+                        path: rest.to_string(),
+                        content,
+                    }],
+                },
+                Scope::tests(&d.code, tests),
+            ),
+            (None, _) => (
+                Routed {
+                    code: vec![Change::Write {
+                        path: m.path.clone(),
+                        content,
+                    }],
+                    tests: vec![],
+                },
+                Scope::code(&d.code),
+            ),
+        };
+        self.apply(module, k, &scope, &change)?;
+        let whose = match &m.defined_in {
+            Some(p) => format!(", which {p} defines,"),
+            None => String::new(),
+        };
+        Ok(Some(format!(
+            "`{}` was added to {}: it used {}{whose} without importing it.",
+            m.line, m.path, m.name
+        )))
+    }
+
     /// Says `note`, something the render did to a functionality's files without a call, as a
     /// warning, and keeps it in the functionality's memory for the prompts after it. The failure
     /// it answers no longer asks for a sampled fix: the next call, whatever it is, is asked as
@@ -805,6 +865,16 @@ impl Renderer<'_, '_> {
                 let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
                 let (files, test_files) = (named(CODE, &files), named(TESTS, &test_files));
                 let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
+                // A name used and never imported: the one missing line is added, without a
+                // call, and the same tests run again.
+                if !regression {
+                    if let Some(note) =
+                        self.add_import(module, k, d, Some(&folder), &shown, &output, tries)?
+                    {
+                        self.remember(k, tries, note);
+                        continue;
+                    }
+                }
                 // A failing check that compares with values the specification never gives
                 // (the model worked out `mean_absolute_deviation([1.0, …, 5.0]) == 1.5` itself):
                 // the test is as suspect as the code.
@@ -1043,6 +1113,11 @@ impl Renderer<'_, '_> {
             let output = self.output_for_prompt(&run.output, d, &d.conformance_tests(k));
             let (files, _) = self.snapshot(&d.code);
             let files = named(CODE, &files);
+            if let Some(note) = self.add_import(module, k, d, None, &files, &output, tries)? {
+                self.phase(module, k, Phase::FixUnitTests, attempt + 1);
+                self.remember(k, tries, note);
+                continue;
+            }
             tries.failed("unit", &output, &files);
             // A failed assertion raised in unit test files this functionality wrote, and in no
             // line of the program: the model's test disagrees with the model's code. Its own
@@ -1644,6 +1719,8 @@ struct Tries {
     docs: bool,
     /// Made-up checks dropped in this attempt.
     dropped: u32,
+    /// The imports added in this attempt, as (file, name): each once.
+    imported: HashSet<(String, String)>,
     /// Model calls this functionality made, every attempt and cache hits included.
     calls: u32,
     /// The most it may make (`Options::call_budget`).
@@ -1663,6 +1740,7 @@ impl Tries {
         self.rounding = None;
         self.rewritten_alone.clear();
         self.dropped = 0;
+        self.imported.clear();
     }
 
     /// Model calls this functionality may still make.

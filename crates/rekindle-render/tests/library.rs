@@ -1342,6 +1342,59 @@ fn a_check_calling_the_code_on_inputs_the_spec_never_gives_is_dropped_when_the_c
     }
 }
 
+/// Real Python tests that use a name they never import: the unit test `unittest`, the
+/// conformance test the function under test (HumanEval/2 with the 0.5B model at 2ddc636, where
+/// the fix that followed removed the tests). Each gets its one missing line without a call,
+/// with a note, and the functionality renders in its two calls.
+#[test]
+fn a_name_a_test_never_imports_is_imported_without_a_call() {
+    let f = Fixture::new(&[]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Half: is the function `half` of the Python module solution.py.\n\n***implementation reqs***\n\n- :Half: is written in Python.\n\n***functional specs***\n\n- :Half: returns half of a number: `half(3)` returns `1.5`.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.dir.path().join("unit.sh"),
+        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -p 'test_*.py' 2>&1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.dir.path().join("conformance.sh"),
+        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nPYTHONPATH=\"$1\" python3 -m unittest discover -s \"$2\" -t \"$2\" -p 'test_*.py' 2>&1\n",
+    )
+    .unwrap();
+    const UNIT: &str = "from solution import half\n\n\nclass T(unittest.TestCase):\n    def test_unit(self):\n        self.assertEqual(half(3), 1.5)\n";
+    const CONFORMANCE: &str = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_conformance(self):\n        self.assertEqual(half(3), 1.5)\n";
+    f.server.set_responder(move |s: &Seen| {
+        if s.last_user().contains("Write conformance tests") {
+            return openai_reply(&block("test_half.py", CONFORMANCE));
+        }
+        openai_reply(&format!(
+            "{}{}",
+            block("solution.py", "def half(x):\n    return x / 2\n"),
+            block("test_solution.py", UNIT)
+        ))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
+    assert_eq!(s.model_calls, 2, "{events:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.code().join("test_solution.py")).unwrap(),
+        format!("import unittest\n{UNIT}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.conformance_tests(1).join("test_half.py")).unwrap(),
+        format!("from solution import half\n{CONFORMANCE}")
+    );
+    for note in [
+        "`import unittest` was added to test_solution.py: it used unittest without importing it.",
+        "`from solution import half` was added to conformance_tests/test_half.py: it used half, which solution.py defines, without importing it.",
+    ] {
+        assert!(warned(&events, note), "{note}\n{events:?}");
+    }
+}
+
 /// Runs the functionality's conformance tests; a failure names the test file and line, and
 /// what the test printed (its error).
 const CONFORMANCE_WITH_LINES: &str = "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nfor t in \"$2\"/*.sh; do out=$(bash \"$t\") || { echo \"$t:1: $out (after 0.0$RANDOM s)\"; exit 1; }; done\n";
