@@ -511,37 +511,16 @@ impl Renderer<'_, '_> {
         let Some(content) = without_line(&file.content, inv.line) else {
             return Ok(None);
         };
-        let (change, scope) = match (inv.path.strip_prefix(TESTS), tests) {
-            (Some(_), None) => return Ok(None),
-            (Some(rest), Some(tests)) => {
-                let mut changes = vec![Change::Write {
-                    path: rest.to_string(),
-                    content,
-                }];
-                // Not when the line is the tests' only check of a value an acceptance test
-                // gives: no functionality passes on tests that no longer check it.
-                if keep_checks(cx, tests, &mut changes).is_some() {
-                    return Ok(None);
-                }
-                (
-                    Routed {
-                        code: vec![],
-                        tests: changes,
-                    },
-                    Scope::tests(&d.code, tests),
-                )
-            }
-            (None, _) => (
-                Routed {
-                    code: vec![Change::Write {
-                        path: inv.path.clone(),
-                        content,
-                    }],
-                    tests: vec![],
-                },
-                Scope::code(&d.code),
-            ),
+        let Some((mut change, scope)) = rewritten(&inv.path, content, &d.code, tests) else {
+            return Ok(None);
         };
+        // Not when the line is the tests' only check of a value an acceptance test gives: no
+        // functionality passes on tests that no longer check it.
+        if let Some(tests) = scope.tests {
+            if keep_checks(cx, tests, &mut change.tests).is_some() {
+                return Ok(None);
+            }
+        }
         let line = file.content.lines().nth(inv.line - 1).unwrap_or("").trim();
         self.apply(module, k, &scope, &change)?;
         let values = inv.values.join(", ");
@@ -584,28 +563,8 @@ impl Renderer<'_, '_> {
             return Ok(None);
         }
         let content = with_import(&file.content, &m.line);
-        let (change, scope) = match (m.path.strip_prefix(TESTS), tests) {
-            (Some(_), None) => return Ok(None),
-            (Some(rest), Some(tests)) => (
-                Routed {
-                    code: vec![],
-                    tests: vec![Change::Write {
-                        path: rest.to_string(),
-                        content,
-                    }],
-                },
-                Scope::tests(&d.code, tests),
-            ),
-            (None, _) => (
-                Routed {
-                    code: vec![Change::Write {
-                        path: m.path.clone(),
-                        content,
-                    }],
-                    tests: vec![],
-                },
-                Scope::code(&d.code),
-            ),
+        let Some((change, scope)) = rewritten(&m.path, content, &d.code, tests) else {
+            return Ok(None);
         };
         self.apply(module, k, &scope, &change)?;
         let whose = match &m.defined_in {
@@ -1253,6 +1212,40 @@ impl Renderer<'_, '_> {
             self.apply(module, k, &scope, &reply.changes)?;
         }
     }
+}
+
+/// A shown file (`path` as prompts name it) written with `content` by the render itself, without
+/// a call: the change and the scope it applies in, the conformance tests' folder `tests` for
+/// their files, the code folder for the others. None for a conformance test with no folder.
+fn rewritten<'a>(
+    path: &str,
+    content: String,
+    code: &'a Path,
+    tests: Option<&'a Path>,
+) -> Option<(Routed, Scope<'a>)> {
+    Some(match (path.strip_prefix(TESTS), tests) {
+        (Some(_), None) => return None,
+        (Some(rest), Some(tests)) => (
+            Routed {
+                code: vec![],
+                tests: vec![Change::Write {
+                    path: rest.to_string(),
+                    content,
+                }],
+            },
+            Scope::tests(code, tests),
+        ),
+        (None, _) => (
+            Routed {
+                code: vec![Change::Write {
+                    path: path.to_string(),
+                    content,
+                }],
+                tests: vec![],
+            },
+            Scope::code(code),
+        ),
+    })
 }
 
 /// Adds `change` to `tests` without losing one of them: a new file at a path another already
