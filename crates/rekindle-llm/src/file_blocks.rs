@@ -63,7 +63,13 @@ pub fn parse(reply: &str) -> Result<Vec<FileBlock>, FormatError> {
             }
         }
         if let Some((_, path, content)) = &mut open {
-            if line.trim_end() == CLOSE {
+            // A closing fence with the close glued to it (```` ```--- END FILE ````, as the 0.5B
+            // writes it): the fence, then the close.
+            let glued = line.starts_with("```") && line.trim_start_matches('`').trim_end() == CLOSE;
+            if glued {
+                content.push_str("```\n");
+            }
+            if glued || line.trim_end() == CLOSE {
                 let content = unfence(path, &std::mem::take(content));
                 blocks.push(FileBlock::Write {
                     path: std::mem::take(path),
@@ -291,6 +297,31 @@ mod tests {
                 path: "a.txt".into(),
                 content: "\nx\n".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_close_glued_to_a_closing_fence_closes_the_block() {
+        // HumanEval/13 with the 0.5B at e32acf3: the marker again on its own line after it.
+        let r = "--- FILE: a.py\n```python\ndef f():\n    return 1\n```--- END FILE\n--- END FILE\n--- FILE: b.py\nx = 2\n```--- END FILE\n";
+        let b = parse(r).unwrap();
+        assert_eq!(
+            b,
+            vec![
+                FileBlock::Write {
+                    path: "a.py".into(),
+                    content: "def f():\n    return 1\n".into()
+                },
+                FileBlock::Write {
+                    path: "b.py".into(),
+                    content: "x = 2\n".into()
+                },
+            ]
+        );
+        // A line that only mentions the close is content.
+        let r = "--- FILE: a.md\nwrite ```--- END FILE``` last\n--- END FILE\n";
+        assert!(
+            matches!(&parse(r).unwrap()[0], FileBlock::Write { content, .. } if content.contains("last"))
         );
     }
 
