@@ -144,6 +144,26 @@ impl Fixture {
         f
     }
 
+    /// A project of one Python spec, `spec`, whose test scripts run real `python3 -m unittest`:
+    /// the unit tests in the code folder, the conformance tests with the code on the path.
+    fn python(spec: &str) -> Fixture {
+        let f = Fixture::new(&[]);
+        for (name, text) in [
+            ("app.plain", spec),
+            (
+                "unit.sh",
+                "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -p 'test_*.py' 2>&1\n",
+            ),
+            (
+                "conformance.sh",
+                "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nPYTHONPATH=\"$1\" python3 -m unittest discover -s \"$2\" -t \"$2\" -p 'test_*.py' 2>&1\n",
+            ),
+        ] {
+            std::fs::write(f.dir.path().join(name), text).unwrap();
+        }
+        f
+    }
+
     fn write_spec(&self, words: &[&str]) {
         let mut s = String::from("***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n");
         for w in words {
@@ -1283,22 +1303,9 @@ fn a_made_up_conformance_check_is_dropped_without_a_call() {
 /// and the functionality renders in its two calls.
 #[test]
 fn a_check_calling_the_code_on_inputs_the_spec_never_gives_is_dropped_when_the_code_raises() {
-    let f = Fixture::new(&[]);
-    std::fs::write(
-        f.dir.path().join("app.plain"),
+    let f = Fixture::python(
         "***definitions***\n\n- :Scale: is the function `scale` of the Python module solution.py.\n\n***implementation reqs***\n\n- :Scale: is written in Python.\n\n***functional specs***\n\n- :Scale: maps a list of numbers, of which at least two differ, linearly so that the smallest becomes 0 and the largest 1: `scale([2, 4, 6])` returns `[0.0, 0.5, 1.0]`.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        f.dir.path().join("unit.sh"),
-        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -p 'test_*.py' 2>&1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        f.dir.path().join("conformance.sh"),
-        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nPYTHONPATH=\"$1\" python3 -m unittest discover -s \"$2\" -t \"$2\" -p 'test_*.py' 2>&1\n",
-    )
-    .unwrap();
+    );
     let test = |name: &str, odd: &str| {
         format!("import unittest\nfrom solution import scale\n\n\nclass T(unittest.TestCase):\n    def test_{name}(self):\n        self.assertEqual(scale([2, 4, 6]), [0.0, 0.5, 1.0])\n        self.assertEqual(scale([{odd}, {odd}]), [0.0, 0.0])\n\n\nif __name__ == '__main__':\n    unittest.main()\n")
     };
@@ -1348,22 +1355,9 @@ fn a_check_calling_the_code_on_inputs_the_spec_never_gives_is_dropped_when_the_c
 /// with a note, and the functionality renders in its two calls.
 #[test]
 fn a_name_a_test_never_imports_is_imported_without_a_call() {
-    let f = Fixture::new(&[]);
-    std::fs::write(
-        f.dir.path().join("app.plain"),
+    let f = Fixture::python(
         "***definitions***\n\n- :Half: is the function `half` of the Python module solution.py.\n\n***implementation reqs***\n\n- :Half: is written in Python.\n\n***functional specs***\n\n- :Half: returns half of a number: `half(3)` returns `1.5`.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        f.dir.path().join("unit.sh"),
-        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\npython3 -m unittest discover -p 'test_*.py' 2>&1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        f.dir.path().join("conformance.sh"),
-        "#!/usr/bin/env bash\ncd \"$1\" || exit 69\nPYTHONPATH=\"$1\" python3 -m unittest discover -s \"$2\" -t \"$2\" -p 'test_*.py' 2>&1\n",
-    )
-    .unwrap();
+    );
     const UNIT: &str = "from solution import half\n\n\nclass T(unittest.TestCase):\n    def test_unit(self):\n        self.assertEqual(half(3), 1.5)\n";
     const CONFORMANCE: &str = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_conformance(self):\n        self.assertEqual(half(3), 1.5)\n";
     f.server.set_responder(move |s: &Seen| {
