@@ -15,6 +15,7 @@
 mod blame;
 pub mod burn;
 mod checked;
+mod completion;
 pub mod converse;
 pub mod draft;
 pub mod error;

@@ -22,7 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reformat.j2", include_str!("../prompts/reformat.j2")),
     ("placeholder.j2", include_str!("../prompts/placeholder.j2")),
     ("unchanged.j2", include_str!("../prompts/unchanged.j2")),
-    ("copied.j2", include_str!("../prompts/copied.j2")),
+    ("complete.j2", include_str!("../prompts/complete.j2")),
     ("unchecked.j2", include_str!("../prompts/unchecked.j2")),
     (
         "acceptance_test.j2",
@@ -201,36 +201,28 @@ pub fn unchanged(cx: &Context, program: &[String]) -> String {
     .to_string()
 }
 
-/// The follow-up to an implementation whose program files (`copies`, as written) only repeat
-/// code the specification shows: the files shown back, to be completed. Probed on the 0.5B's
-/// 13 such replies to HumanEval's first 40 (its first replies, or its answers to
-/// `placeholder.j2`): told "Your solution.py only repeats code the specification shows … Reply
-/// with solution.py complete", 1 of 13 answers passed HumanEval's tests and 9 were copies
-/// again; asked to complete the file shown, 6 of 13 passed (and the functionality told again,
-/// in an earlier probe, 0 of 20).
-pub fn copied(copies: &[FileText]) -> String {
-    #[derive(Serialize)]
-    struct Shown<'a> {
-        path: &'a str,
-        /// Ends with a newline, so the closing fence is a line of its own.
-        content: String,
-        lang: &'a str,
-    }
-    let files: Vec<Shown> = copies
-        .iter()
-        .map(|f| Shown {
-            path: &f.path,
-            content: if f.content.ends_with('\n') {
-                f.content.clone()
-            } else {
-                format!("{}\n", f.content)
+/// A new conversation asking for `file` (a program file that only repeats code the specification
+/// shows: signatures and docstrings, no body) completed, as a code block: no system prompt (a
+/// model's chat template brings its own), no spec, no file blocks. A small model answers this
+/// as the code completion it was trained on. Probed on the 12 such files the 0.5B wrote for
+/// HumanEval's first 40 (at e32acf3): 9 of the 12 completions passed HumanEval's tests, where
+/// the same words in the implementation's conversation, answered in file blocks, got 6 of 13
+/// and a copy again in 6 (the 1.5B: 10 of 12).
+pub fn complete(file: &FileText) -> Vec<Message> {
+    let content = if file.content.ends_with('\n') {
+        file.content.clone()
+    } else {
+        format!("{}\n", file.content)
+    };
+    vec![Message::user(
+        render(
+            "complete.j2",
+            minijinja::context! {
+                path => file.path.as_str(), content => content, lang => fence_language(&file.path),
             },
-            lang: fence_language(&f.path),
-        })
-        .collect();
-    render("copied.j2", minijinja::context! { files => v(files) })
-        .trim_end()
-        .to_string()
+        )
+        .trim_end(),
+    )]
 }
 
 /// The Markdown fence's language for a file, from its extension (the extension itself when it
@@ -431,30 +423,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copied_files_are_shown_back_to_be_completed() {
+    fn a_copied_file_is_asked_for_as_code_to_complete() {
         let file = |path: &str, content: &str| FileText {
             path: path.into(),
             content: content.into(),
         };
-        let one = copied(&[file(
+        let one = complete(&file(
             "src/solution.py",
             "def f(x):\n    \"\"\"Twice x.\"\"\"\n",
-        )]);
+        ));
+        assert_eq!(one.len(), 1, "one user message, no system prompt");
+        assert_eq!(one[0].role, rekindle_llm::Role::User);
         assert_eq!(
-            one,
+            one[0].content,
             "Complete the following code of src/solution.py: write the body of every function. \
-             Reply with the whole file in a file block.\n\n```python\ndef f(x):\n    \
+             Reply with the whole file in one ```python block.\n\n```python\ndef f(x):\n    \
              \"\"\"Twice x.\"\"\"\n```"
         );
-        let two = copied(&[
-            file("a.ts", "export function f() {}\n"),
-            file("Makefile", "all:"),
-        ]);
+        let ts = complete(&file("a.ts", "export function f() {}"));
         assert_eq!(
-            two,
-            "Complete the following code of a.ts, Makefile: write the body of every function. \
-             Reply with the whole files in file blocks.\n\na.ts:\n```typescript\nexport \
-             function f() {}\n```\nMakefile:\n```\nall:\n```"
+            ts[0].content,
+            "Complete the following code of a.ts: write the body of every function. Reply with \
+             the whole file in one ```typescript block.\n\n```typescript\nexport function f() {}\n```"
         );
     }
 

@@ -130,39 +130,11 @@ impl Renderer<'_, '_> {
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
         for attempt in 0..2 {
-            if tries.calls_left() == 0 {
-                return Err(RenderError::OutOfCalls {
-                    module: module.to_string(),
-                    id,
-                    calls: tries.calls,
-                });
-            }
-            tries.calls += 1;
-            tries.vary(&mut req);
-            let outcome = {
-                let mut sink = Sink {
-                    obs: &mut *self.obs,
-                };
-                self.session.call(m.provider, &req, &mut sink).await?
-            };
-            let r = &outcome.record;
-            self.obs.event(&Event::ModelCall {
-                role,
-                key: r.key.clone(),
-                provider: r.provider.clone(),
-                model: r.model.clone(),
-                cache_hit: r.cache_hit,
-                tokens_in: r.usage.input_tokens,
-                tokens_out: r.usage.output_tokens,
-                cached_tokens: r.usage.cached_tokens,
-                finish_reason: outcome.response.finish_reason.clone(),
-                cut: outcome.response.cut.clone(),
-                temperature: req.sampling.temperature,
-                cost: r.cost,
-                seconds: r.duration_ms as f64 / 1000.0,
-            });
-            let mut text = outcome.response.text;
-            let finish = &outcome.response.finish_reason;
+            let response = self
+                .call(module, id, role, failures, &mut req, tries)
+                .await?;
+            let mut text = response.text;
+            let finish = &response.finish_reason;
             if *finish == FinishReason::Length || (scope.one_file && *finish == FinishReason::Stop)
             {
                 // Cut by the token cap, or by a stop string at the end of the one block asked
@@ -176,7 +148,7 @@ impl Renderer<'_, '_> {
                         return Ok(Reply {
                             changes,
                             text,
-                            finish: outcome.response.finish_reason,
+                            finish: response.finish_reason,
                         })
                     }
                     Err(p) => p,
@@ -194,6 +166,52 @@ impl Renderer<'_, '_> {
             req.messages.push(Message::user(problem.follow_up()));
         }
         unreachable!("the loop returns on its second pass")
+    }
+
+    /// Sends `req` to `role`'s model as one call of the functionality's budget (made a request
+    /// not sent before, [`Tries::vary`]) and reports it.
+    async fn call(
+        &mut self,
+        module: &str,
+        id: usize,
+        role: Role,
+        failures: u32,
+        req: &mut Request,
+        tries: &mut Tries,
+    ) -> Result<rekindle_llm::Response, RenderError> {
+        if tries.calls_left() == 0 {
+            return Err(RenderError::OutOfCalls {
+                module: module.to_string(),
+                id,
+                calls: tries.calls,
+            });
+        }
+        let m = self.models.get(role, failures);
+        tries.calls += 1;
+        tries.vary(req);
+        let outcome = {
+            let mut sink = Sink {
+                obs: &mut *self.obs,
+            };
+            self.session.call(m.provider, req, &mut sink).await?
+        };
+        let r = &outcome.record;
+        self.obs.event(&Event::ModelCall {
+            role,
+            key: r.key.clone(),
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            cache_hit: r.cache_hit,
+            tokens_in: r.usage.input_tokens,
+            tokens_out: r.usage.output_tokens,
+            cached_tokens: r.usage.cached_tokens,
+            finish_reason: outcome.response.finish_reason.clone(),
+            cut: outcome.response.cut.clone(),
+            temperature: req.sampling.temperature,
+            cost: r.cost,
+            seconds: r.duration_ms as f64 / 1000.0,
+        });
+        Ok(outcome.response)
     }
 
     /// Functionality `k`'s conformance tests, as changes of its folder (`scope`), not yet
@@ -701,31 +719,65 @@ impl Renderer<'_, '_> {
         let mut reply = self
             .ask(module, k, Role::Code, 0, msgs.clone(), scope, tries)
             .await?;
-        // One follow-up at most, in the same conversation, told what is missing:
-        // - the reply gave the program back as it was (a small model copies the files it is
-        //   shown; tests and documentation it changed do not count);
-        // - its program only repeats code the specification shows (a signature and its
-        //   docstring, no body), when the answer is also taken only if it writes code of its own.
-        let spec = cx.text();
-        let (told, after_copy) = if !files.is_empty() && !reply.changes_program(&d.code) {
-            (Some(prompts::unchanged(cx, &program_paths(&files))), false)
-        } else {
-            let copied = reply.copies_spec_code(&spec);
-            ((!copied.is_empty()).then(|| prompts::copied(&copied)), true)
-        };
-        if let Some(told) = told {
+        // The reply gave the program back as it was (a small model copies the files it is
+        // shown; tests and documentation it changed do not count): one follow-up, in the same
+        // conversation, says so.
+        if !files.is_empty() && !reply.changes_program(&d.code) {
             msgs.push(Message::assistant(reply.text.clone()));
-            msgs.push(Message::user(told));
+            msgs.push(Message::user(prompts::unchanged(
+                cx,
+                &program_paths(&files),
+            )));
             let again = self
                 .optional(module, k, Role::Code, msgs, scope, tries)
                 .await?;
-            if let Some(again) = again.filter(|r| {
-                r.changes_program(&d.code) && (!after_copy || r.copies_spec_code(&spec).is_empty())
-            }) {
+            if let Some(again) = again.filter(|r| r.changes_program(&d.code)) {
                 reply = again;
             }
         }
+        // A program file that only repeats code the specification shows (a signature and its
+        // docstring, no body, as the 0.5B often answers) is asked for as code to complete, in
+        // a conversation of its own.
+        let spec = cx.text();
+        for copy in reply.copies_spec_code(&spec) {
+            if let Some(content) = self.complete(module, k, &copy, &spec, tries).await? {
+                reply.replace(&copy.path, content);
+            }
+        }
         self.apply(module, k, &scope, &reply.changes)
+    }
+
+    /// `copy`, a program file that only repeats code the specification (`spec`) shows, completed
+    /// by the code model in a conversation of its own ([`prompts::complete`]); `None`, with a
+    /// warning, when the reply holds no code block or repeats the specification again.
+    async fn complete(
+        &mut self,
+        module: &str,
+        k: usize,
+        copy: &FileText,
+        spec: &str,
+        tries: &mut Tries,
+    ) -> Result<Option<String>, RenderError> {
+        let model = self.models.get(Role::Code, 0).model.clone();
+        let mut req = Request::new(model, prompts::complete(copy));
+        req.sampling = self.opts.sampling.clone();
+        // The file twice over (about three bytes a token) and room for the bodies.
+        let cap = (copy.content.len() / 3 * 2 + COMPLETION_MIN_TOKENS as usize) as u32;
+        req.sampling.max_tokens = req.sampling.max_tokens.min(cap);
+        req.constraint = Some(Constraint::Text);
+        req.template_version = prompts::template_version().to_string();
+        let response = self.call(module, k, Role::Code, 0, &mut req, tries).await?;
+        let content = crate::completion::completed(&copy.content, &response.text)
+            .filter(|c| !only_spec_lines(c, spec));
+        if content.is_none() {
+            self.obs.event(&Event::Warning {
+                message: format!(
+                    "functionality {k}: {} only repeats code the specification shows, and asked to complete it the model gave no code of its own; it stays as it is",
+                    copy.path
+                ),
+            });
+        }
+        Ok(content)
     }
 
     /// One attempt: `Ok(None)` on success, `Ok(Some((reason, output)))` when tests still fail.
@@ -1309,6 +1361,21 @@ const MAX_DROPPED_CHECKS: u32 = 20;
 const TESTS_MAX_TOKENS: u32 = 1024;
 /// The least a fix reply may hold, whatever the size of the files it fixes.
 const FIX_MIN_TOKENS: u32 = 768;
+/// Room a completion has for the bodies, beyond the file it completes.
+const COMPLETION_MIN_TOKENS: u32 = 768;
+
+/// Whether every non-blank line of `content`, trimmed, is a line of `spec` (trimmed), and it has
+/// one at least: code the specification shows, repeated.
+fn only_spec_lines(content: &str, spec: &str) -> bool {
+    let given: HashSet<&str> = spec.lines().map(str::trim).collect();
+    only_given_lines(content, &given)
+}
+
+fn only_given_lines(content: &str, given: &HashSet<&str>) -> bool {
+    let mut lines = content.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next();
+    first.is_some_and(|l| given.contains(l)) && lines.all(|l| given.contains(l))
+}
 
 /// Code paths have no prefix: the code folder is where the program and its tests run.
 const CODE: &str = "";
@@ -1468,12 +1535,7 @@ impl Reply {
             if !is_program_path(path) {
                 continue;
             }
-            let lines: Vec<&str> = content
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            if lines.is_empty() || !lines.iter().all(|l| given.contains(l)) {
+            if !only_given_lines(content, &given) {
                 return Vec::new();
             }
             copied.push(FileText {
@@ -1482,6 +1544,22 @@ impl Reply {
             });
         }
         copied
+    }
+
+    /// Writes `content` to the code path `path` instead of what the reply gave for it.
+    fn replace(&mut self, path: &str, content: String) {
+        for c in &mut self.changes.code {
+            if let Change::Write {
+                path: p,
+                content: old,
+            } = c
+            {
+                if p == path {
+                    *old = content;
+                    return;
+                }
+            }
+        }
     }
 
     /// Keeps only the change of `path` (as prompts name it: `conformance_tests/…` for a test).

@@ -538,45 +538,75 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
 }
 
 /// A model that answers with the function the spec shows, signature and comment, and no body:
-/// the loop tells it so, once, in the same conversation, and renders with the second answer.
+/// the file is asked for as code to complete, in a conversation of its own (one user message, no
+/// file blocks), and the fenced block of that reply is the file. A completion that only gives
+/// the copy back leaves the file as it was, with a warning.
 #[test]
-fn an_implementation_that_only_repeats_the_specs_code_is_asked_again() {
-    let f = Fixture::new(&[]);
-    std::fs::write(
-        f.dir.path().join("app.plain"),
-        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
-    )
-    .unwrap();
+fn an_implementation_that_only_repeats_the_specs_code_is_completed() {
     let copy =
         "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n}\n";
     let body = "#!/usr/bin/env bash\ngreet() {\n  echo \"hello, $1\"\n}\ngreet world\n";
-    f.server.set_responder(move |s: &Seen| {
-        let prompt = s.last_user();
-        if prompt.contains("Write conformance tests") {
-            return openai_reply(&block(
-                "check.sh",
-                "bash main.sh | grep -qx 'hello, world'\n",
-            ));
-        }
-        if prompt.starts_with("Complete the following code of main.sh") {
-            return openai_reply(&block("main.sh", body));
-        }
-        openai_reply(&block("main.sh", copy))
-    });
-    let (r, _) = f.render(&f.options());
-    let s = r.unwrap();
+    let fixture = |completion: String| {
+        let f = Fixture::new(&[]);
+        std::fs::write(
+            f.dir.path().join("app.plain"),
+            "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
+        )
+        .unwrap();
+        f.server.set_responder(move |s: &Seen| {
+            let prompt = s.last_user();
+            if prompt.contains("Write conformance tests") {
+                return openai_reply(&block(
+                    "check.sh",
+                    "bash main.sh | grep -qx 'hello, world'\n",
+                ));
+            }
+            if prompt.starts_with("Complete the following code of main.sh") {
+                return openai_reply(&completion);
+            }
+            openai_reply(&block("main.sh", copy))
+        });
+        f
+    };
+    // The completion, in prose around a fenced block, as models answer.
+    let f = fixture(format!(
+        "Here is the completed script:\n\n```bash\n{body}```\n\nIt defines `greet` and calls it with \"world\".\n"
+    ));
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
     assert_eq!((s.rendered, s.model_calls), (1, 3));
     assert_eq!(run_main(&f.code()), "hello, world\n");
     let seen = f.server.seen();
-    let again = &seen[1];
-    assert_eq!(roles(again), ["system", "user", "assistant", "user"]);
-    let told = again.last_user();
-    // The file as the model wrote it, to be completed.
+    let asked = &seen[1];
+    assert_eq!(roles(asked), ["user"]);
     assert_eq!(
-        told,
-        format!("Complete the following code of main.sh: write the body of every function. Reply with the whole file in a file block.\n\n```bash\n{copy}```")
+        asked.last_user(),
+        format!("Complete the following code of main.sh: write the body of every function. Reply with the whole file in one ```bash block.\n\n```bash\n{copy}```")
     );
     assert!(!seen[0].last_user().contains("Complete the following"));
+
+    // Given the copy back, the file stays a copy: the render warns, and the tests decide.
+    let f = fixture(format!("```bash\n{copy}```\n"));
+    let (r, events) = f.render(&Options {
+        restarts: 0,
+        fix_attempts: 0,
+        ..f.options()
+    });
+    match r {
+        Err(RenderError::Failed { reason, .. }) => {
+            assert!(reason.contains("conformance tests still fail"), "{reason}")
+        }
+        other => panic!("expected the copy to fail its tests, got {other:?}"),
+    }
+    assert!(
+        warned(
+            &events,
+            "functionality 1: main.sh only repeats code the specification shows, and asked to complete it the model gave no code of its own; it stays as it is"
+        ),
+        "{events:?}"
+    );
+    // The implementation, its completion, the conformance tests.
+    assert_eq!(f.server.seen().len(), 3);
 }
 
 /// A model that writes a README with every implementation: unless the specification names a
