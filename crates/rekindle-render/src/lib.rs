@@ -7,7 +7,8 @@
 //! By concern: [`options`] (what to do, with which models), [`run`](mod@run) (the loop over
 //! modules and functionalities), `steps` (one functionality: implement, test, fix, restart),
 //! `blame` (reading a failed run: the lines it points at, and whether a failing check blames
-//! the test or the code), `imports` (the import a failed Python run shows missing), `checked`
+//! the test or the code), `imports` (the import a failed Python run shows missing), `completion` (a
+//! completed file read from a fenced block), `checked`
 //! (which acceptance tests written tests leave out), `history` (state read back from git,
 //! replay, recovery), [`status`](mod@status) (what a render would
 //! do), [`burn`] (the deletion test's comparison), [`error`], [`events`], [`prompts`].
