@@ -409,27 +409,89 @@ pub(crate) struct Invented {
 /// `content` without its line `n` (1-based), when that line is one whole statement (its
 /// brackets balance) beside a sibling statement (a whole line at the same indentation just
 /// before or after it): the block it stands in keeps a statement, so the file still parses.
-pub(crate) fn without_line(content: &str, n: usize) -> Option<String> {
+/// When the line is the only statement of a Python test function (`def test…():` on one line,
+/// with its decorators) that has a sibling of its own, the test function goes with it, and its
+/// name is returned too.
+pub(crate) fn without_line(content: &str, n: usize) -> Option<(String, Option<String>)> {
     let lines: Vec<&str> = content.lines().collect();
     let i = n.checked_sub(1)?;
     let line = *lines.get(i)?;
     if line.trim().is_empty() || !balanced(line) {
         return None;
     }
-    let indent = |l: &str| l.len() - l.trim_start().len();
     let sibling = |l: Option<&&str>| l.is_some_and(|l| indent(l) == indent(line) && balanced(l));
     let before = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
     let after = lines[i + 1..].iter().find(|l| !l.trim().is_empty());
-    if !sibling(before) && !sibling(after) {
-        return None;
-    }
+    let (range, name) = if sibling(before) || sibling(after) {
+        (i..i + 1, None)
+    } else {
+        let (range, name) = test_function_of(&lines, i)?;
+        (range, Some(name))
+    };
     let mut kept = lines;
-    kept.remove(i);
+    kept.drain(range);
     let mut out = kept.join("\n");
     if content.ends_with('\n') {
         out.push('\n');
     }
-    Some(out)
+    Some((out, name))
+}
+
+fn indent(l: &str) -> usize {
+    l.len() - l.trim_start().len()
+}
+
+/// The lines of the Python test function whose only statement is line `i` (its decorators and
+/// the blank lines before it included), and its name, when the function has a sibling (a line
+/// at its own indentation before or after it), so the block it stands in keeps a statement.
+fn test_function_of(lines: &[&str], i: usize) -> Option<(std::ops::Range<usize>, String)> {
+    let blank = |l: &&str| l.trim().is_empty();
+    let h = lines[..i]
+        .iter()
+        .rposition(|l| !blank(l) && indent(l) < indent(lines[i]))?;
+    let header = lines[h].trim();
+    let name = header
+        .strip_prefix("async ")
+        .unwrap_or(header)
+        .strip_prefix("def ")?
+        .split('(')
+        .next()?
+        .trim();
+    if !name.starts_with("test") || !header.ends_with(':') || !balanced(header) {
+        return None;
+    }
+    // Its body is line i alone.
+    if lines[h + 1..i].iter().any(|l| !blank(l)) {
+        return None;
+    }
+    let end = lines[i + 1..]
+        .iter()
+        .position(|l| !blank(l) && indent(l) <= indent(lines[h]))
+        .map_or(lines.len(), |p| i + 1 + p);
+    if lines[i + 1..end].iter().any(|l| !blank(l)) {
+        return None;
+    }
+    let mut start = h;
+    while start > 0
+        && lines[start - 1].trim().starts_with('@')
+        && indent(lines[start - 1]) == indent(lines[h])
+    {
+        start -= 1;
+    }
+    let at_level = |l: Option<&&str>| l.is_some_and(|l| indent(l) == indent(lines[h]));
+    let before = lines[..start]
+        .iter()
+        .rev()
+        .find(|l| !blank(l) && indent(l) <= indent(lines[h]));
+    let after = lines[end..].iter().find(|l| !blank(l));
+    if !at_level(before) && !at_level(after) {
+        return None;
+    }
+    while start > 0 && blank(&lines[start - 1]) {
+        start -= 1;
+    }
+    // The blank lines before it go with it, those after it stay.
+    Some((start..i + 1, name.to_string()))
 }
 
 /// Whether the brackets of `line` outside its quoted strings balance, and it has no string
@@ -644,6 +706,42 @@ fn decimals(line: &str) -> Vec<(String, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_check_alone_in_its_test_function_goes_with_the_function() {
+        let test = "import unittest\nfrom solution import f\n\n\nclass T(unittest.TestCase):\n    def test_spec(self):\n        self.assertEqual(f(8), [2, 2, 2])\n\n    @unittest.skipIf(False, \"never\")\n    def test_made_up(self):\n        self.assertEqual(f(100), [2, 5, 5, 5])\n\n    def test_other(self):\n        self.assertEqual(f(25), [5, 5])\n\n\nif __name__ == '__main__':\n    unittest.main()\n";
+        let (out, name) = without_line(test, 11).unwrap();
+        assert_eq!(name.as_deref(), Some("test_made_up"));
+        assert_eq!(
+            out,
+            "import unittest\nfrom solution import f\n\n\nclass T(unittest.TestCase):\n    def test_spec(self):\n        self.assertEqual(f(8), [2, 2, 2])\n\n    def test_other(self):\n        self.assertEqual(f(25), [5, 5])\n\n\nif __name__ == '__main__':\n    unittest.main()\n"
+        );
+        // The last function of a class, and a top-level pytest function.
+        let (out, name) = without_line(test, 14).unwrap();
+        assert_eq!(name.as_deref(), Some("test_other"));
+        assert!(
+            out.contains("test_made_up") && !out.contains("f(25)"),
+            "{out}"
+        );
+        let pytest = "from solution import f\n\ndef test_a():\n    assert f(1) == 2\n";
+        assert_eq!(
+            without_line(pytest, 4),
+            Some((
+                "from solution import f\n".to_string(),
+                Some("test_a".to_string())
+            ))
+        );
+        // Not the only function of its class: the class would be left without a body.
+        let alone = "class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(f(1), 2)\n";
+        assert_eq!(without_line(alone, 3), None);
+        // Not a test function, nor one with another statement, nor a header on two lines.
+        let helper = "class T:\n    def helper(self):\n        return f(1) == 2\n    def test_b(self):\n        pass\n";
+        assert_eq!(without_line(helper, 3), None);
+        let two = "class T:\n    def test_a(self):\n        x = f(1)\n\n        if x:\n            self.assertEqual(x, 2)\n    def test_b(self):\n        pass\n";
+        assert_eq!(without_line(two, 6), None);
+        let wrapped = "class T:\n    def test_a(\n        self):\n        self.assertEqual(f(1), 2)\n    def test_b(self):\n        pass\n";
+        assert_eq!(without_line(wrapped, 4), None);
+    }
+
     #[test]
     fn the_first_failure_names_the_deepest_line_and_its_exception() {
         let test = FileText {
@@ -860,9 +958,10 @@ mod tests {
         );
         // The check goes when a sibling statement stays in its block.
         let test = &files[1].content;
-        let without = without_line(test, 4).unwrap();
+        let (without, method) = without_line(test, 4).unwrap();
         assert!(!without.contains("5.0"), "{without}");
         assert_eq!(without.lines().count(), test.lines().count() - 1);
+        assert_eq!(method, None);
         assert_eq!(
             without_line("def t():\n    assert f(2) == 5\nrun()\n", 2),
             None
@@ -872,8 +971,8 @@ mod tests {
             None
         );
         assert_eq!(
-            without_line("    g()\n    assert f(')') == 5\n", 2).as_deref(),
-            Some("    g()\n")
+            without_line("    g()\n    assert f(')') == 5\n", 2),
+            Some(("    g()\n".to_string(), None))
         );
         // Numbers in names are no literals; numbers in strings belong to the string.
         assert_eq!(

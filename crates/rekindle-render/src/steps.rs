@@ -506,8 +506,9 @@ impl Renderer<'_, '_> {
 
     /// Drops the failing check `inv` from the test file it names, one of `shown` (the files as
     /// prompts name them: a conformance test under [`TESTS`], of the folder `tests`, or a unit
-    /// test of the code folder), when the check is one line beside another ([`without_line`]):
-    /// the model worked the expected value out itself, and asked to write the test anew it
+    /// test of the code folder), when the check is one line beside another, or the only line
+    /// of a test function beside another ([`without_line`]; the function goes with it): the
+    /// model worked the expected value out itself, and asked to write the test anew it
     /// keeps the value (HumanEval/4 at 69f165b, three times); or it called the code on inputs
     /// the specification never gives ([`unspecified_input`]). A conformance check stays when
     /// the tests would no longer name a value an acceptance test gives ([`keep_checks`]). What
@@ -526,7 +527,7 @@ impl Renderer<'_, '_> {
         let Some(file) = shown.iter().find(|f| f.path == inv.path) else {
             return Ok(None);
         };
-        let Some(content) = without_line(&file.content, inv.line) else {
+        let Some((content, function)) = without_line(&file.content, inv.line) else {
             return Ok(None);
         };
         let Some((mut change, scope)) = rewritten(&inv.path, content, &d.code, tests) else {
@@ -550,10 +551,17 @@ impl Renderer<'_, '_> {
                 "it called the code with values the specification does not give ({values}), and the code raised {error}; what the code does there the specification leaves open"
             ),
         };
-        Ok(Some(format!(
-            "The check `{line}` ({} line {}) was removed: {why}.",
-            inv.path, inv.line
-        )))
+        let what = match function {
+            None => format!(
+                "The check `{line}` ({} line {}) was removed",
+                inv.path, inv.line
+            ),
+            Some(name) => format!(
+                "The test {name}, whose one check was `{line}` ({} line {}), was removed",
+                inv.path, inv.line
+            ),
+        };
+        Ok(Some(format!("{what}: {why}.")))
     }
 
     /// Adds the import that `output` shows a file of `shown` lacks ([`missing_import`]: a name the

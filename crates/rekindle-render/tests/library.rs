@@ -1327,6 +1327,40 @@ fn a_made_up_conformance_check_is_dropped_without_a_call() {
     );
 }
 
+/// A real Python conformance test whose made-up check (HumanEval/25's `factorize(100) == [2, 5,
+/// 5, 5]`, wrong) is the only statement of its test method: the method goes without a call, with
+/// a note naming it, the spec's own example stays in its method, and the functionality renders
+/// in its two calls.
+#[test]
+fn a_made_up_check_alone_in_its_test_method_goes_with_the_method() {
+    let f = Fixture::python(
+        "***definitions***\n\n- :Factorize: is the function `factorize` of the Python module solution.py.\n\n***implementation reqs***\n\n- :Factorize: is written in Python.\n\n***functional specs***\n\n- :Factorize: returns the prime factors of a number from the smallest to the largest, each as often as it divides the number: `factorize(70)` returns `[2, 5, 7]`.\n",
+    );
+    let test = "import unittest\nfrom solution import factorize\n\n\nclass T(unittest.TestCase):\n    def test_seventy(self):\n        self.assertEqual(factorize(70), [2, 5, 7])\n\n    def test_hundred(self):\n        self.assertEqual(factorize(100), [2, 5, 5, 5])\n\n\nif __name__ == '__main__':\n    unittest.main()\n";
+    let program = "def factorize(n):\n    out, d = [], 2\n    while n > 1:\n        while n % d == 0:\n            out.append(d)\n            n //= d\n        d += 1\n    return out\n";
+    f.server.set_responder(move |s: &Seen| {
+        if s.last_user().contains("Write conformance tests") {
+            return openai_reply(&block("conformance_tests/test_factorize.py", test));
+        }
+        openai_reply(&block("solution.py", program))
+    });
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
+    assert_eq!(s.model_calls, 2, "{events:?}");
+    let kept = std::fs::read_to_string(f.conformance_tests(1).join("test_factorize.py")).unwrap();
+    assert_eq!(
+        kept,
+        "import unittest\nfrom solution import factorize\n\n\nclass T(unittest.TestCase):\n    def test_seventy(self):\n        self.assertEqual(factorize(70), [2, 5, 7])\n\n\nif __name__ == '__main__':\n    unittest.main()\n"
+    );
+    assert!(
+        warned(
+            &events,
+            "The test test_hundred, whose one check was `self.assertEqual(factorize(100), [2, 5, 5, 5])` (conformance_tests/test_factorize.py line 10), was removed: it compared with values the specification does not give (100), and the code disagreed."
+        ),
+        "{events:?}"
+    );
+}
+
 /// A unit test and a conformance test, real Python, each with a check that calls the code on
 /// equal values, which the spec never gives, where the right code divides by zero (HumanEval/21's
 /// tests): each such line goes without a call and with a note, the spec's own example stays,
