@@ -478,7 +478,10 @@ fn test_function_of(lines: &[&str], i: usize) -> Option<(std::ops::Range<usize>,
     {
         start -= 1;
     }
-    let at_level = |l: Option<&&str>| l.is_some_and(|l| indent(l) == indent(lines[h]));
+    // A comment is no statement: a class left with a comment alone does not parse.
+    let at_level = |l: Option<&&str>| {
+        l.is_some_and(|l| indent(l) == indent(lines[h]) && !l.trim().starts_with('#'))
+    };
     let before = lines[..start]
         .iter()
         .rev()
@@ -733,6 +736,8 @@ mod tests {
         // Not the only function of its class: the class would be left without a body.
         let alone = "class T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(f(1), 2)\n";
         assert_eq!(without_line(alone, 3), None);
+        let commented = "class T(unittest.TestCase):\n    # the one test\n    def test_a(self):\n        self.assertEqual(f(1), 2)\n";
+        assert_eq!(without_line(commented, 4), None);
         // Not a test function, nor one with another statement, nor a header on two lines.
         let helper = "class T:\n    def helper(self):\n        return f(1) == 2\n    def test_b(self):\n        pass\n";
         assert_eq!(without_line(helper, 3), None);
