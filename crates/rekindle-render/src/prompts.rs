@@ -209,16 +209,12 @@ pub fn unchanged(cx: &Context, program: &[String]) -> String {
 /// the same words in the implementation's conversation, answered in file blocks, got 6 of 13
 /// and a copy again in 6 (the 1.5B: 10 of 12).
 pub fn complete(file: &FileText) -> Vec<Message> {
-    let content = if file.content.ends_with('\n') {
-        file.content.clone()
-    } else {
-        format!("{}\n", file.content)
-    };
+    let shown = files_for_prompt(std::slice::from_ref(file)).remove(0);
     vec![Message::user(
         render(
             "complete.j2",
             minijinja::context! {
-                path => file.path.as_str(), content => content, lang => fence_language(&file.path),
+                path => file.path.as_str(), content => shown.content, lang => fence_language(&file.path),
             },
         )
         .trim_end(),
