@@ -28,6 +28,7 @@ pub mod prompts;
 pub mod run;
 pub mod status;
 mod steps;
+mod stripped;
 
 pub use error::RenderError;
 pub use events::{Event, Observer, Summary};

@@ -15,6 +15,7 @@ use crate::imports::{missing_import, with_import};
 use crate::options::Role;
 use crate::prompts::{self, Context};
 use crate::run::Renderer;
+use crate::stripped::never_holds;
 use rekindle_llm::file_blocks::{self, FileBlock};
 use rekindle_llm::{Constraint, FinishReason, Message, Request, TokenSink};
 use rekindle_workspace::files::{self, Change, FileText};
@@ -564,6 +565,40 @@ impl Renderer<'_, '_> {
         Ok(Some(format!("{what}: {why}.")))
     }
 
+    /// Mends, without a call, what `output` shows a file of `shown` gets wrong in a way that has
+    /// one answer: the import it lacks ([`Renderer::add_import`]), or checks that strip the
+    /// program's output and compare it with text ending in a newline, which can never hold
+    /// ([`never_holds`]: the `.strip()` goes). What the memory says, when it mends one.
+    #[allow(clippy::too_many_arguments)]
+    fn mend(
+        &mut self,
+        module: &str,
+        k: usize,
+        d: &ModuleLayout,
+        tests: Option<&Path>,
+        shown: &[FileText],
+        output: &str,
+        tries: &mut Tries,
+    ) -> Result<Option<String>, RenderError> {
+        if let Some(note) = self.add_import(module, k, d, tests, shown, output, tries)? {
+            return Ok(Some(note));
+        }
+        let Some(u) = never_holds(output, shown) else {
+            return Ok(None);
+        };
+        let Some((change, scope)) = rewritten(&u.path, u.content, &d.code, tests) else {
+            return Ok(None);
+        };
+        self.apply(module, k, &scope, &change)?;
+        let lines: Vec<String> = u.lines.iter().map(usize::to_string).collect();
+        Ok(Some(format!(
+            "`.strip()` was taken away in {} (line{} {}): a check compared the stripped output with text ending in a newline, which can never hold; tests compare the whole output as printed.",
+            u.path,
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join(", ")
+        )))
+    }
+
     /// Adds the import that `output` shows a file of `shown` lacks ([`missing_import`]: a name the
     /// program defines, a standard module, a name of `typing`), without a call, once per file and
     /// name in an attempt. `tests` is the conformance tests' folder, for their files. What the
@@ -884,11 +919,11 @@ impl Renderer<'_, '_> {
                 let (test_files, _) = files::snapshot(&folder, self.opts.prompt_budget);
                 let (files, test_files) = (named(CODE, &files), named(TESTS, &test_files));
                 let shown: Vec<FileText> = files.iter().chain(&test_files).cloned().collect();
-                // A name used and never imported: the one missing line is added, without a
-                // call, and the same tests run again.
+                // A name used and never imported, or a check that strips the output and can
+                // never hold: mended without a call, and the same tests run again.
                 if !regression {
                     if let Some(note) =
-                        self.add_import(module, k, d, Some(&folder), &shown, &output, tries)?
+                        self.mend(module, k, d, Some(&folder), &shown, &output, tries)?
                     {
                         self.remember(k, tries, note);
                         continue;
@@ -1128,11 +1163,11 @@ impl Renderer<'_, '_> {
                 Outcome::Environment => return Err(environment(module, k, &script, run)),
                 Outcome::Failed | Outcome::TimedOut => {}
             }
-            // Removals without a call come first and do not count against the fixes.
+            // Mends and removals without a call come first and do not count against the fixes.
             let output = self.output_for_prompt(&run.output, d, &d.conformance_tests(k));
             let (files, _) = self.snapshot(&d.code);
             let files = named(CODE, &files);
-            if let Some(note) = self.add_import(module, k, d, None, &files, &output, tries)? {
+            if let Some(note) = self.mend(module, k, d, None, &files, &output, tries)? {
                 self.phase(module, k, Phase::FixUnitTests, attempt + 1);
                 self.remember(k, tries, note);
                 continue;
