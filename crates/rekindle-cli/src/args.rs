@@ -271,6 +271,14 @@ pub enum CacheCommand {
         #[command(flatten)]
         at: CacheArgs,
     },
+    /// One model call: the request (the whole conversation) and the reply, by the start of its
+    /// key (at least 6 hex digits, as `rekindle why` prints it).
+    Show {
+        #[arg(value_name = "KEY")]
+        key: String,
+        #[command(flatten)]
+        at: CacheArgs,
+    },
     /// Remove damaged entries, and entries older than --older-than days.
     Gc {
         #[arg(long, value_name = "DAYS")]

@@ -2709,6 +2709,64 @@ fn mask(text: &str, dir: &Path) -> String {
 
 /// The outputs of `status` (text and JSON) and `why` (text and JSON) must not change by
 /// accident: snapshots over a rendered project, a stale one, one edited by hand.
+/// `why` names each model call by the start of its key, and `cache show` prints that call's
+/// conversation (system prompt, the functionality's text in the user message) and its reply,
+/// from the entry the render stored; a key that is no key, or that no entry has, is a usage
+/// error naming the fix.
+#[test]
+fn cache_show_prints_the_conversation_of_a_call_why_names() {
+    let p = Project::new(&["first", "second"], Behaviour::default());
+    assert_eq!(p.render(&[]).0, 0);
+    let (code, why, err) = rekindle_in(p.path(), &["why", "plain_modules/app/code/main.sh:3"]);
+    assert_eq!(code, 0, "{err}");
+    let line = why
+        .lines()
+        .find(|l| l.trim_start().starts_with("code m "))
+        .unwrap_or_else(|| panic!("{why}"));
+    let short = line.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(short.len(), 12, "{line}");
+    let (code, out, err) = rekindle_in(p.path(), &["cache", "show", &short]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("key {short}")), "{out}");
+    for part in [
+        "\n=== system\n",
+        "\n=== user\n",
+        "Print second",
+        "\n=== reply\n--- FILE: main.sh\n",
+    ] {
+        assert!(out.contains(part), "{part:?} in\n{out}");
+    }
+    let (code, json, err) = rekindle_in(
+        p.path(),
+        &["cache", "show", &short[..8], "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["entry"]["key"].as_str().unwrap().starts_with(&short));
+    let messages = v["entry"]["request"]["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert!(messages
+        .iter()
+        .any(|m| m["content"].as_str().unwrap().contains("Print second")));
+    let (code, _, err) = rekindle_in(p.path(), &["cache", "show", "xyz"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("`xyz` is not the start of a cache key: give at least 6 of its hex digits"),
+        "{err}"
+    );
+    let absent = if short.starts_with("ffffff") {
+        "eeeeee"
+    } else {
+        "ffffff"
+    };
+    let (code, _, err) = rekindle_in(p.path(), &["cache", "show", absent]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("has a key starting with `{absent}`")),
+        "{err}"
+    );
+}
+
 #[test]
 fn golden_status_and_why_outputs() {
     let p = Project::new(&["g1", "g2", "g3"], Behaviour::default());

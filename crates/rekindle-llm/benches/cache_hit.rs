@@ -62,6 +62,7 @@ fn main() {
         },
         created: cache::now(),
         duration_ms: 90_000,
+        request: Some(req.clone()),
     })
     .unwrap();
     let session = Session::new(

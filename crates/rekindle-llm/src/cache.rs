@@ -2,7 +2,8 @@
 //! whole request (provider kind, model, sampling, messages, constraint, template version), the
 //! value the reply with its usage. Entries are written atomically (temp file + rename), so two
 //! processes may share a cache; each entry carries a digest of its payload, so a damaged entry is
-//! detected, reported and treated as a miss.
+//! detected, reported and treated as a miss. An entry keeps the request it answers too (the whole
+//! conversation: `rekindle cache show`); entries written before it did are read as they are.
 
 use crate::request::{Request, Response};
 use crate::ProviderKind;
@@ -46,6 +47,21 @@ pub struct Payload {
     pub created: u64,
     /// How long the original call took.
     pub duration_ms: u64,
+    /// The request the response answers (its key is this request's hash); absent in entries
+    /// written before requests were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+}
+
+/// Why [`Cache::find`] found no one entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FindError {
+    /// Too short to be a key's start, or not hex.
+    NotAKey,
+    /// No entry's key starts so.
+    Missing,
+    /// Several keys start so: the first few.
+    Ambiguous(Vec<String>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -174,6 +190,33 @@ impl Cache {
         Ok(())
     }
 
+    /// The entry whose key starts with `prefix` (at least 6 hex digits, as `rekindle why` and the
+    /// render's events print them).
+    pub fn find(&self, prefix: &str) -> Result<Payload, FindError> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        if prefix.len() < 6 || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(FindError::NotAKey);
+        }
+        let mut keys: Vec<String> = self
+            .entries()
+            .into_iter()
+            .map(|(path, _)| Self::key_of(&path))
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        keys.sort();
+        match keys.as_slice() {
+            [] => Err(FindError::Missing),
+            [key] => match self.get(key) {
+                Ok(Some(p)) => Ok(p),
+                _ => Err(FindError::Missing),
+            },
+            _ => {
+                keys.truncate(5);
+                Err(FindError::Ambiguous(keys))
+            }
+        }
+    }
+
     fn entries(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
         let mut out = Vec::new();
         let Ok(shards) = std::fs::read_dir(self.dir.join("v1")) else {
@@ -277,7 +320,45 @@ mod tests {
             },
             created: now(),
             duration_ms: 5,
+            request: None,
         }
+    }
+
+    #[test]
+    fn an_entry_keeps_its_request_and_is_found_by_the_start_of_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::new(dir.path());
+        let req = Request::new("m", vec![Message::system("be brief"), Message::user("hi")]);
+        let k = key(ProviderKind::Openai, &req);
+        let mut p = payload(&k);
+        p.request = Some(req.clone());
+        c.put(&p).unwrap();
+        assert_eq!(c.get(&k).unwrap().unwrap().request, Some(req));
+        assert_eq!(c.find(&k[..6].to_uppercase()).unwrap(), p);
+        assert_eq!(c.find(&k).unwrap(), p);
+        // An entry written without its request (as before requests were kept) reads as it is,
+        // digest and all.
+        let old = "0".repeat(64);
+        c.put(&payload(&old)).unwrap();
+        let text = std::fs::read_to_string(c.path(&old)).unwrap();
+        assert!(!text.contains("\"request\""), "{text}");
+        assert_eq!(c.get(&old).unwrap().unwrap().request, None);
+        // Too short, not hex, no entry, several entries.
+        assert_eq!(c.find("00000"), Err(FindError::NotAKey));
+        assert_eq!(c.find("zzzzzz"), Err(FindError::NotAKey));
+        let absent = if k.starts_with("ffffff") {
+            "eeeeee"
+        } else {
+            "ffffff"
+        };
+        assert_eq!(c.find(absent), Err(FindError::Missing));
+        let twin = format!("{}{}", &old[..63], "1");
+        c.put(&payload(&twin)).unwrap();
+        assert_eq!(
+            c.find("000000"),
+            Err(FindError::Ambiguous(vec![old.clone(), twin]))
+        );
+        assert_eq!(c.find(&old).unwrap().key, old);
     }
 
     #[test]

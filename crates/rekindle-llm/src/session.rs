@@ -122,6 +122,7 @@ impl Session {
                 response: response.clone(),
                 created: cache::now(),
                 duration_ms,
+                request: Some(req.clone()),
             };
             if let Err(e) = c.put(&payload) {
                 self.warn(format!("could not store a reply in the cache: {e}"));

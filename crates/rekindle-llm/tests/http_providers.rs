@@ -422,6 +422,13 @@ async fn session_caches_and_serves_offline() {
         (1, 1, 9, 2)
     );
 
+    // The entry keeps the request it answers, found by the start of its key.
+    let stored = Cache::new(dir.path())
+        .find(&first.record.key[..8])
+        .expect("the entry, by the first 8 digits of its key");
+    assert_eq!(stored.request, Some(request()));
+    assert_eq!(stored.response, first.response);
+
     // Offline: hits work, a different request is a clear miss without any traffic.
     let offline = Session::new(
         Some(Cache::new(dir.path())),

@@ -1,15 +1,19 @@
-//! `rekindle cache`: statistics of the response cache, and clean-up that never collects what
-//! rekindle.lock pins.
+//! `rekindle cache`: statistics of the response cache, one model call's conversation and reply,
+//! and clean-up that never collects what rekindle.lock pins.
 
 use crate::args::{CacheCommand, Format};
 use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::load;
 use rekindle_ledger::lock::Lock;
+use rekindle_llm::cache::{FindError, Payload};
+use rekindle_llm::Role;
 use rekindle_workspace::layout::ProjectLayout;
 
 pub fn run(command: CacheCommand) -> CmdResult {
     let at = match &command {
-        CacheCommand::Stats { at } | CacheCommand::Gc { at, .. } => at,
+        CacheCommand::Stats { at }
+        | CacheCommand::Show { at, .. }
+        | CacheCommand::Gc { at, .. } => at,
     };
     let dir = match &at.dir {
         Some(d) => d.clone(),
@@ -32,6 +36,27 @@ pub fn run(command: CacheCommand) -> CmdResult {
                     s.bytes,
                     s.damaged
                 ),
+            }
+        }
+        CacheCommand::Show { key, at } => {
+            let p = cache.find(key).map_err(|e| {
+                CliError::usage(match e {
+                    FindError::NotAKey => format!(
+                        "`{key}` is not the start of a cache key: give at least 6 of its hex digits, as `rekindle why` prints them"
+                    ),
+                    FindError::Missing => {
+                        format!("no entry of {} has a key starting with `{key}`", dir.display())
+                    }
+                    FindError::Ambiguous(keys) => format!(
+                        "several entries of {} have keys starting with `{key}` ({}…): give more digits",
+                        dir.display(),
+                        keys.join(", ")
+                    ),
+                })
+            })?;
+            match at.format {
+                Format::Json => println!("{}", serde_json::json!({"entry": p})),
+                Format::Text => print!("{}", shown(&p)),
             }
         }
         CacheCommand::Gc { older_than, at } => {
@@ -70,4 +95,50 @@ pub fn run(command: CacheCommand) -> CmdResult {
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// One entry as text: what was asked, message by message, then the reply and its usage.
+fn shown(p: &Payload) -> String {
+    let r = &p.response;
+    let mut out = format!(
+        "key {}\n{} {}: {} tokens in ({} reused), {} out, {:?}{}, {:.1}s\n",
+        p.key,
+        p.provider.as_str(),
+        r.model,
+        r.usage.input_tokens,
+        r.usage.cached_tokens,
+        r.usage.output_tokens,
+        r.finish_reason,
+        r.cut
+            .as_deref()
+            .map(|c| format!(" (cut: {c})"))
+            .unwrap_or_default(),
+        p.duration_ms as f64 / 1000.0
+    );
+    match &p.request {
+        Some(req) => {
+            out.push_str(&format!(
+                "temperature {}, at most {} tokens out{}\n",
+                req.sampling.temperature,
+                req.sampling.max_tokens,
+                req.constraint
+                    .as_ref()
+                    .map(|c| format!(", constrained to {c:?}"))
+                    .unwrap_or_default()
+            ));
+            for m in &req.messages {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                out.push_str(&format!("\n=== {role}\n{}\n", m.content.trim_end()));
+            }
+        }
+        None => out.push_str(
+            "\n(the request is not stored: the entry was written by a rekindle that did not keep requests)\n",
+        ),
+    }
+    out.push_str(&format!("\n=== reply\n{}\n", r.text.trim_end()));
+    out
 }

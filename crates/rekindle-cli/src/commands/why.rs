@@ -165,11 +165,15 @@ pub fn run(target: &str, spec: Option<&Path>, format: Format) -> CmdResult {
     );
     for c in &w.calls {
         println!(
-            "    {} {}{}",
+            "    {} {} {}{}",
             c.role,
             c.model,
+            &c.request[..c.request.len().min(12)],
             if c.cache_hit { " (cache hit)" } else { "" }
         );
+    }
+    if !w.calls.is_empty() {
+        println!("  (`rekindle cache show KEY` prints a call's conversation and reply)");
     }
     Ok(ExitStatus::Success)
 }
