@@ -158,44 +158,16 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
             continue;
         };
         let (mut given_here, mut made_up) = (Vec::new(), Vec::new());
-        let line: usize = n.parse().unwrap_or(0);
-        let data = files
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| data_files_read(&f.content, line, files))
-            .unwrap_or_default();
         for l in literals(source) {
-            // A data file the check names counts by its content, as below.
-            if matches!(&l, Literal::Text(t) if data.iter().any(|(name, _)| name == t)) {
-                continue;
-            }
             match given(&l) {
                 Some(true) => given_here.push(l.to_string()),
                 Some(false) => made_up.push(l.to_string()),
                 None => {}
             }
         }
-        // The data files the test reads, by their content as the spec would quote it: a file
-        // holding the spec's example input makes the check's expected value the spec's
-        // example too (word-count at 9d3ee7d: `wc_lite.py test_input.txt` against "2 3 6",
-        // the file holding the spec's "a b\nc\n").
-        for (name, content) in data {
-            let quoted = escaped(content);
-            let whole = quoted.chars().count() >= 3 && holds_whole(spec, &quoted);
-            let verdict = if whole {
-                Some(true)
-            } else {
-                given(&Literal::Text(quoted))
-            };
-            match verdict {
-                Some(true) => given_here.push(format!("{name} (holding the spec's input)")),
-                Some(false) => made_up.push(format!("{name} (holding input of its own)")),
-                None => {}
-            }
-        }
         checks.push(Check {
             path: path.to_string(),
-            line,
+            line: n.parse().unwrap_or(0),
             given: given_here,
             made_up,
         });
@@ -389,83 +361,6 @@ fn holds_whole(text: &str, part: &str) -> bool {
     })
 }
 
-/// The data files (shown files that are not Python) that the test function holding line `n`
-/// (1-based) of `content` names in a string literal, from its `def test…` header to that line
-/// (the line alone outside a test function): each as the name written and its content.
-fn data_files_read<'a>(content: &str, n: usize, files: &'a [FileText]) -> Vec<(String, &'a str)> {
-    let lines: Vec<&str> = content.lines().collect();
-    let Some(i) = n.checked_sub(1).filter(|&i| i < lines.len()) else {
-        return vec![];
-    };
-    let header = lines[..i]
-        .iter()
-        .rposition(|l| !l.trim().is_empty() && indent(l) < indent(lines[i]))
-        .filter(|&h| {
-            let t = lines[h].trim();
-            t.strip_prefix("async ")
-                .unwrap_or(t)
-                .strip_prefix("def test")
-                .is_some()
-        });
-    let mut out: Vec<(String, &str)> = Vec::new();
-    for l in &lines[header.unwrap_or(i)..=i] {
-        for lit in literals(l) {
-            let Literal::Text(name) = lit else { continue };
-            if name.is_empty() || name.ends_with(".py") || out.iter().any(|(n, _)| *n == name) {
-                continue;
-            }
-            let file = files.iter().find(|f| {
-                f.path == name
-                    || f.path
-                        .strip_suffix(name.as_str())
-                        .is_some_and(|head| head.ends_with('/'))
-            });
-            if let Some(f) = file {
-                out.push((name, f.content.as_str()));
-            }
-        }
-    }
-    out
-}
-
-/// `text` as a specification quotes it inside a string: newlines, returns and tabs as `\n`,
-/// `\r`, `\t`.
-fn escaped(text: &str) -> String {
-    text.replace('\n', "\\n")
-        .replace('\r', "\\r")
-        .replace('\t', "\\t")
-}
-
-/// A made-up failing check beside a failing example of the spec: among the failing checks
-/// ([`failing_checks`]) one compares with values the specification gives and none it does not
-/// (an example, as [`spec_valued`] judges one), and another holds values it does not give. The
-/// example shows the code wrong; the made-up check is the model's own guess, and goes first
-/// (word-count at 9d3ee7d removed its whole unit test file, the right check of the spec's
-/// example with it, because two other checks of the file were made up). The first such check.
-pub(crate) fn made_up_beside_example(
-    output: &str,
-    files: &[FileText],
-    spec: &str,
-) -> Option<Invented> {
-    let checks = failing_checks(output, files, spec)?;
-    if !checks.iter().any(is_example) {
-        return None;
-    }
-    let c = checks.iter().find(|c| !c.made_up.is_empty())?;
-    Some(Invented {
-        path: c.path.clone(),
-        line: c.line,
-        values: c.made_up.clone(),
-        raised: None,
-    })
-}
-
-/// Whether a failing check is an example of the spec: it holds two values the spec gives at
-/// least (what goes in and what should come out) and none it does not ([`spec_valued`]).
-fn is_example(c: &Check) -> bool {
-    c.made_up.is_empty() && c.given.len() >= 2
-}
-
 /// The test file to write anew, and the values it made up, when every failing check
 /// ([`failing_checks`]) compares with a value that `spec` does not give. None when a failing
 /// check uses only the specification's own values: then the code is to blame.
@@ -489,8 +384,12 @@ pub(crate) fn invented_values(output: &str, files: &[FileText], spec: &str) -> O
 /// be the spec's (shopping-cart at ed8c3ad: `total()` against the spec's 150 after adding 3 of
 /// an item where the spec adds 1, kept as an example, and the right code was "fixed").
 pub(crate) fn spec_valued(output: &str, files: &[FileText], spec: &str) -> bool {
-    failing_checks(output, files, spec)
-        .is_some_and(|checks| !checks.is_empty() && checks.iter().all(is_example))
+    failing_checks(output, files, spec).is_some_and(|checks| {
+        !checks.is_empty()
+            && checks
+                .iter()
+                .all(|c| c.made_up.is_empty() && c.given.len() >= 2)
+    })
 }
 
 /// A failing check with values the specification does not give ([`invented_values`]).
@@ -810,61 +709,6 @@ fn decimals(line: &str) -> Vec<(String, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn a_data_file_holding_the_specs_input_makes_a_check_an_example() {
-        let spec = "- For a file holding \"a b\\nc\\n\", :App: prints \"2 3 6\".\n";
-        let test = "import subprocess\nimport unittest\n\n\nclass T(unittest.TestCase):\n    def test_basic(self):\n        r = subprocess.run(['python', 'wc.py', 'data/in.txt'], capture_output=True, text=True)\n        self.assertEqual(r.stdout.strip(), \"2 3 6\")\n\n    def test_own(self):\n        r = subprocess.run(['python', 'wc.py', 'one.txt'], capture_output=True, text=True)\n        self.assertEqual(r.stdout.strip(), \"1 1 4\")\n\n    def test_named(self):\n        self.assertEqual(run('one.txt'), \"2 3 6\")\n";
-        let file = |path: &str, content: &str| FileText {
-            path: path.into(),
-            content: content.into(),
-        };
-        let files = [
-            file("wc.py", "print(1)\n"),
-            file("test_wc.py", test),
-            file("data/in.txt", "a b\nc\n"),
-            file("one.txt", "one\n"),
-        ];
-        let tb = |line: usize, name: &str| {
-            format!("FAIL: {name}\nTraceback (most recent call last):\n  File \"/b/code/test_wc.py\", line {line}, in {name}\n    x\nAssertionError: '3 3 6' != '2 3 6'\n")
-        };
-        // Each function reads its own data files, from its header to the check.
-        assert_eq!(
-            data_files_read(test, 8, &files),
-            vec![("data/in.txt".to_string(), "a b\nc\n")]
-        );
-        assert_eq!(
-            data_files_read(test, 12, &files),
-            vec![("one.txt".to_string(), "one\n")]
-        );
-        assert_eq!(data_files_read(test, 1, &files), vec![]);
-        // The example alone fails: the code is wrong.
-        let example = tb(8, "test_basic");
-        assert!(spec_valued(&example, &files, spec));
-        assert_eq!(made_up_beside_example(&example, &files, spec), None);
-        // Beside it, a check of the model's own input and value: that one goes first.
-        let both = format!("{example}{}", tb(12, "test_own"));
-        assert!(!spec_valued(&both, &files, spec));
-        let inv = made_up_beside_example(&both, &files, spec).expect("the made-up check");
-        assert_eq!(
-            (inv.line, inv.values.clone()),
-            (
-                12,
-                vec![
-                    "\"1 1 4\"".to_string(),
-                    "one.txt (holding input of its own)".to_string()
-                ]
-            )
-        );
-        // A data file named on the check's line counts by its content, not by its name; with
-        // no example beside it, nothing is dropped for being made up beside one.
-        let named = tb(15, "test_named");
-        assert_eq!(made_up_beside_example(&named, &files, spec), None);
-        assert_eq!(
-            invented_values(&named, &files, spec).map(|i| i.values),
-            Some(vec!["one.txt (holding input of its own)".to_string()])
-        );
-    }
-
     #[test]
     fn a_check_alone_in_its_test_function_goes_with_the_function() {
         let test = "import unittest\nfrom solution import f\n\n\nclass T(unittest.TestCase):\n    def test_spec(self):\n        self.assertEqual(f(8), [2, 2, 2])\n\n    @unittest.skipIf(False, \"never\")\n    def test_made_up(self):\n        self.assertEqual(f(100), [2, 5, 5, 5])\n\n    def test_other(self):\n        self.assertEqual(f(25), [5, 5])\n\n\nif __name__ == '__main__':\n    unittest.main()\n";

@@ -5,8 +5,8 @@
 
 use crate::blame::{
     assertion_in_tests_alone, failed_assertion, first_failure, gives_examples, invented_values,
-    is_doc_name, is_program_path, is_test_path, made_up_beside_example, pointed_at, program_paths,
-    rounding, spec_valued, unspecified_input, without_line, Invented,
+    is_doc_name, is_program_path, is_test_path, pointed_at, program_paths, rounding, spec_valued,
+    unspecified_input, without_line, Invented,
 };
 use crate::checked;
 use crate::error::{io, RenderError};
@@ -1185,21 +1185,6 @@ impl Renderer<'_, '_> {
             // values the spec gives): then the test is right, and the code is what to fix.
             let spec = cx.text();
             let example = spec_valued(&output, &files, &spec);
-            // Made-up failing checks beside a failing example of the spec go one by one, without
-            // a call, and the file stays: the example shows the code wrong, and is kept to say
-            // so (the whole file went before, the example with it: word-count at 9d3ee7d).
-            if let Some(inv) = made_up_beside_example(&output, &files, &spec)
-                .filter(|_| !example && tries.dropped < MAX_DROPPED_CHECKS)
-            {
-                if self.written_here(&d.code, std::slice::from_ref(&inv.path))? {
-                    if let Some(note) = self.drop_check(module, k, cx, d, None, &files, &inv)? {
-                        self.phase(module, k, Phase::FixUnitTests, attempt + 1);
-                        tries.dropped += 1;
-                        self.remember(k, tries, note);
-                        continue;
-                    }
-                }
-            }
             let own = assertion_in_tests_alone(&output, &files);
             if !example && !own.is_empty() && self.written_here(&d.code, &own)? {
                 self.phase(module, k, Phase::FixUnitTests, attempt + 1);

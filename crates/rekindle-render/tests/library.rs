@@ -1462,62 +1462,6 @@ fn a_check_comparing_stripped_output_with_a_newline_loses_the_strip() {
     }
 }
 
-/// A real Python unit test file with two failing checks (word-count f1 with the 1.5B at 9d3ee7d):
-/// one runs the program on a data file holding the spec's example input and expects the spec's
-/// output, the other expects a value of its own. The made-up check's test goes without a call,
-/// the example stays and sends the code to a fix, told that the test is right; the file stays.
-/// With the whole file removed (as before), the fix would never see the example.
-#[test]
-fn a_made_up_check_beside_the_specs_example_goes_and_the_example_fixes_the_code() {
-    let f = Fixture::python(
-        "***definitions***\n\n- :App: is a console program, wc.py.\n\n***implementation reqs***\n\n- :App: is written in Python.\n\n***functional specs***\n\n- :App: prints the number of newline characters and the number of words of the file named by its argument, separated by a space: for a file holding \"a b\\nc\\n\", it prints \"2 3\".\n",
-    );
-    let program = |extra: &str| {
-        format!("import sys\n\ntext = open(sys.argv[1]).read()\nprint(text.count('\\n'){extra}, len(text.split()))\n")
-    };
-    let (wrong, right) = (program(" + 1"), program(""));
-    const UNIT: &str = "import subprocess\nimport sys\nimport unittest\n\n\nclass T(unittest.TestCase):\n    def test_example(self):\n        result = subprocess.run([sys.executable, 'wc.py', 'example.txt'], capture_output=True, text=True)\n        self.assertEqual(result.stdout, '2 3\\n')\n\n    def test_single(self):\n        result = subprocess.run([sys.executable, 'wc.py', 'single.txt'], capture_output=True, text=True)\n        self.assertEqual(result.stdout, '1 7\\n')\n";
-    const CONFORMANCE: &str = "import os\nimport subprocess\nimport sys\nimport tempfile\nimport unittest\n\n\nclass T(unittest.TestCase):\n    def test_counts(self):\n        with tempfile.TemporaryDirectory() as d:\n            path = os.path.join(d, 'in.txt')\n            with open(path, 'w') as f:\n                f.write('a b\\nc\\n')\n            result = subprocess.run([sys.executable, 'wc.py', path], capture_output=True, text=True)\n        self.assertEqual(result.stdout, '2 3\\n')\n";
-    let r2 = right.clone();
-    f.server.set_responder(move |s: &Seen| {
-        let ask = s.last_user();
-        if ask.contains("Write conformance tests") {
-            return openai_reply(&block("conformance_tests/test_wc.py", CONFORMANCE));
-        }
-        if ask.contains("The unit tests fail") || ask.contains("Unit test failure") {
-            return openai_reply(&block("wc.py", &r2));
-        }
-        openai_reply(&format!(
-            "{}{}{}{}",
-            block("wc.py", &wrong),
-            block("test_wc.py", UNIT),
-            block("example.txt", "a b\nc\n"),
-            block("single.txt", "one\n")
-        ))
-    });
-    let (r, events) = f.render(&f.options());
-    let s = r.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
-    assert_eq!(s.model_calls, 3, "{events:?}");
-    assert_eq!(
-        std::fs::read_to_string(f.code().join("wc.py")).unwrap(),
-        right
-    );
-    let kept = std::fs::read_to_string(f.code().join("test_wc.py")).unwrap();
-    // The check goes; the line before it, a statement of its own, stays.
-    assert_eq!(
-        kept,
-        UNIT.replace("        self.assertEqual(result.stdout, '1 7\\n')\n", "")
-    );
-    let note = "The check `self.assertEqual(result.stdout, '1 7\\n')` (test_wc.py line 13) was removed: it compared with values the specification does not give (\"1 7\\\\n\", single.txt (holding input of its own)), and the code disagreed.";
-    assert!(warned(&events, note), "{note}\n{events:?}");
-    let fix = &f.server.seen()[1];
-    assert!(
-        fix.last_user().contains("The failing check compares with values the specification itself gives: the test is right and the code is wrong."),
-        "{}",
-        fix.last_user()
-    );
-}
-
 /// Real Python tests that use a name they never import: the unit test `unittest`, the
 /// conformance test the function under test (HumanEval/2 with the 0.5B model at 2ddc636, where
 /// the fix that followed removed the tests). Each gets its one missing line without a call,
