@@ -37,7 +37,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::models::{self, ModelSpec};
 use crate::{
     file_blocks, Constraint, FinishReason, LlmError, Provider, ProviderKind, Request, Response,
-    Role, TokenSink, Usage,
+    TokenSink, Usage,
 };
 
 /// Tokens decoded per batch while reading the prompt.
@@ -427,11 +427,7 @@ impl Inner {
             .messages
             .iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = m.role.as_str();
                 LlamaChatMessage::new(role.to_string(), m.content.clone())
                     .map_err(|e| local(format!("a message cannot be given to the model: {e}")))
             })

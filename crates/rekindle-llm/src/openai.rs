@@ -3,7 +3,7 @@
 
 use crate::error::LlmError;
 use crate::http::{self, Attempt, HttpSettings, RetryState};
-use crate::request::{FinishReason, Request, Response, Role, Usage};
+use crate::request::{FinishReason, Request, Response, Usage};
 use crate::secret::Secret;
 use crate::{Provider, ProviderKind, TokenSink};
 use async_trait::async_trait;
@@ -44,11 +44,7 @@ impl OpenAi {
             .messages
             .iter()
             .map(|m| {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = m.role.as_str();
                 json!({"role": role, "content": m.content})
             })
             .collect();

@@ -10,6 +10,17 @@ pub enum Role {
     Assistant,
 }
 
+impl Role {
+    /// The role's name as the chat formats write it (and as it is serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
@@ -139,4 +150,19 @@ pub struct Response {
     /// Why the runaway guard cut the reply, when it did ([`FinishReason::Repetition`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roles_name_is_the_one_it_is_serialised_as() {
+        for role in [Role::System, Role::User, Role::Assistant] {
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::json!(role.as_str())
+            );
+        }
+    }
 }

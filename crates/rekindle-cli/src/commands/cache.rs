@@ -6,7 +6,6 @@ use crate::exit::{CliError, CmdResult, ExitStatus};
 use crate::load;
 use rekindle_ledger::lock::Lock;
 use rekindle_llm::cache::{FindError, Payload};
-use rekindle_llm::Role;
 use rekindle_workspace::layout::ProjectLayout;
 
 pub fn run(command: CacheCommand) -> CmdResult {
@@ -127,11 +126,7 @@ fn shown(p: &Payload) -> String {
                     .unwrap_or_default()
             ));
             for m in &req.messages {
-                let role = match m.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = m.role.as_str();
                 out.push_str(&format!("\n=== {role}\n{}\n", m.content.trim_end()));
             }
         }
