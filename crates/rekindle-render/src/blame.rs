@@ -229,6 +229,9 @@ pub(crate) fn gives_examples(cx: &Context) -> bool {
         })
 }
 
+/// White space as a string literal writes it escaped: newline, return, tab.
+pub(crate) const BLANK_ESCAPES: [&str; 3] = ["\\n", "\\r", "\\t"];
+
 /// `text`, a string literal as written, without the white space at its ends, written out or as
 /// an escape (`\n`, `\r`, `\t`): a test's `"wc-lite: cannot open missing.txt\n"` is the spec's
 /// "wc-lite: cannot open missing.txt" printed with its newline (word-count at 55a734c lost the
@@ -237,7 +240,7 @@ fn without_blank_ends(text: &str) -> &str {
     let mut t = text.trim();
     loop {
         let before = t.len();
-        for escape in ["\\n", "\\r", "\\t"] {
+        for escape in BLANK_ESCAPES {
             t = t.strip_prefix(escape).unwrap_or(t);
             t = t.strip_suffix(escape).unwrap_or(t);
         }

@@ -8,7 +8,7 @@
 //! final newline: so the render takes the `.strip()` away, without a call, on every such line
 //! of the file, and the tests run again. Pure functions of the output and the files shown.
 
-use crate::blame::{all_pointed_at, failed_assertion, is_test_path};
+use crate::blame::{all_pointed_at, failed_assertion, is_test_path, BLANK_ESCAPES};
 use rekindle_workspace::files::FileText;
 
 /// A test file with its stripped comparisons unstripped.
@@ -158,7 +158,7 @@ fn last_string(text: &str) -> Option<&str> {
 /// Whether a string literal's contents, as written, end in blank: an escaped newline, return or
 /// tab, or a space.
 fn ends_blank(body: &str) -> bool {
-    ["\\n", "\\r", "\\t"].iter().any(|e| body.ends_with(e)) || body.ends_with(' ')
+    BLANK_ESCAPES.iter().any(|e| body.ends_with(e)) || body.ends_with(' ')
 }
 
 #[cfg(test)]
