@@ -130,6 +130,7 @@ impl Renderer<'_, '_> {
         }
         req.constraint = Some(Constraint::FileBlocks);
         req.template_version = prompts::template_version().to_string();
+        let mut after_placeholders = false;
         for attempt in 0..2 {
             let response = self
                 .call(module, id, role, failures, &mut req, tries)
@@ -150,6 +151,7 @@ impl Renderer<'_, '_> {
                             changes,
                             text,
                             finish: response.finish_reason,
+                            after_placeholders,
                         })
                     }
                     Err(p) => p,
@@ -163,6 +165,7 @@ impl Renderer<'_, '_> {
                     detail: problem.to_string(),
                 });
             }
+            after_placeholders = matches!(problem, Refusal::Placeholders(_));
             req.messages.push(Message::assistant(text));
             req.messages.push(Message::user(problem.follow_up()));
         }
@@ -783,16 +786,46 @@ impl Renderer<'_, '_> {
         // a conversation of its own.
         let spec = cx.text();
         for copy in reply.copies_spec_code(&spec) {
-            if let Some(content) = self.complete(module, k, &copy, &spec, tries).await? {
-                reply.replace(&copy.path, content);
+            match self.complete(module, k, &copy, &spec, tries).await? {
+                Some(content) => reply.replace(&copy.path, content),
+                None => self.obs.event(&Event::Warning {
+                    message: format!(
+                        "functionality {k}: {} only repeats code the specification shows, and asked to complete it the model gave no code of its own; it stays as it is",
+                        copy.path
+                    ),
+                }),
+            }
+        }
+        // A model that answered the reply format with placeholders, and then wrote the code
+        // the specification shows with a few lines of its own (a body of one line, `pass`, a
+        // comment), writes better code asked to complete the specification's code alone: on
+        // HumanEval's first 40 the 0.5B's 13 such files (9d3ee7d) passed the problems' own
+        // tests 5 times as written and 9 times completed so (`complete.j2`, greedy). The
+        // completion replaces the file; when it gives no code of its own, the file stays.
+        if reply.after_placeholders {
+            for sketch in reply.sketches_spec_code(&spec) {
+                if let Some(content) = self
+                    .complete(module, k, &sketch.shown, &spec, tries)
+                    .await?
+                {
+                    self.obs.event(&Event::Warning {
+                        message: format!(
+                            "functionality {k}: {} repeated the code the specification shows with {} line{} of its own, written after a reply of placeholders; the specification's code was asked for completed, and the completion replaced it",
+                            sketch.shown.path,
+                            sketch.own,
+                            if sketch.own == 1 { "" } else { "s" },
+                        ),
+                    });
+                    reply.replace(&sketch.shown.path, content);
+                }
             }
         }
         self.apply(module, k, &scope, &reply.changes)
     }
 
     /// `copy`, a program file that only repeats code the specification (`spec`) shows, completed
-    /// by the code model in a conversation of its own ([`prompts::complete`]); `None`, with a
-    /// warning, when the reply holds no code block or repeats the specification again.
+    /// by the code model in a conversation of its own ([`prompts::complete`]); `None` when the
+    /// reply holds no code block or repeats the specification again.
     async fn complete(
         &mut self,
         module: &str,
@@ -810,17 +843,8 @@ impl Renderer<'_, '_> {
         req.constraint = Some(Constraint::Text);
         req.template_version = prompts::template_version().to_string();
         let response = self.call(module, k, Role::Code, 0, &mut req, tries).await?;
-        let content = crate::completion::completed(&copy.content, &response.text)
-            .filter(|c| !only_spec_lines(c, spec));
-        if content.is_none() {
-            self.obs.event(&Event::Warning {
-                message: format!(
-                    "functionality {k}: {} only repeats code the specification shows, and asked to complete it the model gave no code of its own; it stays as it is",
-                    copy.path
-                ),
-            });
-        }
-        Ok(content)
+        Ok(crate::completion::completed(&copy.content, &response.text)
+            .filter(|c| !only_spec_lines(c, spec)))
     }
 
     /// One attempt: `Ok(None)` on success, `Ok(Some((reason, output)))` when tests still fail.
@@ -1551,6 +1575,9 @@ struct Reply {
     text: String,
     #[allow(dead_code)]
     finish: FinishReason,
+    /// Whether the model first answered with placeholders (the format's `<the whole file>`)
+    /// and this is its answer to the follow-up.
+    after_placeholders: bool,
 }
 
 impl Reply {
@@ -1589,6 +1616,52 @@ impl Reply {
         copied
     }
 
+    /// The program files the reply writes that repeat code the specification (`spec`) shows
+    /// with a few lines of their own: at most [`SKETCH_MAX_OWN_LINES`] non-blank lines, fewer
+    /// than the spec's lines the file repeats, which are three at least. Each as the file
+    /// without its own lines (what is left is shown for completion), with their number.
+    fn sketches_spec_code(&self, spec: &str) -> Vec<Sketch> {
+        let given: HashSet<&str> = spec.lines().map(str::trim).collect();
+        let mut out = Vec::new();
+        for c in &self.changes.code {
+            let Change::Write { path, content } = c else {
+                continue;
+            };
+            if !is_program_path(path) {
+                continue;
+            }
+            let is_given = |l: &str| given.contains(l.trim());
+            let filled = |l: &&str| !l.trim().is_empty();
+            let own = content
+                .lines()
+                .filter(filled)
+                .filter(|l| !is_given(l))
+                .count();
+            let repeated = content
+                .lines()
+                .filter(filled)
+                .filter(|l| is_given(l))
+                .count();
+            if own == 0 || own > SKETCH_MAX_OWN_LINES || own >= repeated || repeated < 3 {
+                continue;
+            }
+            let mut shown: String = content
+                .lines()
+                .filter(|l| !filled(l) || is_given(l))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            shown = format!("{}\n", shown.trim_end());
+            out.push(Sketch {
+                shown: FileText {
+                    path: path.clone(),
+                    content: shown,
+                },
+                own,
+            });
+        }
+        out
+    }
+
     /// Writes `content` to the code path `path` instead of what the reply gave for it.
     fn replace(&mut self, path: &str, content: String) {
         for c in &mut self.changes.code {
@@ -1619,6 +1692,20 @@ impl Reply {
         }
     }
 }
+
+/// A program file that repeats code the specification shows with a few lines of its own
+/// ([`Reply::sketches_spec_code`]).
+struct Sketch {
+    /// The file without its own lines.
+    shown: FileText,
+    /// How many non-blank lines of its own it had.
+    own: usize,
+}
+
+/// The most lines of its own a program file may add to the code the specification shows and
+/// still be asked for completed after a reply of placeholders (the 0.5B's bodies: a return
+/// statement, `pass` and a comment, five lines for HumanEval/0's loop).
+const SKETCH_MAX_OWN_LINES: usize = 5;
 
 /// Why a reply's blocks may not be applied.
 #[derive(Debug)]
@@ -2142,6 +2229,7 @@ mod tests {
             },
             text: String::new(),
             finish: FinishReason::Stop,
+            after_placeholders: false,
         };
         let copy = "def f(x):\n    \"\"\"Twice x.\"\"\"\n\n";
         // Reindented and with blank lines, still a copy; a test file beside it does not count.
@@ -2171,6 +2259,61 @@ mod tests {
         assert!(reply(&[("solution.py", "\n")])
             .copies_spec_code(spec)
             .is_empty());
+    }
+
+    #[test]
+    fn a_program_that_repeats_the_specs_code_with_a_few_lines_is_a_sketch() {
+        let spec = "- :Solution: should define `f`.\n\n  ```python\n  from typing import List\n\n\n  def f(xs: List[int]) -> int:\n      \"\"\"Sum of xs.\n      >>> f([1, 2])\n      3\n      \"\"\"\n  ```\n";
+        let reply = |content: &str| Reply {
+            changes: Routed {
+                code: vec![
+                    Change::Write {
+                        path: "solution.py".into(),
+                        content: content.into(),
+                    },
+                    Change::Write {
+                        path: "test_solution.py".into(),
+                        content: "from solution import f\n".into(),
+                    },
+                ],
+                tests: vec![],
+            },
+            text: String::new(),
+            finish: FinishReason::Stop,
+            after_placeholders: true,
+        };
+        let skeleton = "from typing import List\n\n\ndef f(xs: List[int]) -> int:\n    \"\"\"Sum of xs.\n    >>> f([1, 2])\n    3\n    \"\"\"\n";
+        let sketched = |content: &str| -> Vec<(String, String, usize)> {
+            reply(content)
+                .sketches_spec_code(spec)
+                .into_iter()
+                .map(|s| (s.shown.path, s.shown.content, s.own))
+                .collect()
+        };
+        // A stub body and a comment: the file without them (blank lines at the end too).
+        assert_eq!(
+            sketched(&format!(
+                "{skeleton}    # Your implementation goes here\n    return []\n\n"
+            )),
+            [("solution.py".to_string(), skeleton.to_string(), 2)]
+        );
+        // Five lines of its own are a sketch still; six are the model's code.
+        let body = |n: usize| {
+            format!(
+                "{skeleton}{}",
+                "    x = 1\n".repeat(n - 1) + "    return sum(xs)\n"
+            )
+        };
+        assert_eq!(sketched(&body(5))[0].2, 5);
+        assert!(sketched(&body(6)).is_empty());
+        // A copy with no line of its own is not a sketch (it is completed as a copy), nor is a
+        // file that repeats fewer than three of the spec's lines, or no more than it adds.
+        assert!(sketched(skeleton).is_empty());
+        assert!(sketched("from typing import List\n\ndef g():\n    return 1\n").is_empty());
+        assert!(sketched(
+            "def f(xs: List[int]) -> int:\n    \"\"\"Sum of xs.\n    t = 0\n    for x in xs:\n        t += x\n    return t\n"
+        )
+        .is_empty());
     }
 
     #[test]

@@ -609,6 +609,88 @@ fn an_implementation_that_only_repeats_the_specs_code_is_completed() {
     assert_eq!(f.server.seen().len(), 3);
 }
 
+/// A model that answers the reply format with placeholders, then, asked for the code, repeats
+/// the function the spec shows with a line of its own as the body: the spec's code is asked for
+/// completed, in a conversation of its own, and the completion replaces the file, with a
+/// warning. The same answer given at once (no placeholders first) is the model's code and
+/// stays as it is.
+#[test]
+fn code_written_after_placeholders_that_repeats_the_specs_code_is_completed() {
+    let shown =
+        "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n}\n";
+    let sketch = "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n  echo \"hello\"\n}\ngreet world\n";
+    let body = "#!/usr/bin/env bash\ngreet() {\n  echo \"hello, $1\"\n}\ngreet world\n";
+    let fixture = |placeholders: bool| {
+        let f = Fixture::new(&[]);
+        std::fs::write(
+            f.dir.path().join("app.plain"),
+            "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
+        )
+        .unwrap();
+        f.server.set_responder(move |s: &Seen| {
+            let prompt = s.last_user();
+            if prompt.contains("Write conformance tests") {
+                return openai_reply(&block(
+                    "check.sh",
+                    "bash main.sh | grep -qx 'hello, world'\n",
+                ));
+            }
+            if prompt.starts_with("Complete the following code of main.sh") {
+                return openai_reply(&format!("```bash\n{body}```\n"));
+            }
+            if placeholders && !prompt.contains("That reply holds no code") {
+                return openai_reply(&block("main.sh", "<the whole file>\n"));
+            }
+            openai_reply(&block("main.sh", sketch))
+        });
+        f
+    };
+    let f = fixture(true);
+    let (r, events) = f.render(&f.options());
+    let s = r.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
+    // Placeholders, the code asked for, its completion, the conformance tests.
+    assert_eq!((s.rendered, s.model_calls), (1, 4));
+    assert_eq!(run_main(&f.code()), "hello, world\n");
+    let seen = f.server.seen();
+    assert!(seen[1].last_user().contains("That reply holds no code"));
+    assert_eq!(roles(&seen[2]), ["user"]);
+    // Shown without the line of its own (nor the call after the function, which the spec
+    // does not show).
+    assert_eq!(
+        seen[2].last_user(),
+        format!("Complete the following code of main.sh: write the body of every function. Reply with the whole file in one ```bash block.\n\n```bash\n{shown}```")
+    );
+    assert!(
+        warned(
+            &events,
+            "functionality 1: main.sh repeated the code the specification shows with 2 lines of its own, written after a reply of placeholders; the specification's code was asked for completed, and the completion replaced it"
+        ),
+        "{events:?}"
+    );
+
+    // Given at once, the same file is the model's code: written as it is, no completion asked.
+    let f = fixture(false);
+    let (r, events) = f.render(&Options {
+        restarts: 0,
+        fix_attempts: 0,
+        ..f.options()
+    });
+    assert!(
+        matches!(r, Err(RenderError::Failed { .. })),
+        "the sketch prints \"hello\" and fails: {r:?}"
+    );
+    // The implementation and the conformance tests, which were shown the file as written.
+    let seen = f.server.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].last_user().contains("Write conformance tests"));
+    assert!(seen[1]
+        .last_user()
+        .contains("  echo \"hello\"\n}\ngreet world\n"));
+    assert!(!events
+        .iter()
+        .any(|e| format!("{e:?}").contains("asked for completed")));
+}
+
 /// A model that writes a README with every implementation: unless the specification names a
 /// README, generation is asked to stop where one starts and the README is not written.
 #[test]
