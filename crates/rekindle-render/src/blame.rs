@@ -146,6 +146,7 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
     }
     let numbers = numbers_in(spec);
     let given = |lit: &Literal| spec_gives(spec, &numbers, lit);
+    let shown = shown_calls(spec, files);
     let mut checks = Vec::new();
     for at in all_pointed_at(output, files) {
         let Some((path, text)) = at.split_once(" line ") else {
@@ -165,6 +166,9 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
                 None => {}
             }
         }
+        if made_up.is_empty() && given_here.len() >= 2 {
+            made_up.extend(unshown_calls(source, &shown));
+        }
         checks.push(Check {
             path: path.to_string(),
             line: n.parse().unwrap_or(0),
@@ -173,6 +177,139 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
         });
     }
     Some(checks)
+}
+
+/// The calls the specification shows of functions the program defines (`def name(` in a
+/// program file among `files`): for each name, the argument lists the spec calls it with
+/// ([`same_arguments`] compares them). A `def` line of the spec is a signature, no call.
+fn shown_calls(spec: &str, files: &[FileText]) -> Vec<(String, Vec<String>)> {
+    let defined: Vec<String> = files
+        .iter()
+        .filter(|f| !is_test_path(&f.path))
+        .flat_map(|f| f.content.lines())
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let rest = l.strip_prefix("async ").unwrap_or(l).strip_prefix("def ")?;
+            let name = rest.split('(').next()?.trim();
+            (!name.is_empty() && rest.contains('(')).then(|| name.to_string())
+        })
+        .collect();
+    let mut shown: Vec<(String, Vec<String>)> = Vec::new();
+    for line in spec.lines() {
+        let t = line.trim_start();
+        if t.starts_with("def ") || t.starts_with("async def ") {
+            continue;
+        }
+        for (name, args) in calls(line) {
+            if !defined.contains(&name) {
+                continue;
+            }
+            match shown.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, all)) => all.push(args),
+                None => shown.push((name, vec![args])),
+            }
+        }
+    }
+    shown
+}
+
+/// The calls in a failing check's `source` line of a function the specification shows called
+/// ([`shown_calls`]) with arguments it never gives it: the check is then the model's own case,
+/// whatever values it borrows from the spec. Asked only of a check that would otherwise be an
+/// example ([`spec_valued`]: two given values at least, none made up). HumanEval/29 with the 0.5B (9d3ee7d) checked
+/// `filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'abc') == ['abc', 'array']`: every value
+/// is the spec's (its example uses the prefix `'a'`), so the wrong check was kept as an example
+/// and the right code was "fixed" until the render gave up. Each as written.
+fn unshown_calls(source: &str, shown: &[(String, Vec<String>)]) -> Vec<String> {
+    calls(source)
+        .into_iter()
+        .filter(|(name, args)| {
+            shown
+                .iter()
+                .any(|(n, all)| n == name && !all.iter().any(|a| same_arguments(a, args)))
+        })
+        .map(|(name, args)| format!("{name}({args})"))
+        .collect()
+}
+
+/// The calls in `line`: a name (the last part of a dotted one) and the text between its
+/// brackets, when they close on the line ([`draft::balanced_end`]); calls inside the arguments
+/// too. Quoted strings hold no calls.
+fn calls(line: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        if let Some(q) = quote {
+            if c == '\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            i += 1;
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            let start = at;
+            while i < chars.len() && (chars[i].1.is_alphanumeric() || chars[i].1 == '_') {
+                i += 1;
+            }
+            let end = chars.get(i).map_or(line.len(), |(a, _)| *a);
+            if chars.get(i).is_some_and(|(_, c)| *c == '(') {
+                if let Some(len) = draft::balanced_end(&line[end..]) {
+                    out.push((
+                        line[start..end].to_string(),
+                        line[end + 1..end + len - 1].to_string(),
+                    ));
+                }
+            }
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether two argument lists are the same as code: alike but for white space outside quoted
+/// strings and the quote marks a string is written with.
+fn same_arguments(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        let mut out = String::new();
+        let mut quote: Option<char> = None;
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            match quote {
+                Some(q) => {
+                    if c == '\\' {
+                        out.push(c);
+                        if let Some(n) = chars.next() {
+                            out.push(n);
+                        }
+                    } else if c == q {
+                        quote = None;
+                        out.push('\'');
+                    } else {
+                        out.push(c);
+                    }
+                }
+                None if c == '\'' || c == '"' => {
+                    quote = Some(c);
+                    out.push('\'');
+                }
+                None if c.is_whitespace() => {}
+                None => out.push(c),
+            }
+        }
+        out
+    }
+    norm(a) == norm(b)
 }
 
 /// Whether the specification `spec` (whose numbers are `numbers`) gives `lit`: Some(true) when
@@ -848,6 +985,51 @@ mod tests {
         let copied = "  File \"/tmp/python_code/test_app.py\", line 2, in <module>\nNameError: name 'time' is not defined\n";
         assert_eq!(pointed_at(copied, &files), ["test_app.py line 2: class T:"]);
         assert!(pointed_at("no lines here", &files).is_empty());
+    }
+
+    #[test]
+    fn a_call_of_the_specs_function_with_arguments_it_never_shows_is_made_up() {
+        // HumanEval/29 as the 0.5B tested it: every value is the spec's, the prefix is not.
+        let spec = "  ```python\n  def filter_by_prefix(strings: List[str], prefix: str) -> List[str]:\n      \"\"\" Filter an input list of strings only for ones that start with a given prefix.\n      >>> filter_by_prefix([], 'a')\n      []\n      >>> filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'a')\n      ['abc', 'array']\n      \"\"\"\n  ```\n";
+        let files = vec![
+            FileText {
+                path: "solution.py".into(),
+                content: "def filter_by_prefix(strings, prefix):\n    return [s for s in strings if s.startswith(prefix)]\n".into(),
+            },
+            FileText {
+                path: "test_solution.py".into(),
+                content: "import unittest\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(filter_by_prefix([\"abc\", \"bcd\",\"cde\", \"array\"],  \"a\"), ['abc', 'array'])\n        self.assertEqual(filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'abc'), ['abc', 'array'])\n        self.assertEqual(sorted(filter_by_prefix(['abc', 'array'], 'a')), ['abc', 'array'])\n        self.assertEqual(filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'ab'), ['abc', 'array', 'abz'])\n".into(),
+            },
+        ];
+        let failing = |line: usize| {
+            format!("FAIL: test_f (test_solution.T.test_f)\nTraceback (most recent call last):\n  File \"test_solution.py\", line {line}, in test_f\n    ...\nAssertionError: Lists differ: ['abc'] != ['abc', 'array']\n")
+        };
+        // The spec's own call, written with other quotes and spaces, is its example.
+        assert!(spec_valued(&failing(4), &files, spec));
+        assert_eq!(invented_values(&failing(4), &files, spec), None);
+        // The same values with the prefix 'abc': the model's own case.
+        assert!(!spec_valued(&failing(5), &files, spec));
+        assert_eq!(
+            invented_values(&failing(5), &files, spec),
+            Some(Invented {
+                path: "test_solution.py".to_string(),
+                line: 5,
+                values: vec!["filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'abc')".to_string()],
+                raised: None,
+            })
+        );
+        // A call inside another function's (which the program does not define) counts alone.
+        assert_eq!(
+            invented_values(&failing(6), &files, spec).map(|i| i.values),
+            Some(vec!["filter_by_prefix(['abc', 'array'], 'a')".to_string()])
+        );
+        // A made-up literal says it already: the call is not added.
+        assert_eq!(
+            invented_values(&failing(7), &files, spec).map(|i| i.values),
+            Some(vec!["\"ab\"".to_string(), "\"abz\"".to_string()])
+        );
+        // With no program file that defines it, the spec's calls say nothing.
+        assert!(spec_valued(&failing(5), &files[1..], spec));
     }
 
     #[test]
