@@ -166,7 +166,7 @@ fn failing_checks(output: &str, files: &[FileText], spec: &str) -> Option<Vec<Ch
                 None => {}
             }
         }
-        if made_up.is_empty() && given_here.len() >= 2 {
+        if made_up.is_empty() {
             made_up.extend(unshown_calls(source, &shown));
         }
         checks.push(Check {
@@ -215,8 +215,9 @@ fn shown_calls(spec: &str, files: &[FileText]) -> Vec<(String, Vec<String>)> {
 
 /// The calls in a failing check's `source` line of a function the specification shows called
 /// ([`shown_calls`]) with arguments it never gives it: the check is then the model's own case,
-/// whatever values it borrows from the spec. Asked only of a check that would otherwise be an
-/// example ([`spec_valued`]: two given values at least, none made up). HumanEval/29 with the 0.5B (9d3ee7d) checked
+/// whatever values it borrows from the spec, or when it has none but 0, 1 and short strings
+/// (`string_sequence(1) == '0'`, where HumanEval/15 shows 0 and 5). Asked only of a check none
+/// of whose literals is made up already. HumanEval/29 with the 0.5B (9d3ee7d) checked
 /// `filter_by_prefix(['abc', 'bcd', 'cde', 'array'], 'abc') == ['abc', 'array']`: every value
 /// is the spec's (its example uses the prefix `'a'`), so the wrong check was kept as an example
 /// and the right code was "fixed" until the render gave up. Each as written.
@@ -406,8 +407,9 @@ const VALUE_ERRORS: [&str; 5] = [
 /// code divides by zero (as the canonical solution does). Every traceback of `output` must be
 /// such a failure, with no failed assertion, and the test line must pass the called function
 /// at least one literal, none of them the spec's: a call with no values (`longest([])`) may be
-/// a case the spec words. The first one, with the call's literals as its values and the
-/// error as raised.
+/// a case the spec words, unless the spec shows the function called and never so
+/// ([`unshown_calls`]; the call is then its value). The first one, with the call's literals as
+/// its values and the error as raised.
 pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
     if failed_assertion(output) {
         return None;
@@ -433,9 +435,18 @@ pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) ->
             .find(|a| a.split(" line ").next().is_some_and(is_test_path))?;
         let (place, line) = test.split_once(": ")?;
         let (path, n) = place.split_once(" line ")?;
-        let args = call_arguments(line, &called_function(tb, files)?)?;
+        let function = called_function(tb, files)?;
+        let args = call_arguments(line, &function)?;
         let values = literals(&args);
-        if values.is_empty()
+        // A call with no values is the model's own case when the spec shows the function
+        // called, and never so (`max_element([])` where HumanEval/35 shows lists of numbers);
+        // one the spec does not show called may be a case it words.
+        let unshown: Vec<String> = if values.is_empty() {
+            unshown_calls(&format!("{function}({args})"), &shown_calls(spec, files))
+        } else {
+            vec![]
+        };
+        if (values.is_empty() && unshown.is_empty())
             || values
                 .iter()
                 .any(|v| spec_gives(spec, &numbers, v) == Some(true))
@@ -446,7 +457,7 @@ pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) ->
             first = Some(Invented {
                 path: path.to_string(),
                 line: n.parse().ok()?,
-                values: distinct(values.iter().map(ToString::to_string)),
+                values: distinct(values.iter().map(ToString::to_string).chain(unshown)),
                 raised: Some(error.to_string()),
             });
         }
@@ -1102,6 +1113,12 @@ mod tests {
         };
         assert!(!spec_valued(&bare_failing(4), &bare, spec));
         assert!(!spec_valued(&bare_failing(5), &bare, spec));
+        // Nor are they made up, but the call is, with arguments the spec never gives it.
+        assert_eq!(
+            invented_values(&bare_failing(4), &bare, spec).map(|i| i.values),
+            Some(vec!["mean_absolute_deviation([1, 0])".to_string()])
+        );
+        assert_eq!(invented_values(&bare_failing(4), &bare[1..], spec), None);
         // One given value alone (the expected one) is no example either: the inputs stand on
         // other lines, and they may not be the spec's.
         let cart_spec =
@@ -1130,7 +1147,6 @@ mod tests {
             Some(vec!["\"()()\"".to_string()])
         );
         assert!(spec_valued(&parens_failing(4), &parens, parens_spec));
-        assert_eq!(invented_values(&bare_failing(4), &bare, spec), None);
         // So does an error raised in the code, and any error that is no failed assertion.
         let through_code = format!(
             "{}  File \"solution.py\", line 2, in mean_absolute_deviation\nZeroDivisionError: division by zero (AssertionError)\n",
@@ -1242,11 +1258,32 @@ mod tests {
             unspecified_input(&raised_through(4, lines[0], divide, zero), &files, spec),
             None
         );
-        // A call with no values may be a case the spec words ("None for an empty list").
+        // A call with no values may be a case the spec words ("None for an empty list"): so
+        // when the spec never shows the function called, or shows it called so.
         let empty = "ValueError: min() arg is an empty sequence";
+        let worded = spec.replace(">>> rescale_to_unit([1.0, 2.0, 3.0, 4.0, 5.0])", "");
+        assert_eq!(
+            unspecified_input(&raised_through(6, lines[2], divide, empty), &files, &worded),
+            None
+        );
+        let shown_empty = format!("{spec}>>> rescale_to_unit( [ ] )\n[]\n");
+        assert_eq!(
+            unspecified_input(
+                &raised_through(6, lines[2], divide, empty),
+                &files,
+                &shown_empty
+            ),
+            None
+        );
+        // Shown called with other values only, the empty list is the test's own case.
         assert_eq!(
             unspecified_input(&raised_through(6, lines[2], divide, empty), &files, spec),
-            None
+            Some(Invented {
+                path: "test_solution.py".to_string(),
+                line: 6,
+                values: vec!["rescale_to_unit([])".to_string()],
+                raised: Some(empty.to_string()),
+            })
         );
         // An error that is no error of the values is the code's, whatever it was called with;
         // any error the code raises itself is a decision about the values.
