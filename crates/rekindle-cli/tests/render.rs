@@ -2712,7 +2712,7 @@ fn mask(text: &str, dir: &Path) -> String {
 /// `why` names each model call by the start of its key, and `cache show` prints that call's
 /// conversation (system prompt, the functionality's text in the user message) and its reply,
 /// from the entry the render stored; a key that is no key, or that no entry has, is a usage
-/// error naming the fix.
+/// error naming the fix; a damaged entry is said to be damaged.
 #[test]
 fn cache_show_prints_the_conversation_of_a_call_why_names() {
     let p = Project::new(&["first", "second"], Behaviour::default());
@@ -2765,6 +2765,27 @@ fn cache_show_prints_the_conversation_of_a_call_why_names() {
         err.contains(&format!("has a key starting with `{absent}`")),
         "{err}"
     );
+    // A damaged entry is reported as damaged, with its file, not as missing.
+    let shard = p.path().join(".rekindle/cache/v1").join(&short[..2]);
+    let entry = std::fs::read_dir(&shard)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&short[2..])
+        })
+        .unwrap_or_else(|| panic!("no entry for {short} in {}", shard.display()));
+    std::fs::write(&entry, "{\"version\": 1").unwrap();
+    let (code, _, err) = rekindle_in(p.path(), &["cache", "show", &short]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("damaged cache entry") && err.contains("not a cache entry"),
+        "{err}"
+    );
+    assert!(!err.contains("has a key starting with"), "{err}");
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub enum FindError {
     Missing,
     /// Several keys start so: the first few.
     Ambiguous(Vec<String>),
+    /// One entry's key starts so, and it cannot be read or is damaged: what is wrong with it.
+    Unreadable(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -208,7 +210,9 @@ impl Cache {
             [] => Err(FindError::Missing),
             [key] => match self.get(key) {
                 Ok(Some(p)) => Ok(p),
-                _ => Err(FindError::Missing),
+                // An entry of another cache version is no entry of this one.
+                Ok(None) => Err(FindError::Missing),
+                Err(e) => Err(FindError::Unreadable(e.to_string())),
             },
             _ => {
                 keys.truncate(5);
@@ -356,9 +360,20 @@ mod tests {
         c.put(&payload(&twin)).unwrap();
         assert_eq!(
             c.find("000000"),
-            Err(FindError::Ambiguous(vec![old.clone(), twin]))
+            Err(FindError::Ambiguous(vec![old.clone(), twin.clone()]))
         );
         assert_eq!(c.find(&old).unwrap().key, old);
+        // A damaged entry is found, and said to be damaged, not missing.
+        std::fs::write(c.path(&twin), "{\"version\": 1").unwrap();
+        match c.find(&twin) {
+            Err(FindError::Unreadable(why)) => {
+                assert!(
+                    why.contains("not a cache entry") && why.contains(&twin[2..]),
+                    "{why}"
+                )
+            }
+            other => panic!("expected the damaged entry to be reported, got {other:?}"),
+        }
     }
 
     #[test]

@@ -38,20 +38,20 @@ pub fn run(command: CacheCommand) -> CmdResult {
             }
         }
         CacheCommand::Show { key, at } => {
-            let p = cache.find(key).map_err(|e| {
-                CliError::usage(match e {
-                    FindError::NotAKey => format!(
-                        "`{key}` is not the start of a cache key: give at least 6 of its hex digits, as `rekindle why` prints them"
-                    ),
-                    FindError::Missing => {
-                        format!("no entry of {} has a key starting with `{key}`", dir.display())
-                    }
-                    FindError::Ambiguous(keys) => format!(
-                        "several entries of {} have keys starting with `{key}` ({}…): give more digits",
-                        dir.display(),
-                        keys.join(", ")
-                    ),
-                })
+            let p = cache.find(key).map_err(|e| match e {
+                FindError::NotAKey => CliError::usage(format!(
+                    "`{key}` is not the start of a cache key: give at least 6 of its hex digits, as `rekindle why` prints them"
+                )),
+                FindError::Missing => CliError::usage(format!(
+                    "no entry of {} has a key starting with `{key}`",
+                    dir.display()
+                )),
+                FindError::Ambiguous(keys) => CliError::usage(format!(
+                    "several entries of {} have keys starting with `{key}` ({}…): give more digits",
+                    dir.display(),
+                    keys.join(", ")
+                )),
+                FindError::Unreadable(why) => CliError::failure(why),
             })?;
             match at.format {
                 Format::Json => println!("{}", serde_json::json!({"entry": p})),
