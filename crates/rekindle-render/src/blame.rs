@@ -224,13 +224,16 @@ fn shown_calls(spec: &str, files: &[FileText]) -> Vec<(String, Vec<String>)> {
 fn unshown_calls(source: &str, shown: &[(String, Vec<String>)]) -> Vec<String> {
     calls(source)
         .into_iter()
-        .filter(|(name, args)| {
-            shown
-                .iter()
-                .any(|(n, all)| n == name && !all.iter().any(|a| same_arguments(a, args)))
-        })
+        .filter(|(name, args)| unshown(shown, name, args))
         .map(|(name, args)| format!("{name}({args})"))
         .collect()
+}
+
+/// Whether the specification shows `name` called ([`shown_calls`]), and never with `args`.
+fn unshown(shown: &[(String, Vec<String>)], name: &str, args: &str) -> bool {
+    shown
+        .iter()
+        .any(|(n, all)| n == name && !all.iter().any(|a| same_arguments(a, args)))
 }
 
 /// The calls in `line`: a name (the last part of a dotted one) and the text between its
@@ -408,13 +411,14 @@ const VALUE_ERRORS: [&str; 5] = [
 /// such a failure, with no failed assertion, and the test line must pass the called function
 /// at least one literal, none of them the spec's: a call with no values (`longest([])`) may be
 /// a case the spec words, unless the spec shows the function called and never so
-/// ([`unshown_calls`]; the call is then its value). The first one, with the call's literals as
+/// ([`unshown`]; the call is then its value). The first one, with the call's literals as
 /// its values and the error as raised.
 pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) -> Option<Invented> {
     if failed_assertion(output) {
         return None;
     }
     let numbers = numbers_in(spec);
+    let shown = shown_calls(spec, files);
     let mut first = None;
     for tb in output.split("Traceback (most recent call last):").skip(1) {
         let at = all_pointed_at(tb, files);
@@ -441,12 +445,8 @@ pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) ->
         // A call with no values is the model's own case when the spec shows the function
         // called, and never so (`max_element([])` where HumanEval/35 shows lists of numbers);
         // one the spec does not show called may be a case it words.
-        let unshown: Vec<String> = if values.is_empty() {
-            unshown_calls(&format!("{function}({args})"), &shown_calls(spec, files))
-        } else {
-            vec![]
-        };
-        if (values.is_empty() && unshown.is_empty())
+        let made_up_call = values.is_empty() && unshown(&shown, &function, &args);
+        if (values.is_empty() && !made_up_call)
             || values
                 .iter()
                 .any(|v| spec_gives(spec, &numbers, v) == Some(true))
@@ -457,7 +457,12 @@ pub(crate) fn unspecified_input(output: &str, files: &[FileText], spec: &str) ->
             first = Some(Invented {
                 path: path.to_string(),
                 line: n.parse().ok()?,
-                values: distinct(values.iter().map(ToString::to_string).chain(unshown)),
+                values: distinct(
+                    values
+                        .iter()
+                        .map(ToString::to_string)
+                        .chain(made_up_call.then(|| format!("{function}({args})"))),
+                ),
                 raised: Some(error.to_string()),
             });
         }

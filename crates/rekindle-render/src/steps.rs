@@ -1598,13 +1598,7 @@ impl Reply {
     fn copies_spec_code(&self, spec: &str) -> Vec<FileText> {
         let given: HashSet<&str> = spec.lines().map(str::trim).collect();
         let mut copied = Vec::new();
-        for c in &self.changes.code {
-            let Change::Write { path, content } = c else {
-                continue;
-            };
-            if !is_program_path(path) {
-                continue;
-            }
+        for (path, content) in self.program_writes() {
             if !only_given_lines(content, &given) {
                 return Vec::new();
             }
@@ -1622,44 +1616,39 @@ impl Reply {
     /// without its own lines (what is left is shown for completion), with their number.
     fn sketches_spec_code(&self, spec: &str) -> Vec<Sketch> {
         let given: HashSet<&str> = spec.lines().map(str::trim).collect();
+        let is_given = |l: &&str| given.contains(l.trim());
         let mut out = Vec::new();
-        for c in &self.changes.code {
-            let Change::Write { path, content } = c else {
-                continue;
-            };
-            if !is_program_path(path) {
-                continue;
-            }
-            let is_given = |l: &str| given.contains(l.trim());
-            let filled = |l: &&str| !l.trim().is_empty();
-            let own = content
+        for (path, content) in self.program_writes() {
+            let (repeated, own): (Vec<&str>, Vec<&str>) = content
                 .lines()
-                .filter(filled)
-                .filter(|l| !is_given(l))
-                .count();
-            let repeated = content
-                .lines()
-                .filter(filled)
-                .filter(|l| is_given(l))
-                .count();
+                .filter(|l| !l.trim().is_empty())
+                .partition(is_given);
+            let (repeated, own) = (repeated.len(), own.len());
             if own == 0 || own > SKETCH_MAX_OWN_LINES || own >= repeated || repeated < 3 {
                 continue;
             }
-            let mut shown: String = content
+            let shown: String = content
                 .lines()
-                .filter(|l| !filled(l) || is_given(l))
+                .filter(|l| l.trim().is_empty() || is_given(l))
                 .map(|l| format!("{l}\n"))
                 .collect();
-            shown = format!("{}\n", shown.trim_end());
             out.push(Sketch {
                 shown: FileText {
                     path: path.clone(),
-                    content: shown,
+                    content: format!("{}\n", shown.trim_end()),
                 },
                 own,
             });
         }
         out
+    }
+
+    /// The program files the reply writes (not tests, not documentation): path and content.
+    fn program_writes(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.changes.code.iter().filter_map(|c| match c {
+            Change::Write { path, content } if is_program_path(path) => Some((path, content)),
+            _ => None,
+        })
     }
 
     /// Writes `content` to the code path `path` instead of what the reply gave for it.

@@ -537,6 +537,29 @@ fn an_implementation_that_leaves_the_program_as_it_was_is_asked_again() {
     assert!(!seen[0].last_user().contains("leaves the program"));
 }
 
+/// A project whose spec shows a bash function, signature and comment, no body, to define and
+/// call (`greet world` prints "hello, world"), and a model whose conformance tests check that;
+/// `implementation` answers every other prompt (the last user message) with the reply's text.
+fn greet_fixture(implementation: impl Fn(&str) -> String + Send + Sync + 'static) -> Fixture {
+    let f = Fixture::new(&[]);
+    std::fs::write(
+        f.dir.path().join("app.plain"),
+        "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
+    )
+    .unwrap();
+    f.server.set_responder(move |s: &Seen| {
+        let prompt = s.last_user();
+        if prompt.contains("Write conformance tests") {
+            return openai_reply(&block(
+                "check.sh",
+                "bash main.sh | grep -qx 'hello, world'\n",
+            ));
+        }
+        openai_reply(&implementation(&prompt))
+    });
+    f
+}
+
 /// A model that answers with the function the spec shows, signature and comment, and no body:
 /// the file is asked for as code to complete, in a conversation of its own (one user message, no
 /// file blocks), and the fenced block of that reply is the file. A completion that only gives
@@ -547,26 +570,12 @@ fn an_implementation_that_only_repeats_the_specs_code_is_completed() {
         "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n}\n";
     let body = "#!/usr/bin/env bash\ngreet() {\n  echo \"hello, $1\"\n}\ngreet world\n";
     let fixture = |completion: String| {
-        let f = Fixture::new(&[]);
-        std::fs::write(
-            f.dir.path().join("app.plain"),
-            "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
-        )
-        .unwrap();
-        f.server.set_responder(move |s: &Seen| {
-            let prompt = s.last_user();
-            if prompt.contains("Write conformance tests") {
-                return openai_reply(&block(
-                    "check.sh",
-                    "bash main.sh | grep -qx 'hello, world'\n",
-                ));
-            }
+        greet_fixture(move |prompt| {
             if prompt.starts_with("Complete the following code of main.sh") {
-                return openai_reply(&completion);
+                return completion.clone();
             }
-            openai_reply(&block("main.sh", copy))
-        });
-        f
+            block("main.sh", copy)
+        })
     };
     // The completion, in prose around a fenced block, as models answer.
     let f = fixture(format!(
@@ -621,29 +630,15 @@ fn code_written_after_placeholders_that_repeats_the_specs_code_is_completed() {
     let sketch = "#!/usr/bin/env bash\ngreet() {\n  : # prints \"hello, \" and the name it is given\n  echo \"hello\"\n}\ngreet world\n";
     let body = "#!/usr/bin/env bash\ngreet() {\n  echo \"hello, $1\"\n}\ngreet world\n";
     let fixture = |placeholders: bool| {
-        let f = Fixture::new(&[]);
-        std::fs::write(
-            f.dir.path().join("app.plain"),
-            "***definitions***\n\n- :Tool: is a shell script named main.sh.\n\n***implementation reqs***\n\n- :Tool: is written in bash.\n\n***functional specs***\n\n- :Tool: should define the function below, which greets its argument, and greet \"world\" with it.\n\n  ```bash\n  #!/usr/bin/env bash\n  greet() {\n    : # prints \"hello, \" and the name it is given\n  }\n  ```\n",
-        )
-        .unwrap();
-        f.server.set_responder(move |s: &Seen| {
-            let prompt = s.last_user();
-            if prompt.contains("Write conformance tests") {
-                return openai_reply(&block(
-                    "check.sh",
-                    "bash main.sh | grep -qx 'hello, world'\n",
-                ));
-            }
+        greet_fixture(move |prompt| {
             if prompt.starts_with("Complete the following code of main.sh") {
-                return openai_reply(&format!("```bash\n{body}```\n"));
+                return format!("```bash\n{body}```\n");
             }
             if placeholders && !prompt.contains("That reply holds no code") {
-                return openai_reply(&block("main.sh", "<the whole file>\n"));
+                return block("main.sh", "<the whole file>\n");
             }
-            openai_reply(&block("main.sh", sketch))
-        });
-        f
+            block("main.sh", sketch)
+        })
     };
     let f = fixture(true);
     let (r, events) = f.render(&f.options());
